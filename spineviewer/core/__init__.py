@@ -1,0 +1,1 @@
+"""Headless core of SpineViewer: never imports Qt."""

@@ -1,0 +1,1 @@
+"""SpineViewer core/dicom package."""

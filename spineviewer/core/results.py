@@ -1,0 +1,235 @@
+"""The one result type: what the GUI shows, reports print, CSV/JSON hold and users edit.
+
+All coordinates are (row, col) pixels of the analysed *source* slice; measurements are in
+millimetres and degrees. JSON schema ``spineviewer.result/1`` and the CSV columns below are
+contracts that other tools parse: keep the names exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "spineviewer.result/1"
+CORNER_NAMES = ("AS", "AI", "PS", "PI")
+MEASUREMENT_FIELDS = (
+    "AH_mm", "PH_mm", "MH_mm", "SC_mm", "IC_mm", "VA_deg",
+    "wedge_ratio", "biconcavity_ratio", "crush_ratio",
+)
+CSV_COLUMNS = (
+    "study_uid", "series_uid", "level", *MEASUREMENT_FIELDS,
+    "fracture", "deformity", "genant_grade", "flags",
+)
+DEFORMITIES = ("none", "wedge", "biconcave", "crush")
+
+
+@dataclass
+class VertebraResult:
+    """One vertebral body: geometry, measurements, Genant call and why.
+
+    Notes
+    -----
+    ``corners_rc`` maps AS/AI/PS/PI (anterior/posterior, superior/inferior) to (row, col)
+    source-slice pixels; ``outline_rc`` is the closed body border in the same frame.
+    ``ai`` holds the network's original values once a user has edited the vertebra.
+    """
+
+    level: str
+    corners_rc: dict[str, tuple[float, float]] = field(default_factory=dict)
+    outline_rc: list[tuple[float, float]] = field(default_factory=list)
+    AH_mm: float | None = None
+    PH_mm: float | None = None
+    MH_mm: float | None = None
+    SC_mm: float | None = None
+    IC_mm: float | None = None
+    VA_deg: float | None = None
+    wedge_ratio: float | None = None
+    biconcavity_ratio: float | None = None
+    crush_ratio: float | None = None
+    fracture: bool = False
+    deformity: str = "none"
+    genant_grade: int = 0
+    flags: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    corner_strategy: str = ""
+    corner_overlap: float | None = None
+    override: dict[str, Any] | None = None  # {"fracture": bool, "comment": str}
+    ai: dict[str, Any] | None = None  # AI values before the first user edit
+
+    @property
+    def final_fracture(self) -> bool:
+        """The fracture call after any user override."""
+        if self.override is not None and "fracture" in self.override:
+            return bool(self.override["fracture"])
+        return self.fracture
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["corners_rc"] = {k: [float(v[0]), float(v[1])] for k, v in self.corners_rc.items()}
+        d["outline_rc"] = [[round(float(r), 3), round(float(c), 3)] for r, c in self.outline_rc]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VertebraResult":
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["corners_rc"] = {k: (float(v[0]), float(v[1])) for k, v in d.get("corners_rc", {}).items()}
+        kw["outline_rc"] = [(float(r), float(c)) for r, c in d.get("outline_rc", [])]
+        kw["flags"] = list(d.get("flags", []))
+        kw["reasons"] = list(d.get("reasons", []))
+        kw["fracture"] = bool(d.get("fracture", False))
+        return cls(**kw)
+
+
+@dataclass
+class StudyResult:
+    """The analysis of one study: chosen series, analysed slice and its vertebrae."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    slice_index: int
+    pixel_spacing_mm: tuple[float, float]
+    model: dict[str, Any] = field(default_factory=dict)  # name, sha256, version, provider
+    series_choice: dict[str, Any] = field(default_factory=dict)
+    vertebrae: list[VertebraResult] = field(default_factory=list)
+    patient: dict[str, Any] = field(default_factory=dict)  # name, id, birth_date, sex, study_date
+    parameters: dict[str, Any] = field(default_factory=dict)  # thresholds, reference table
+    warnings: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # study-level, e.g. transitional_anatomy
+    timings_s: dict[str, float] = field(default_factory=dict)
+    edits: list[dict[str, Any]] = field(default_factory=list)  # audit trail
+    source_path: str = ""
+    software: dict[str, Any] = field(default_factory=dict)
+    image_shape: tuple[int, int] = (0, 0)
+
+    def vertebra(self, level: str) -> VertebraResult | None:
+        return next((v for v in self.vertebrae if v.level == level), None)
+
+    # ---- JSON ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {"schema": SCHEMA}
+        for f in fields(self):
+            if f.name == "vertebrae":
+                d["vertebrae"] = [v.to_dict() for v in self.vertebrae]
+            else:
+                d[f.name] = getattr(self, f.name)
+        d["pixel_spacing_mm"] = [float(x) for x in self.pixel_spacing_mm]
+        d["image_shape"] = [int(x) for x in self.image_shape]
+        return d
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StudyResult":
+        if d.get("schema") != SCHEMA:
+            raise ValueError(f"not a SpineViewer result (schema {d.get('schema')!r}, want {SCHEMA!r})")
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["vertebrae"] = [VertebraResult.from_dict(v) for v in d.get("vertebrae", [])]
+        kw["pixel_spacing_mm"] = tuple(float(x) for x in d["pixel_spacing_mm"])
+        kw["image_shape"] = tuple(int(x) for x in d.get("image_shape", (0, 0)))
+        return cls(**kw)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StudyResult":
+        return cls.from_dict(json.loads(text))
+
+    # ---- CSV -----------------------------------------------------------------
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """Rows of the CSV contract; the fracture column is the final (overridden) call."""
+        rows = []
+        for v in self.vertebrae:
+            row: dict[str, Any] = {"study_uid": self.study_uid, "series_uid": self.series_uid,
+                                   "level": v.level}
+            for name in MEASUREMENT_FIELDS:
+                val = getattr(v, name)
+                row[name] = "" if val is None else f"{val:.3f}"
+            row["fracture"] = int(v.final_fracture)
+            row["deformity"] = v.deformity
+            row["genant_grade"] = v.genant_grade
+            row["flags"] = ";".join(v.flags)
+            rows.append(row)
+        return rows
+
+    def to_csv(self) -> str:
+        return rows_to_csv(self.csv_rows())
+
+
+def rows_to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Read a CSV of the contract back; numbers become floats, empty cells None."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            row: dict[str, Any] = dict(r)
+            for name in MEASUREMENT_FIELDS:
+                if name in row:
+                    row[name] = float(row[name]) if row[name] not in ("", None) else None
+            if "fracture" in row and row["fracture"] not in ("", None):
+                row["fracture"] = int(float(row["fracture"]))
+            if "genant_grade" in row and row["genant_grade"] not in ("", None):
+                row["genant_grade"] = int(float(row["genant_grade"]))
+            if "flags" in row:
+                row["flags"] = [f for f in (row["flags"] or "").split(";") if f]
+            out.append(row)
+    return out
+
+
+def save_json(result: StudyResult, path: str | Path) -> None:
+    atomic_write_text(path, result.to_json())
+
+
+def load_json(path: str | Path) -> StudyResult:
+    return StudyResult.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temporary file in the same folder, then rename: never a half file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

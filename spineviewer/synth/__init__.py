@@ -1,0 +1,1 @@
+"""SpineViewer synth package."""

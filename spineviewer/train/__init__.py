@@ -1,0 +1,1 @@
+"""SpineViewer train package."""
