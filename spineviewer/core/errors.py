@@ -23,3 +23,7 @@ class ModelError(SpineViewerError):
 
 class Cancelled(SpineViewerError):
     """The user cancelled a running analysis."""
+
+
+class SeriesNotFound(SpineViewerError):
+    """The series the user asked for is not in the study."""

@@ -103,7 +103,8 @@ class StudyResult:
     flags: list[str] = field(default_factory=list)  # study-level, e.g. transitional_anatomy
     timings_s: dict[str, float] = field(default_factory=dict)
     edits: list[dict[str, Any]] = field(default_factory=list)  # audit trail
-    source_path: str = ""
+    source_path: str = ""  # the folder or file the user opened
+    source_slice_file: str = ""  # the DICOM file of the analysed slice
     software: dict[str, Any] = field(default_factory=dict)
     image_shape: tuple[int, int] = (0, 0)
 

@@ -1,0 +1,229 @@
+"""The `spineviewer` command: gui (default), analyze, demo, synth, evaluate, send.
+
+User-caused errors exit with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from spineviewer import DISCLAIMER, __version__
+from spineviewer.core.errors import SpineViewerError
+
+EXIT_BAD_INPUT = 2
+DEMO_SEED = 20240607
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in _COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["gui", *argv]
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "debug", False):
+        logging.basicConfig(level=logging.DEBUG)
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SpineViewerError as exc:
+        print(f"spineviewer: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("spineviewer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the user
+        if getattr(args, "debug", False):
+            raise
+        print(f"spineviewer: internal error: {type(exc).__name__}: {exc} "
+              "(run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spineviewer",
+        description=f"SpineViewer {__version__}: lumbar vertebral morphometry and fracture "
+                    f"detection on sagittal T2 MRI. {DISCLAIMER}")
+    p.add_argument("--version", action="version", version=f"spineviewer {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    g = sub.add_parser("gui", help="open the desktop viewer (default)")
+    g.add_argument("path", nargs="?", help="study folder to open")
+    g.set_defaults(func=_cmd_gui)
+
+    a = sub.add_parser("analyze", help="analyse a DICOM study folder or file")
+    a.add_argument("path")
+    a.add_argument("--series", help="SeriesInstanceUID to analyse instead of the automatic choice")
+    _output_options(a)
+    a.set_defaults(func=_cmd_analyze)
+
+    d = sub.add_parser("demo", help="generate a phantom demo study and analyse it")
+    d.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    d.add_argument("--seed", type=int, default=DEMO_SEED)
+    _runtime_options(d)
+    d.set_defaults(func=_cmd_demo)
+
+    for name, helptext in (("synth", "write synthetic phantom DICOM studies"),
+                           ("evaluate", "agreement statistics: reference CSV vs results CSV"),
+                           ("send", "send DICOM files to a PACS (C-ECHO / C-STORE)")):
+        s = sub.add_parser(name, help=helptext, add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+        s.set_defaults(func=_delegate(name))
+    return p
+
+
+_COMMANDS = ("gui", "analyze", "demo", "synth", "evaluate", "send")
+
+
+def _runtime_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--csv", help="write the per-vertebra CSV here")
+    p.add_argument("--json", help="write the full JSON result here")
+    p.add_argument("--pdf", help="write the PDF report here")
+    p.add_argument("--dicom-out", help="write DICOM SEG, SR and encapsulated PDF into this folder")
+    p.add_argument("--deidentify", action="store_true", help="de-identify the CSV")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    _runtime_options(p)
+
+
+def _progress_printer(quiet: bool):
+    if quiet:
+        return None
+
+    def show(stage: str, fraction: float) -> None:
+        print(f"[{fraction * 100:5.1f}%] {stage}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _cmd_gui(args) -> int:
+    from spineviewer.gui.app import main as gui_main
+
+    return gui_main([args.path] if args.path else [])
+
+
+def _cmd_analyze(args) -> int:
+    from spineviewer.core.pipeline import analyze_study
+
+    path = Path(args.path)
+    result = analyze_study(path, series_uid=args.series, provider=args.provider,
+                           threads=args.threads, progress=_progress_printer(args.quiet))
+    _write_outputs(result, args)
+    if not (args.csv or args.json or args.pdf or args.dicom_out):
+        print(format_summary(result))
+    return 0
+
+
+def _write_outputs(result, args) -> list[Path]:
+    from spineviewer.core.results import atomic_write_text
+
+    written: list[Path] = []
+    targets = [(args.csv, "csv"), (args.json, "json"), (args.pdf, "pdf")]
+    for target, _kind in targets:
+        if target and Path(target).exists() and not args.force:
+            raise SpineViewerError(f"{target} exists; use --force to overwrite it")
+    if args.json:
+        atomic_write_text(args.json, result.to_json())
+        written.append(Path(args.json))
+    if args.csv:
+        text = result.to_csv()
+        if args.deidentify:
+            from spineviewer.io.csv_export import deidentify_csv_text
+
+            text = deidentify_csv_text(text)
+        atomic_write_text(args.csv, text)
+        written.append(Path(args.csv))
+    if args.pdf:
+        from spineviewer.io.report_pdf import write_report
+
+        write_report(result, args.pdf)
+        written.append(Path(args.pdf))
+    if args.dicom_out:
+        from spineviewer.io.dicom_out import write_dicom_outputs
+
+        written.extend(write_dicom_outputs(result, args.dicom_out, overwrite=args.force))
+    return written
+
+
+def format_summary(result) -> str:
+    """A plain-text table of the result, for the terminal."""
+    lines = [f"Series: {result.series_choice.get('description', '')} "
+             f"({result.series_choice.get('reason', '')})",
+             f"Slice {result.slice_index}, model {result.model.get('name', '')}",
+             f"{'level':<6}{'AH':>7}{'PH':>7}{'MH':>7}{'SC':>6}{'IC':>6}{'VA':>7}  "
+             f"{'call':<22}flags"]
+    for v in result.vertebrae:
+        def f(x, w, d=1):
+            return f"{x:>{w}.{d}f}" if x is not None else f"{'-':>{w}}"
+        call = (f"{v.deformity} grade {v.genant_grade}" if v.final_fracture else "no fracture")
+        lines.append(f"{v.level:<6}{f(v.AH_mm, 7)}{f(v.PH_mm, 7)}{f(v.MH_mm, 7)}"
+                     f"{f(v.SC_mm, 6)}{f(v.IC_mm, 6)}{f(v.VA_deg, 7)}  {call:<22}"
+                     f"{';'.join(v.flags)}")
+    for w in result.flags:
+        lines.append(f"study flag: {w}")
+    lines.append(DISCLAIMER)
+    return "\n".join(lines)
+
+
+def _cmd_demo(args) -> int:
+    from spineviewer.core.pipeline import analyze_study
+    from spineviewer.synth.study import write_study
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    say(f"writing demo phantom study to {out / 'study'}")
+    write_study(out / "study", args.seed, **demo_study_options())
+    result = analyze_study(out / "study" / "dicom", provider=args.provider, threads=args.threads,
+                           progress=_progress_printer(args.quiet))
+    ns = argparse.Namespace(csv=str(out / "results.csv"), json=str(out / "results.json"),
+                            pdf=None, dicom_out=None, deidentify=False, force=True)
+    try:
+        import spineviewer.io.report_pdf  # noqa: F401
+
+        ns.pdf = str(out / "report.pdf")
+        import spineviewer.io.dicom_out  # noqa: F401
+
+        ns.dicom_out = str(out / "dicom_outputs")
+    except ImportError:
+        pass
+    written = _write_outputs(result, ns)
+    print(format_summary(result))
+    for p in written:
+        say(f"wrote {p}")
+    return 0
+
+
+def demo_study_options() -> dict:
+    """The demo case: a grade-2 wedge fracture at L1 and a Schmorl node at L3."""
+    from spineviewer.synth.phantom import PhantomParams
+
+    params = PhantomParams(deformities={"L1": ("wedge", 2)}, schmorl={"L3": "superior"})
+    return {"vendor": "siemens", "field_strength_T": 3.0, "params": params}
+
+
+def _delegate(name: str):
+    def run(args) -> int:
+        if name == "synth":
+            from spineviewer.synth.study import main as sub_main
+        elif name == "evaluate":
+            from spineviewer.evaluate_cli import main as sub_main
+        else:
+            from spineviewer.io.send_cli import main as sub_main
+        return int(sub_main(args.rest) or 0)
+
+    return run
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Genant classification: wedge / biconcave / crush by the 3 SD rule, SQ grade and reasons.
+
+Rules (Eastell et al. 1991, J Bone Miner Res 6:207; McCloskey et al. 1993, Osteoporos Int
+3:138; as used by the reference paper): a ratio more than ``THRESHOLD_SD`` standard
+deviations below the healthy mean *for that level* is a deformity.
+
+- wedge ratio AH/PH, biconcavity ratio MH/PH;
+- crush ratio PH / mean PH of the available neighbours (above and below); at an edge of
+  the measured column the single neighbour is used, against that level's one-sided
+  reference (``crush_above`` / ``crush_below`` in the table).
+
+Genant semi-quantitative grade (Genant et al. 1993, J Bone Miner Res 8:1137) from the height
+reduction of the deformed dimension against its expected height, where expected = reference
+mean ratio x the comparison height (PH for wedge and biconcave, the neighbours' PH for crush),
+so the loss is ``1 - ratio / mean_ratio``.
+
+Decision documented here: the paper calls a fracture whenever a 3 SD rule fires, so a
+rule-positive vertebra is a fracture even when its height loss is below 20 %; it then gets
+grade 0 and the flag ``mild_deformity`` (Genant's "0.5, suspected").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+logger = logging.getLogger(__name__)
+
+#: SD below the level's healthy mean at which a ratio is a deformity (Eastell 1991).
+THRESHOLD_SD = 3.0
+#: Genant 1993 SQ boundaries on fractional height loss: < 0.20 grade 0, 0.20-0.25 grade 1,
+#: 0.25-0.40 grade 2, > 0.40 grade 3.
+GRADE_BOUNDARIES = (0.20, 0.25, 0.40)
+GRADE_SOURCE = ("Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral fracture assessment "
+                "using a semiquantitative technique. J Bone Miner Res 1993;8:1137-48")
+THRESHOLD_SOURCE = ("Eastell R, Cedel SL, Wahner HW, Riggs BL, Melton LJ. Classification of "
+                    "vertebral fractures. J Bone Miner Res 1991;6:207-15")
+#: Corner-quadrilateral overlap below which a vertebra needs review.
+MIN_CORNER_OVERLAP = 0.85
+#: A ratio within this many SD of its threshold is borderline (needs review).
+BORDERLINE_SD = 0.5
+#: Schmorl node: notch depth at least this, width at most SCHMORL_MAX_WIDTH_MM or this
+#: fraction of the endplate chord.
+SCHMORL_MIN_DEPTH_MM = 2.0
+SCHMORL_MAX_WIDTH_MM = 10.0
+SCHMORL_MAX_WIDTH_FRACTION = 0.40
+RATIOS = ("wedge", "biconcavity", "crush")
+DEFORMITY_OF = {"wedge": "wedge", "biconcavity": "biconcave", "crush": "crush"}
+_HEIGHT_OF = {"wedge": "anterior", "biconcavity": "middle", "crush": "posterior"}
+DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "assets" / "reference_ratios.json"
+_LEVEL_ORDER = [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)] + ["S1"]
+
+
+@dataclass(frozen=True)
+class RatioStats:
+    """Healthy mean, SD and count of one ratio at one level."""
+
+    mean: float
+    sd: float
+    n: int = 0
+
+    @property
+    def threshold(self) -> float:
+        return self.mean - THRESHOLD_SD * self.sd
+
+
+@dataclass(frozen=True)
+class ReferenceTable:
+    """Per-level healthy ratio statistics with their provenance.
+
+    ``levels[level][ratio]`` is a `RatioStats`, ratio one of wedge, biconcavity, crush,
+    crush_above (PH / PH of the body above), crush_below (PH / PH of the body below).
+    """
+
+    levels: dict[str, dict[str, RatioStats]]
+    source: str = ""
+    provisional: bool = False
+    path: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def stats(self, level: str, ratio: str) -> tuple[RatioStats | None, str]:
+        """Stats for ``ratio`` at ``level``, falling back to the nearest tabulated level.
+
+        Returns
+        -------
+        (stats or None, note): the note says which level was used when it is not ``level``.
+        """
+        if level in self.levels and ratio in self.levels[level]:
+            return self.levels[level][ratio], ""
+        if level not in _LEVEL_ORDER:
+            return None, f"no reference for level {level}"
+        i = _LEVEL_ORDER.index(level)
+        have = [lv for lv in self.levels if lv in _LEVEL_ORDER and ratio in self.levels[lv]]
+        if not have:
+            return None, f"no reference for {ratio} ratio"
+        near = min(have, key=lambda lv: (abs(_LEVEL_ORDER.index(lv) - i), lv))
+        return self.levels[near][ratio], f"no reference for {level}; {near} reference used"
+
+
+@dataclass
+class GenantCall:
+    """The Genant call for one vertebra and why."""
+
+    level: str
+    fracture: bool = False
+    deformity: str = "none"
+    genant_grade: int = 0
+    ratios: dict[str, float | None] = field(default_factory=dict)
+    height_loss: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def load_reference_table(path: str | Path | None = None) -> ReferenceTable:
+    """Read the per-level reference ratios (default ``assets/reference_ratios.json``).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        JSON with ``{"levels": {"L1": {"wedge": {"mean", "sd", "n"}, ...}}, "source": ...}``.
+
+    Returns
+    -------
+    ReferenceTable
+    """
+    p = Path(path) if path is not None else DEFAULT_TABLE
+    d = json.loads(p.read_text(encoding="utf-8"))
+    levels = {
+        lv: {r: RatioStats(float(s["mean"]), float(s["sd"]), int(s.get("n", 0)))
+             for r, s in per.items() if isinstance(s, dict) and "mean" in s}
+        for lv, per in d["levels"].items()
+    }
+    return ReferenceTable(levels=levels, source=str(d.get("source", "")),
+                          provisional=bool(d.get("provisional", False)), path=str(p),
+                          meta={k: v for k, v in d.items() if k != "levels"})
+
+
+def grade_from_loss(loss: float) -> int:
+    """Genant SQ grade (0..3) from a fractional height loss (0.27 means 27 %)."""
+    g1, g2, g3 = GRADE_BOUNDARIES
+    if loss < g1:
+        return 0
+    if loss < g2:
+        return 1
+    if loss <= g3:
+        return 2
+    return 3
+
+
+def crush_ratios(ph_mm: Sequence[float | None]) -> list[tuple[float | None, str]]:
+    """PH over the mean PH of the available neighbours, per vertebra (top to bottom).
+
+    Returns
+    -------
+    list of (ratio or None, kind): kind is "crush" (both neighbours), "crush_above" (only
+    the body above), "crush_below" (only the body below) or "" (none measurable).
+    """
+    out: list[tuple[float | None, str]] = []
+    for i, ph in enumerate(ph_mm):
+        up = ph_mm[i - 1] if i > 0 else None
+        down = ph_mm[i + 1] if i + 1 < len(ph_mm) else None
+        if ph is None or (up is None and down is None):
+            out.append((None, ""))
+        elif up is not None and down is not None:
+            out.append((ph / ((up + down) / 2.0), "crush"))
+        elif up is not None:
+            out.append((ph / up, "crush_above"))
+        else:
+            out.append((ph / down, "crush_below"))
+    return out
+
+
+def _get(m: Any, name: str) -> float | None:
+    v = getattr(m, name, None) if m is not None else None
+    return None if v is None else float(v)
+
+
+def _is_schmorl(m: Any) -> tuple[bool, str]:
+    """Narrow, deep endplate notch (either endplate); returns (flag, description)."""
+    for ep, depth_name, width_name, chord_name in (
+        ("superior", "SC_mm", "sc_notch_width_mm", "sc_chord_mm"),
+        ("inferior", "IC_mm", "ic_notch_width_mm", "ic_chord_mm"),
+    ):
+        depth, width, chord = _get(m, depth_name), _get(m, width_name), _get(m, chord_name)
+        if depth is None or width is None or depth < SCHMORL_MIN_DEPTH_MM or width <= 0:
+            continue
+        narrow = width < SCHMORL_MAX_WIDTH_MM or (
+            chord is not None and width <= SCHMORL_MAX_WIDTH_FRACTION * chord)
+        if narrow:
+            return True, (f"{ep} endplate notch {depth:.1f} mm deep, {width:.1f} mm wide "
+                          f"(>= {SCHMORL_MIN_DEPTH_MM:g} mm deep, < {SCHMORL_MAX_WIDTH_MM:g} mm wide)")
+    return False, ""
+
+
+def _rule_line(level: str, ratio: str, value: float, st: RatioStats, ref_level_note: str) -> str:
+    label = {"wedge": "wedge ratio AH/PH", "biconcavity": "biconcavity ratio MH/PH",
+             "crush": "crush ratio PH/neighbours' PH"}[ratio]
+    rel = "<" if value < st.threshold else ">="
+    note = f"; {ref_level_note}" if ref_level_note else ""
+    return (f"{label} = {value:.2f} {rel} threshold {st.threshold:.2f} ({level} mean "
+            f"{st.mean:.2f} - {THRESHOLD_SD:g} x {st.sd:.3f}){note}")
+
+
+def _add(lst: list[str], item: str) -> None:
+    if item not in lst:
+        lst.append(item)
+
+
+def classify(levels: list[str], measurements: list[Any], table: ReferenceTable,
+             corner_overlaps: Sequence[float | None] | None = None,
+             label_flags: Sequence[Sequence[str]] | None = None) -> list[GenantCall]:
+    """Apply the 3 SD rules and the Genant grade to a column of vertebrae.
+
+    Parameters
+    ----------
+    levels : list of str
+        Level names top to bottom (e.g. ``["T12", "L1", ..., "L5"]``), adjacent in the column.
+    measurements : list of Measurements or None
+        One per level (``AH_mm``, ``PH_mm``, ``MH_mm``, ``SC_mm``, ``IC_mm``,
+        ``sc_notch_width_mm``, ``ic_notch_width_mm``); None when not measurable.
+    table : ReferenceTable
+    corner_overlaps : list of float, optional
+        Corner quadrilateral/mask overlap per vertebra; < 0.85 sets ``needs_review``.
+    label_flags : list of list of str, optional
+        Labelling flags per vertebra; ``label_uncertain``, ``needs_review`` or
+        ``partial_body`` set ``needs_review``.
+
+    Returns
+    -------
+    list of GenantCall, one per level.
+    """
+    if len(levels) != len(measurements):
+        raise ValueError("levels and measurements differ in length")
+    ph = [_get(m, "PH_mm") for m in measurements]
+    crush = crush_ratios(ph)
+    calls = []
+    for i, (level, m) in enumerate(zip(levels, measurements)):
+        overlap = corner_overlaps[i] if corner_overlaps is not None else None
+        lflags = list(label_flags[i]) if label_flags is not None else []
+        calls.append(_classify_one(level, m, crush[i], table, overlap, lflags))
+    return calls
+
+
+def _ratios_of(m: Any) -> dict[str, float | None]:
+    ah, ph, mh = _get(m, "AH_mm"), _get(m, "PH_mm"), _get(m, "MH_mm")
+    ok = ph is not None and ph > 0
+    return {"wedge": ah / ph if ok and ah is not None else None,
+            "biconcavity": mh / ph if ok and mh is not None else None}
+
+
+def _classify_one(level: str, m: Any, crush: tuple[float | None, str], table: ReferenceTable,
+                  overlap: float | None, lflags: list[str]) -> GenantCall:
+    call = GenantCall(level=level)
+    call.ratios = {**_ratios_of(m), "crush": crush[0]}
+    fired: dict[str, float] = {}
+    for ratio in RATIOS:
+        value = call.ratios[ratio]
+        key = crush[1] if ratio == "crush" else ratio
+        if value is None:
+            why = ("no measurable neighbour" if ratio == "crush" and m is not None
+                   else "measurements missing")
+            call.reasons.append(f"{ratio} rule not assessable: {why}")
+            continue
+        st, note = table.stats(level, key)
+        if st is None:
+            call.reasons.append(f"{ratio} rule not assessable: {note}")
+            continue
+        line = _rule_line(level, ratio, value, st, note)
+        loss = max(0.0, 1.0 - value / st.mean)
+        if value < st.threshold:
+            fired[ratio] = loss
+            call.height_loss[ratio] = loss
+            line += (f": {_HEIGHT_OF[ratio]} height loss {100 * loss:.0f}% -> grade "
+                     f"{grade_from_loss(loss)}")
+        elif value - st.threshold < BORDERLINE_SD * st.sd:
+            _add(call.flags, "needs_review")
+            line += f" (borderline: within {BORDERLINE_SD:g} SD of the threshold)"
+        call.reasons.append(line)
+    _apply_schmorl(call, m, fired)
+    if fired:
+        worst = max(fired, key=lambda r: fired[r])
+        call.fracture = True
+        call.deformity = DEFORMITY_OF[worst]
+        call.genant_grade = grade_from_loss(fired[worst])
+        call.reasons.append(f"fracture: {call.deformity} deformity, {_HEIGHT_OF[worst]} height "
+                            f"loss {100 * fired[worst]:.0f}%, Genant grade {call.genant_grade}")
+        if fired[worst] < GRADE_BOUNDARIES[0]:
+            _add(call.flags, "mild_deformity")
+            call.reasons.append("height loss below 20%: 3 SD rule positive but Genant grade 0 "
+                                "(mild deformity, suspected)")
+    elif m is not None:
+        call.reasons.append("no deformity: every assessable ratio within 3 SD of its level mean")
+    _review_flags(call, m, overlap, lflags)
+    return call
+
+
+def _apply_schmorl(call: GenantCall, m: Any, fired: dict[str, float]) -> None:
+    is_node, desc = _is_schmorl(m)
+    if not is_node or "wedge" in fired or "crush" in fired:
+        return
+    _add(call.flags, "schmorl_node")
+    _add(call.flags, "needs_review")
+    call.reasons.append(f"Schmorl node suspected: {desc}; anterior and posterior heights "
+                        "preserved (wedge and crush rules negative)")
+    if "biconcavity" in fired:
+        del fired["biconcavity"]
+        call.height_loss.pop("biconcavity", None)
+        call.reasons.append("biconcavity rule alone not called a fracture: a focal notch "
+                            "(Schmorl node) is not an endplate fracture")
+
+
+def _review_flags(call: GenantCall, m: Any, overlap: float | None, lflags: list[str]) -> None:
+    if overlap is not None and overlap < MIN_CORNER_OVERLAP:
+        _add(call.flags, "needs_review")
+        call.reasons.append(f"needs review: corner overlap {overlap:.2f} < {MIN_CORNER_OVERLAP:g}")
+    doubt = [f for f in lflags if f in ("label_uncertain", "needs_review", "partial_body")]
+    if doubt:
+        _add(call.flags, "needs_review")
+        call.reasons.append(f"needs review: labelling ({', '.join(doubt)})")
+    if m is None or any(call.ratios[r] is None for r in ("wedge", "biconcavity")):
+        _add(call.flags, "needs_review")
+        call.reasons.append("needs review: measurements missing")
+
+
+def level_sort_key(level: str) -> int:
+    """Position of a level name from T1 (0) down to S1; unknown names last."""
+    return _LEVEL_ORDER.index(level) if level in _LEVEL_ORDER else len(_LEVEL_ORDER)
+

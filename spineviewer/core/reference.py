@@ -1,0 +1,323 @@
+"""Derive the per-level healthy reference ratios (assets/reference_ratios.json) from SPIDER.
+
+Recipe (Black 1991 / EVOS / Roberts 2007 style, see docs MORPHOMETRY.md): take the vertebral
+bodies of the SPIDER ``split=train`` masks (central slices), name them from the bottom
+(lowest labelled vertebra = L5), find corners and measure them with the app's own corner
+finder and morphometry, compute the scale-free ratios (wedge AH/PH, biconcavity MH/PH, crush
+PH / neighbours' PH) and, per level, trim values beyond 3 SD iteratively until stable.
+
+Usage::
+
+    python -m spineviewer.core.reference --data /path/to/spider_t2space --out assets/reference_ratios.json
+
+Only numbers are written; the SPIDER images stay where they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spineviewer.core.genant import crush_ratios
+
+logger = logging.getLogger(__name__)
+
+VERTEBRA, DISC, CANAL = 1, 2, 3  # SPIDER class numbers as redistributed (README)
+LUMBAR_FROM_BOTTOM = ("L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9")
+SPIDER_CREDIT = ("SPIDER: van der Graaf JW, van Hooff ML, Buckens CFM, et al. Lumbar spine "
+                 "segmentation in MR images: a dataset and a public benchmark. Sci Data "
+                 "2024;11:264. CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)")
+MIN_BODY_FRACTION = 0.25  # of the median body area on the slice; smaller = fragment
+
+
+@dataclass(frozen=True)
+class BodyRatios:
+    """Ratios of one body on one slice."""
+
+    case: str
+    slice_file: str
+    level: str
+    AH: float
+    PH: float
+    MH: float
+    overlap: float | None
+
+
+def trimmed_stats(values: Iterable[float], k_sd: float = 3.0,
+                  max_iter: int = 100) -> tuple[float, float, int, int]:
+    """Mean and SD after iteratively dropping values more than ``k_sd`` SD from the mean.
+
+    Parameters
+    ----------
+    values : iterable of float
+    k_sd : float
+        Trimming half-width in SD (3 as Black 1991 / EVOS).
+    max_iter : int
+
+    Returns
+    -------
+    (mean, sd, n_kept, iterations); sd uses ddof=1. NaNs are ignored.
+    """
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan"), 0, 0
+    keep = np.ones(x.size, bool)
+    for it in range(1, max_iter + 1):
+        mean, sd = x[keep].mean(), x[keep].std(ddof=1) if keep.sum() > 1 else 0.0
+        new = np.abs(x - mean) <= k_sd * sd if sd > 0 else keep
+        if np.array_equal(new, keep) or new.sum() < 2:
+            return float(mean), float(sd), int(keep.sum()), it
+        keep = new
+    return float(x[keep].mean()), float(x[keep].std(ddof=1)), int(keep.sum()), max_iter
+
+
+def anterior_is_left(mask: np.ndarray) -> bool:
+    """True when the discs lie at smaller columns than the canal (anterior at col 0)."""
+    disc_c = np.nonzero(mask == DISC)[1]
+    canal_c = np.nonzero(mask == CANAL)[1]
+    if disc_c.size == 0 or canal_c.size == 0:
+        return True
+    return bool(disc_c.mean() < canal_c.mean())
+
+
+def _canal_front(mask: np.ndarray) -> np.ndarray:
+    """Per row, the column of the canal's anterior border (anterior = col 0), interpolated."""
+    canal = mask == CANAL
+    rows = np.nonzero(canal.any(axis=1))[0]
+    front = np.full(mask.shape[0], np.nan)
+    if rows.size == 0:
+        return np.full(mask.shape[0], float(mask.shape[1]))
+    front[rows] = canal[rows].argmax(axis=1)
+    return np.interp(np.arange(mask.shape[0]), rows, front[rows])
+
+
+def extract_bodies(mask: np.ndarray) -> list[tuple[np.ndarray, bool]]:
+    """Vertebral bodies of a SPIDER mask, top to bottom, in the mask's own orientation.
+
+    Parameters
+    ----------
+    mask : (H, W) int
+        0 background, 1 vertebra, 2 disc, 3 canal.
+
+    Returns
+    -------
+    list of (body mask bool (H, W), complete): complete is False for a body cut by the
+    image border or a fragment much smaller than the slice's median body.
+    """
+    flip = not anterior_is_left(mask)
+    m = mask[:, ::-1] if flip else mask
+    cols = np.arange(m.shape[1])[None, :]
+    bone = (m == VERTEBRA) & (cols < _canal_front(m)[:, None] - 1)
+    bone = ndi.binary_opening(bone, structure=np.ones((3, 3)))
+    lab, n = ndi.label(bone)
+    if n == 0:
+        return []
+    areas = ndi.sum(bone, lab, index=np.arange(1, n + 1))
+    med = float(np.median(areas[areas >= 0.3 * areas.max()]))
+    out = []
+    for i in range(1, n + 1):
+        b = lab == i
+        if areas[i - 1] < 0.1 * med:
+            continue
+        rr, cc = np.nonzero(b)
+        cut = rr.min() == 0 or rr.max() == m.shape[0] - 1 or cc.min() == 0
+        complete = not cut and areas[i - 1] >= MIN_BODY_FRACTION * med
+        out.append((b[:, ::-1] if flip else b, complete, rr.mean()))
+    out.sort(key=lambda t: t[2])
+    return [(b, c) for b, c, _ in out]
+
+
+def fallback_corners(mask: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Corners as the mask points extreme along the body's diagonals (anterior = col 0).
+
+    Only for tests and when the real corner finder is unavailable.
+    """
+    rr, cc = np.nonzero(mask)
+    pts = np.c_[rr, cc].astype(float)
+    ctr = pts.mean(axis=0)
+    d = pts - ctr
+    _, vecs = np.linalg.eigh(np.cov(d.T))
+    u = vecs[:, 0] if abs(vecs[0, 0]) > abs(vecs[0, 1]) else vecs[:, 1]  # height axis
+    u = u if u[0] > 0 else -u  # points inferior
+    v = np.array([-u[1], u[0]])
+    v = v if v[1] > 0 else -v  # points posterior
+    a, b = d @ u, d @ v
+    a, b = a / np.abs(a).max(), b / np.abs(b).max()
+    pick = {"AS": -a - b, "AI": a - b, "PS": -a + b, "PI": a + b}
+    return {k: (float(pts[s.argmax(), 0]), float(pts[s.argmax(), 1])) for k, s in pick.items()}
+
+
+def _mid_height(mask: np.ndarray, corners: dict[str, tuple[float, float]]) -> float:
+    """Extent of the mask along the line joining the mid-points of the endplate chords."""
+    c = {k: np.asarray(v) for k, v in corners.items()}
+    top, bot = (c["AS"] + c["PS"]) / 2, (c["AI"] + c["PI"]) / 2
+    axis = (bot - top) / np.linalg.norm(bot - top)
+    ts = np.arange(-0.5 * np.linalg.norm(bot - top), 1.5 * np.linalg.norm(bot - top), 0.25)
+    p = top[None, :] + ts[:, None] * axis[None, :]
+    inside = ndi.map_coordinates(mask.astype(float), p.T, order=0, mode="constant") > 0.5
+    return float(inside.sum() * 0.25)
+
+
+def measure_body(mask: np.ndarray, anterior_left: bool = True) -> tuple[float, float, float, float | None]:
+    """(AH, PH, MH, overlap) of one body mask in pixels, with the app's corner finder when present."""
+    m = mask if anterior_left else mask[:, ::-1]
+    try:
+        from spineviewer.core.corners import find_corners
+        from spineviewer.core.morphometry import measure
+    except ImportError:
+        corners = fallback_corners(m)
+        c = {k: np.asarray(v) for k, v in corners.items()}
+        ah = float(np.linalg.norm(c["AS"] - c["AI"]))
+        ph = float(np.linalg.norm(c["PS"] - c["PI"]))
+        return ah, ph, _mid_height(m, corners), None
+    res = find_corners(m, spacing_mm=(1.0, 1.0))
+    meas = measure(res.corners_rc, res.outline_rc, (1.0, 1.0))
+    return float(meas.AH_mm), float(meas.PH_mm), float(meas.MH_mm), float(res.overlap)
+
+
+def slice_ratios(mask: np.ndarray, case: str, slice_file: str,
+                 measure_fn: Callable[..., tuple[float, float, float, float | None]] = measure_body,
+                 ) -> list[BodyRatios]:
+    """Measured complete bodies of one slice, named from the bottom (lowest = L5).
+
+    The naming assumes the lowest labelled vertebra is L5 (SPIDER README); a slice whose
+    lowest body is cut by the border is skipped since its names would be unknown.
+    """
+    bodies = extract_bodies(mask)
+    if not bodies or not bodies[-1][1]:
+        return []
+    left = anterior_is_left(mask)
+    out = []
+    for k, (b, complete) in enumerate(reversed(bodies)):
+        if k >= len(LUMBAR_FROM_BOTTOM):
+            break
+        if not complete:
+            continue
+        ah, ph, mh, ov = measure_fn(b, left)
+        out.append(BodyRatios(case, slice_file, LUMBAR_FROM_BOTTOM[k], ah, ph, mh, ov))
+    return out
+
+
+def read_manifest(data_dir: Path, split: str = "train",
+                  central_ranks: Sequence[int] = (-1, 0, 1)) -> list[dict[str, str]]:
+    with open(data_dir / "manifest.csv", newline="") as fh:
+        return [r for r in csv.DictReader(fh)
+                if r["split"] == split and int(r["central_rank"]) in central_ranks]
+
+
+def collect(data_dir: Path, rows: list[dict[str, str]]) -> list[BodyRatios]:
+    from PIL import Image
+
+    out: list[BodyRatios] = []
+    for r in rows:
+        mask = np.asarray(Image.open(data_dir / "masks" / r["file"]))
+        out.extend(slice_ratios(mask, r["case"], r["file"]))
+    return out
+
+
+def ratio_table(bodies: list[BodyRatios], levels: Sequence[str] = ("T12", "L1", "L2", "L3", "L4", "L5"),
+                k_sd: float = 3.0) -> dict[str, dict[str, dict[str, float]]]:
+    """Per level trimmed mean/SD of wedge, biconcavity, crush, crush_above, crush_below."""
+    values: dict[str, dict[str, list[float]]] = {lv: {} for lv in levels}
+    by_slice: dict[str, list[BodyRatios]] = {}
+    for b in bodies:
+        by_slice.setdefault(b.slice_file, []).append(b)
+    for group in by_slice.values():
+        ph = {b.level: b.PH for b in group}
+        column = [lv for lv in reversed(LUMBAR_FROM_BOTTOM)
+                  if any(LUMBAR_FROM_BOTTOM.index(lv) <= LUMBAR_FROM_BOTTOM.index(g.level)
+                         for g in group)]  # top to bottom, gaps kept as None
+        crush = dict(zip(column, crush_ratios([ph.get(lv) for lv in column])))
+        for b in group:
+            if b.level not in values:
+                continue
+            v = values[b.level]
+            v.setdefault("wedge", []).append(b.AH / b.PH)
+            v.setdefault("biconcavity", []).append(b.MH / b.PH)
+            k = LUMBAR_FROM_BOTTOM.index(b.level)
+            up = ph.get(LUMBAR_FROM_BOTTOM[k + 1]) if k + 1 < len(LUMBAR_FROM_BOTTOM) else None
+            dn = ph.get(LUMBAR_FROM_BOTTOM[k - 1]) if k > 0 else None
+            if up is not None:
+                v.setdefault("crush_above", []).append(b.PH / up)
+            if dn is not None:
+                v.setdefault("crush_below", []).append(b.PH / dn)
+            r, kind = crush[b.level]
+            if kind == "crush":
+                v.setdefault("crush", []).append(r)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for lv, per in values.items():
+        table[lv] = {}
+        for name, vals in per.items():
+            mean, sd, n, it = trimmed_stats(vals, k_sd)
+            table[lv][name] = {"mean": round(mean, 4), "sd": round(sd, 4), "n": n,
+                               "n_before_trimming": len(vals), "trim_iterations": it}
+    return table
+
+
+def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1)) -> dict[str, Any]:
+    """Build the reference-table document from the SPIDER ``train`` masks."""
+    data_dir = Path(data_dir)
+    rows = read_manifest(data_dir, "train", central_ranks)
+    bodies = collect(data_dir, rows)
+    try:
+        import spineviewer.core.corners  # noqa: F401
+        corner_method = "spineviewer.core.corners.find_corners + core.morphometry.measure"
+    except ImportError:
+        corner_method = "fallback diagonal-extreme corners (reference.fallback_corners)"
+    overlaps = [b.overlap for b in bodies if b.overlap is not None]
+    return {
+        "schema": "spineviewer.reference_ratios/1",
+        "provisional": corner_method.startswith("fallback"),
+        "source": ("Derived by SpineViewer from the vertebral-body masks of the SPIDER "
+                   "split=train patients (central sagittal slices), iterative 3 SD trimming "
+                   "per level. " + SPIDER_CREDIT),
+        "date": _dt.date.today().isoformat(),
+        "threshold_sd": 3.0,
+        "recipe": {
+            "data": "SPIDER T2 SPACE sagittal masks, split=train "
+                    f"({len({r['case'] for r in rows})} patients, {len(rows)} slices, "
+                    f"central_rank in {list(central_ranks)})",
+            "bodies": "vertebra pixels anterior to the canal's anterior border, opened 3x3, "
+                      "connected components; bodies cut by the image border skipped",
+            "levels": "named from the bottom: lowest labelled vertebra = L5",
+            "corners": corner_method,
+            "ratios": "wedge AH/PH; biconcavity MH/PH; crush PH / mean PH of the two "
+                      "neighbours; crush_above PH / PH above; crush_below PH / PH below; "
+                      "pixel spacing unknown, assumed isotropic (ratios are scale-free)",
+            "trimming": "per level and ratio, drop values > 3 SD from the mean, recompute, "
+                        "until no value changes (SD with ddof=1)",
+            "n_bodies": len(bodies),
+            "median_corner_overlap": float(np.median(overlaps)) if overlaps else None,
+            "command": "python -m spineviewer.core.reference --data <spider_t2space> "
+                       "--out assets/reference_ratios.json",
+        },
+        "levels": ratio_table(bodies),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="spider_t2space folder (manifest.csv, masks/)")
+    ap.add_argument("--out", default="assets/reference_ratios.json")
+    ap.add_argument("--ranks", default="-1,0,1", help="central_rank values to use")
+    a = ap.parse_args(argv)
+    doc = derive(a.data, tuple(int(x) for x in a.ranks.split(",")))
+    Path(a.out).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    for lv, per in doc["levels"].items():
+        print(lv, "  ".join(f"{k} {v['mean']:.3f}+-{v['sd']:.3f} (n={v['n']})"
+                            for k, v in per.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

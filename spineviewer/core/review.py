@@ -1,0 +1,383 @@
+"""User corrections of a StudyResult: edits, audit trail, undo/redo and autosave (no Qt).
+
+Every edit keeps the network's original values in ``VertebraResult.ai`` (stored at the first
+edit of that vertebra) and appends one audit entry per changed field to ``StudyResult.edits``::
+
+    {"time": ISO-8601 UTC, "level": "L1", "field": "corner_AS",
+     "ai_value": [r, c], "new_value": [r, c], "comment": ""}
+
+Undo and redo restore whole snapshots of the result, so the audit trail always describes the
+corrections that are in force. Corrections recompute morphometry and the Genant call through
+``pipeline.remeasure`` (never the network).
+
+Autosave lives at ``<study folder>/.spineviewer/<series_uid>.autosave.json``; when the study
+folder is read-only it falls back to ``$XDG_DATA_HOME/spineviewer/autosave/<hash>/`` (default
+``~/.local/share``), where ``<hash>`` identifies the study folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from spineviewer.core.results import (
+    CORNER_NAMES, MEASUREMENT_FIELDS, StudyResult, VertebraResult, load_json, save_json,
+)
+
+logger = logging.getLogger(__name__)
+
+Remeasure = Callable[[StudyResult], None]
+
+#: Level names from cranial to caudal, used to shift labels for transitional anatomy.
+LEVEL_SEQUENCE = tuple([f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)] + ["S1"])
+AUTOSAVE_DIR = ".spineviewer"
+AUTOSAVE_SUFFIX = ".autosave.json"
+#: Fields copied into ``VertebraResult.ai`` at the first edit.
+AI_FIELDS = ("level", "corners_rc", *MEASUREMENT_FIELDS, "fracture", "deformity",
+             "genant_grade", "flags")
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: tuples and numpy values become lists and floats."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def remember_ai(v: VertebraResult) -> None:
+    """Store the AI values of ``v`` in ``v.ai`` unless an earlier edit already did."""
+    if v.ai is None:
+        v.ai = {name: _plain(copy.deepcopy(getattr(v, name))) for name in AI_FIELDS}
+
+
+def audit_entry(level: str, field_name: str, ai_value: Any, new_value: Any,
+                comment: str = "") -> dict[str, Any]:
+    """One audit-trail record (time in UTC, AI value against the corrected value)."""
+    return {"time": _now_iso(), "level": level, "field": field_name,
+            "ai_value": _plain(ai_value), "new_value": _plain(new_value), "comment": comment}
+
+
+def _vertebra(result: StudyResult, level: str) -> VertebraResult:
+    v = result.vertebra(level)
+    if v is None:
+        raise KeyError(f"no vertebra {level!r} in this result")
+    return v
+
+
+def default_remeasure(result: StudyResult) -> None:
+    """Recompute measurements and Genant calls with ``core.pipeline.remeasure``."""
+    from spineviewer.core.pipeline import remeasure
+
+    remeasure(result)
+
+
+# ---- edit operations (pure on the result; no history) -------------------------------------
+def move_corner(result: StudyResult, level: str, corner: str, rc: tuple[float, float],
+                remeasure: Remeasure = default_remeasure) -> dict[str, Any]:
+    """Move one corner of ``level`` to ``rc`` (source-slice pixels) and remeasure.
+
+    Returns
+    -------
+    dict
+        The audit entry appended to ``result.edits``.
+    """
+    if corner not in CORNER_NAMES:
+        raise ValueError(f"corner must be one of {CORNER_NAMES}, got {corner!r}")
+    v = _vertebra(result, level)
+    remember_ai(v)
+    new_rc = (float(rc[0]), float(rc[1]))
+    v.corners_rc = {**v.corners_rc, corner: new_rc}
+    remeasure(result)
+    entry = audit_entry(level, f"corner_{corner}", v.ai["corners_rc"].get(corner), new_rc)
+    result.edits.append(entry)
+    return entry
+
+
+def override_call(result: StudyResult, level: str, fracture: bool | None,
+                  comment: str = "") -> dict[str, Any]:
+    """Override the fracture call of ``level`` (``None`` removes the override)."""
+    v = _vertebra(result, level)
+    remember_ai(v)
+    if fracture is None:
+        v.override = None
+    else:
+        v.override = {"fracture": bool(fracture), "comment": comment}
+    entry = audit_entry(level, "fracture", bool(v.ai["fracture"]),
+                        None if fracture is None else bool(fracture), comment)
+    result.edits.append(entry)
+    return entry
+
+
+def shifted_level(level: str, steps: int) -> str:
+    """The level ``steps`` positions caudal (positive) or cranial (negative) of ``level``."""
+    if level not in LEVEL_SEQUENCE:
+        raise ValueError(f"cannot shift unknown level {level!r}")
+    i = LEVEL_SEQUENCE.index(level) + steps
+    if not 0 <= i < len(LEVEL_SEQUENCE):
+        raise ValueError(f"cannot shift {level} by {steps}: outside {LEVEL_SEQUENCE[0]}.."
+                         f"{LEVEL_SEQUENCE[-1]}")
+    return LEVEL_SEQUENCE[i]
+
+
+def shift_levels(result: StudyResult, steps: int, comment: str = "",
+                 remeasure: Remeasure = default_remeasure) -> dict[str, Any]:
+    """Rename every vertebra ``steps`` levels caudal (+1: L4 -> L5) or cranial (-1: L5 -> L4).
+
+    For transitional anatomy (lumbarised S1, sacralised L5) where the network counted from the
+    wrong anchor. Measurements are recomputed because reference ratios are per level.
+    """
+    if steps == 0:
+        raise ValueError("shift must be non-zero")
+    old = [v.level for v in result.vertebrae]
+    new = [shifted_level(lv, steps) for lv in old]  # validates before anything changes
+    for v, name in zip(result.vertebrae, new):
+        remember_ai(v)
+        v.level = name
+    remeasure(result)
+    ai_levels = [v.ai["level"] for v in result.vertebrae]
+    entry = audit_entry("all", "levels", ai_levels, new, comment)
+    result.edits.append(entry)
+    return entry
+
+
+# ---- undo / redo --------------------------------------------------------------------------
+class ReviewSession:
+    """Edits on one result with undo/redo (snapshots) and an optional autosave after each.
+
+    Parameters
+    ----------
+    result : StudyResult
+        Edited in place; views may keep a reference to it.
+    remeasure : callable, optional
+        ``remeasure(result)``; defaults to ``core.pipeline.remeasure``.
+    autosave : bool
+        Write the autosave file after every edit, undo and redo.
+    """
+
+    def __init__(self, result: StudyResult, remeasure: Remeasure = default_remeasure,
+                 autosave: bool = True) -> None:
+        self.result = result
+        self._remeasure = remeasure
+        self._autosave = autosave
+        self._undo: list[dict[str, Any]] = []
+        self._redo: list[dict[str, Any]] = []
+        self.last_autosave_path: Path | None = None
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def _apply(self, edit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        before = self.result.to_dict()
+        try:
+            entry = edit()
+        except Exception:
+            self._restore(before)  # an edit that fails leaves nothing half-done
+            raise
+        self._undo.append(before)
+        self._redo.clear()
+        self._save()
+        return entry
+
+    def move_corner(self, level: str, corner: str, rc: tuple[float, float]) -> dict[str, Any]:
+        """Move a corner (see :func:`move_corner`), undoable."""
+        return self._apply(lambda: move_corner(self.result, level, corner, rc, self._remeasure))
+
+    def override_call(self, level: str, fracture: bool | None, comment: str = "") -> dict:
+        """Override a fracture call (see :func:`override_call`), undoable."""
+        return self._apply(lambda: override_call(self.result, level, fracture, comment))
+
+    def shift_levels(self, steps: int, comment: str = "") -> dict[str, Any]:
+        """Shift all level names (see :func:`shift_levels`), undoable."""
+        return self._apply(lambda: shift_levels(self.result, steps, comment, self._remeasure))
+
+    def undo(self) -> bool:
+        """Return to the state before the last edit; False when there is nothing to undo."""
+        return self._step(self._undo, self._redo)
+
+    def redo(self) -> bool:
+        """Re-apply the last undone edit; False when there is nothing to redo."""
+        return self._step(self._redo, self._undo)
+
+    def _step(self, source: list, target: list) -> bool:
+        if not source:
+            return False
+        target.append(self.result.to_dict())
+        self._restore(source.pop())
+        self._save()
+        return True
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        # Copy fields into the existing object so views holding ``self.result`` stay valid.
+        restored = StudyResult.from_dict(snapshot)
+        for name in vars(restored):
+            setattr(self.result, name, getattr(restored, name))
+
+    def _save(self) -> None:
+        if self._autosave:
+            self.last_autosave_path = autosave(self.result)
+
+
+# ---- autosave -----------------------------------------------------------------------------
+def study_folder(result: StudyResult) -> Path:
+    """The folder the user opened (the parent when a single file was opened)."""
+    p = Path(result.source_path or ".").expanduser().resolve()
+    return p.parent if p.is_file() else p
+
+
+def fallback_autosave_dir(folder: Path) -> Path:
+    """Per-user autosave folder for a read-only study folder."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    key = hashlib.sha256(str(folder).encode("utf-8")).hexdigest()[:16]
+    return base / "spineviewer" / "autosave" / key
+
+
+def autosave_candidates(folder: str | Path, series_uid: str) -> list[Path]:
+    """Where an autosave of ``series_uid`` may be, in order of preference."""
+    folder = Path(folder).expanduser().resolve()
+    name = f"{series_uid}{AUTOSAVE_SUFFIX}"
+    return [folder / AUTOSAVE_DIR / name, fallback_autosave_dir(folder) / name]
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def autosave(result: StudyResult) -> Path:
+    """Write ``result`` atomically beside the study (or in the per-user fallback).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    folder = study_folder(result)
+    primary, fallback = autosave_candidates(folder, result.series_uid)
+    target = primary if _writable_dir(primary.parent) else fallback
+    try:
+        save_json(result, target)
+    except OSError:
+        if target == fallback:
+            raise
+        target = fallback
+        save_json(result, target)
+    if target == fallback and primary.exists():
+        logger.warning("study folder is read-only; autosave kept in %s", fallback.parent)
+    return target
+
+
+def restore(folder: str | Path, series_uid: str) -> StudyResult | None:
+    """The newest autosaved result of ``series_uid`` opened from ``folder``, or None.
+
+    An unreadable or foreign autosave file is ignored (logged), never fatal.
+    """
+    found = [p for p in autosave_candidates(folder, series_uid) if p.is_file()]
+    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in found:
+        try:
+            result = load_json(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring unreadable autosave %s: %s", path.name, exc)
+            continue
+        if result.series_uid == series_uid:
+            return result
+    return None
+
+
+def discard_autosave(folder: str | Path, series_uid: str) -> int:
+    """Delete the autosaves of ``series_uid``; returns how many files were removed."""
+    n = 0
+    for path in autosave_candidates(folder, series_uid):
+        try:
+            path.unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def edited_levels(result: StudyResult) -> set[str]:
+    """Levels with at least one correction in force."""
+    return {v.level for v in result.vertebrae if v.ai is not None}
+
+
+# ---- geometry shown to the reviewer -------------------------------------------------------
+def endplate_depth_points(corners_rc: dict[str, Any], outline_rc: Any
+                          ) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+    """Deepest endplate point and its foot on the corner chord, for the SC/IC markers.
+
+    Parameters
+    ----------
+    corners_rc : dict
+        AS/AI/PS/PI as (row, col) source pixels.
+    outline_rc : (N, 2) array-like
+        Closed body border in the same frame.
+
+    Returns
+    -------
+    dict
+        ``{"SC": (deepest_rc, foot_rc), "IC": (...)}``; an endplate whose outline never dips
+        into the body below its chord is left out.
+
+    Notes
+    -----
+    Mirrors the SC/IC definition of ``core.morphometry`` (largest perpendicular distance into
+    the body from the chord to the outline between the two corners) for display only.
+    """
+    pts = np.asarray(outline_rc, dtype=float).reshape(-1, 2)
+    if len(pts) < 4 or any(k not in corners_rc for k in CORNER_NAMES):
+        return {}
+    c = {k: np.asarray(corners_rc[k], dtype=float) for k in CORNER_NAMES}
+    centre = np.mean(list(c.values()), axis=0)
+    out = {}
+    for name, (a, b) in {"SC": ("AS", "PS"), "IC": ("AI", "PI")}.items():
+        arc = _arc_between(pts, c[a], c[b], avoid=c["AI" if name == "SC" else "AS"])
+        chord = c[b] - c[a]
+        length = float(np.hypot(*chord))
+        if length == 0 or len(arc) == 0:
+            continue
+        normal = np.array([-chord[1], chord[0]]) / length
+        if np.dot(centre - c[a], normal) < 0:
+            normal = -normal  # point into the body
+        depth = (arc - c[a]) @ normal
+        t = ((arc - c[a]) @ chord) / length**2
+        depth[(t <= 0) | (t >= 1)] = -np.inf
+        i = int(np.argmax(depth))
+        if not np.isfinite(depth[i]) or depth[i] <= 0:
+            continue
+        foot = c[a] + t[i] * chord
+        out[name] = (tuple(map(float, arc[i])), tuple(map(float, foot)))
+    return out
+
+
+def _arc_between(pts: np.ndarray, a: np.ndarray, b: np.ndarray, avoid: np.ndarray) -> np.ndarray:
+    """Outline points between the points nearest ``a`` and ``b``, on the side not passing
+    nearest ``avoid`` (the opposite endplate's corner)."""
+    ia, ib, iv = (int(np.argmin(np.hypot(*(pts - p).T))) for p in (a, b, avoid))
+    lo, hi = sorted((ia, ib))
+    inner = pts[lo:hi + 1]
+    outer = np.concatenate([pts[hi:], pts[:lo + 1]])
+    return outer if lo <= iv <= hi else inner

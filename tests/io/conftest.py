@@ -1,0 +1,176 @@
+"""Fixtures for the io tests: a source MR slice written with pydicom and a hand-made result.
+
+The slice is a 128 x 128 sagittal MR image (1.5 mm pixels, IOP [0,1,0, 0,0,-1]: columns run
+anterior -> posterior, rows superior -> inferior) with five bright rectangles (L1..L5) and
+brighter discs between them. The result's outlines are those rectangles, L1 wedged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from spineviewer.core.results import StudyResult, VertebraResult
+
+ROWS, COLS = 128, 128
+SPACING_MM = (1.5, 1.5)
+LEVELS = ("L1", "L2", "L3", "L4", "L5")
+TOP_ROW, BODY_ROWS, DISC_ROWS = 10, 17, 5
+ANT_COL, POST_COL = 40, 63
+L1_WEDGE_ROWS = 6  # L1's anterior-superior corner sits this many rows lower
+PATIENT = {"name": "Muster^Erika", "id": "PID-4711", "birth_date": "19480312", "sex": "F",
+           "study_date": "20240102"}
+
+
+def vertebra_corners(i: int) -> dict[str, tuple[float, float]]:
+    """Corners (row, col) of body ``i`` (0 = L1); L1 is wedged anteriorly."""
+    top = TOP_ROW + i * (BODY_ROWS + DISC_ROWS)
+    bottom = top + BODY_ROWS
+    ant_top = top + (L1_WEDGE_ROWS if i == 0 else 0)
+    return {"AS": (float(ant_top), float(ANT_COL)), "AI": (float(bottom), float(ANT_COL)),
+            "PS": (float(top), float(POST_COL)), "PI": (float(bottom), float(POST_COL))}
+
+
+def source_pixels() -> np.ndarray:
+    """Stored values: dark background, grey bodies, bright discs, a little deterministic noise."""
+    rng = np.random.default_rng(0)
+    img = np.full((ROWS, COLS), 150, np.int32) + rng.integers(0, 40, (ROWS, COLS))
+    for i in range(len(LEVELS)):
+        c = vertebra_corners(i)
+        top = int(c["PS"][0])
+        bottom = int(c["PI"][0])
+        img[top:bottom + 1, ANT_COL:POST_COL + 1] = 700
+        img[bottom + 1:bottom + DISC_ROWS, ANT_COL + 2:POST_COL - 1] = 1300
+    img[:, POST_COL + 6:POST_COL + 14] = 1500  # CSF in the canal
+    return img.astype(np.uint16)
+
+
+def make_source_dataset(study_uid: str | None = None) -> Dataset:
+    """A complete MR Image IOD instance (what a scanner would write) for the slice."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = PATIENT["study_date"]
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "101500"
+    ds.AccessionNumber = "ACC123"
+    ds.Modality = "MR"
+    ds.Manufacturer = "SIEMENS"
+    ds.ReferringPhysicianName = "Doc^Referring"
+    ds.StudyDescription = "LWS"
+    ds.SeriesDescription = "t2_tse_sag"
+    ds.PatientName = PATIENT["name"]
+    ds.PatientID = PATIENT["id"]
+    ds.PatientBirthDate = PATIENT["birth_date"]
+    ds.PatientSex = PATIENT["sex"]
+    ds.ScanningSequence = "SE"
+    ds.SequenceVariant = "SK"
+    ds.ScanOptions = ""
+    ds.MRAcquisitionType = "2D"
+    ds.SliceThickness = 4.0
+    ds.RepetitionTime = 3500.0
+    ds.EchoTime = 100.0
+    ds.EchoTrainLength = 17
+    ds.MagneticFieldStrength = 3.0
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyID = "1"
+    ds.SeriesNumber = 3
+    ds.Laterality = ""
+    ds.PatientPosition = "HFS"
+    ds.InstanceNumber = 8
+    ds.ImagePositionPatient = [-2.0, -90.0, 100.0]
+    ds.ImageOrientationPatient = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.PositionReferenceIndicator = ""
+    ds.SliceLocation = -2.0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = ROWS, COLS
+    ds.PixelSpacing = list(SPACING_MM)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = source_pixels().tobytes()
+    return ds
+
+
+def _vertebra(i: int, level: str) -> VertebraResult:
+    c = vertebra_corners(i)
+    sr, sc = SPACING_MM
+    ah = abs(c["AI"][0] - c["AS"][0]) * sr
+    ph = abs(c["PI"][0] - c["PS"][0]) * sr
+    mh = (ah + ph) / 2.0
+    depth_mm = (sc * (POST_COL - ANT_COL))
+    va = math.degrees(math.atan2((ph - ah), depth_mm))
+    outline = [c["AS"], c["PS"], c["PI"], c["AI"], c["AS"]]
+    v = VertebraResult(level=level, corners_rc=c, outline_rc=outline, AH_mm=ah, PH_mm=ph,
+                       MH_mm=mh, SC_mm=0.4, IC_mm=0.9, VA_deg=va, wedge_ratio=ah / ph,
+                       biconcavity_ratio=mh / ph, crush_ratio=1.0, corner_strategy="line_fit",
+                       corner_overlap=0.97)
+    if level == "L1":
+        v.fracture, v.deformity, v.genant_grade = True, "wedge", 2
+        v.reasons = [
+            f"wedge ratio AH/PH = {ah / ph:.2f} < threshold 0.76 (L1 mean 0.91 - 3 x 0.050): "
+            "anterior height loss 35% -> grade 2",
+            "fracture: wedge deformity, anterior height loss 35%, Genant grade 2",
+        ]
+    else:
+        v.reasons = ["no deformity: every assessable ratio within 3 SD of its level mean"]
+    if level == "L4":
+        v.flags = ["schmorl_node", "needs_review"]
+    if level == "L3":
+        # a reader moved the AS corner: keep the network's value in ``ai``
+        v.ai = {"AH_mm": ah - 1.2, "PH_mm": ph, "corners_rc": {"AS": [c["AS"][0] + 0.8, ANT_COL]}}
+    if level == "L5":
+        v.override = {"fracture": False, "comment": "old healed endplate irregularity"}
+    return v
+
+
+def make_result(source_file: Path, ds: Dataset) -> StudyResult:
+    """Five vertebrae on the source slice with one fracture (L1), an edit and an override."""
+    return StudyResult(
+        study_uid=str(ds.StudyInstanceUID), series_uid=str(ds.SeriesInstanceUID),
+        sop_instance_uid=str(ds.SOPInstanceUID), slice_index=7, pixel_spacing_mm=SPACING_MM,
+        model={"name": "unet-test", "version": "0.0-test", "sha256": "ab" * 32,
+               "provider": "CPUExecutionProvider"},
+        series_choice={"series_description": "t2_tse_sag", "series_number": 3,
+                       "reason": "sagittal, TE 100 ms >= 80 ms, TR 3500 ms >= 3000 ms"},
+        vertebrae=[_vertebra(i, lv) for i, lv in enumerate(LEVELS)],
+        patient=dict(PATIENT),
+        parameters={"threshold_sd": 3.0, "reference_table": "PROVISIONAL test table"},
+        edits=[{"time": dt.datetime(2024, 1, 3, 9, 0).isoformat(), "level": "L3",
+                "action": "move_corner", "field": "AS", "ai": [18.8, 40.0], "value": [18.0, 40.0],
+                "user": "reader1"},
+               {"time": dt.datetime(2024, 1, 3, 9, 2).isoformat(), "level": "L5",
+                "action": "override", "field": "fracture", "ai": False, "value": False,
+                "comment": "old healed endplate irregularity", "user": "reader1"}],
+        source_path=str(source_file.parent), source_slice_file=str(source_file),
+        software={"name": "spineviewer", "version": "0.1.0"}, image_shape=(ROWS, COLS),
+    )
+
+
+@pytest.fixture
+def source_file(tmp_path: Path) -> Path:
+    ds = make_source_dataset()
+    path = tmp_path / "src" / "IM0008"
+    path.parent.mkdir()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def study_result(source_file: Path) -> StudyResult:
+    from pydicom import dcmread
+
+    return make_result(source_file, dcmread(source_file))
