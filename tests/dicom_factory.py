@@ -6,9 +6,9 @@ SeriesDescription wording, MagneticFieldStrength units, where TE/TR are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -46,6 +46,7 @@ class SeriesSpec:
     pixels: Callable[[int, SeriesSpec], np.ndarray] | None = None  # (slice index, spec) -> stored
     file_names: str = "plain"  # plain (IM0001) | dcm (x.dcm) | uid
     shuffle_instance_numbers: bool = False
+    te_private_only: bool = False  # Philips: standard EchoTime left empty, TE in group 2001
 
 
 def default_pixels(i: int, spec: SeriesSpec) -> np.ndarray:
@@ -77,16 +78,22 @@ def _vendor_headers(ds: Dataset, spec: SeriesSpec) -> None:
         raise ValueError(spec.vendor)
 
 
-def make_dataset(spec: SeriesSpec, i: int, pixels: np.ndarray) -> Dataset:
-    """One MR image dataset of the series (slice ``i``), with file meta."""
+def dataset_with_meta(sop_class_uid: str) -> Dataset:
+    """An empty dataset with file meta (explicit VR little endian) and its SOP UIDs set."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPClassUID = sop_class_uid
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = MRImageStorage
+    ds.SOPClassUID = sop_class_uid
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def make_dataset(spec: SeriesSpec, i: int, pixels: np.ndarray) -> Dataset:
+    """One MR image dataset of the series (slice ``i``), with file meta."""
+    ds = dataset_with_meta(MRImageStorage)
     ds.Modality = spec.modality
     ds.PatientID = spec.patient_id
     ds.PatientName = spec.patient_name
@@ -100,7 +107,7 @@ def make_dataset(spec: SeriesSpec, i: int, pixels: np.ndarray) -> Dataset:
     ds.InstanceNumber = (spec.n_slices - i) if spec.shuffle_instance_numbers else i + 1
     _vendor_headers(ds, spec)
     if spec.te_ms is not None:
-        ds.EchoTime = spec.te_ms
+        ds.EchoTime = "" if spec.te_private_only else spec.te_ms
     if spec.tr_ms is not None:
         ds.RepetitionTime = spec.tr_ms
     iop = np.asarray(spec.iop, float)
@@ -164,3 +171,57 @@ def typical_study() -> list[SeriesSpec]:
         SeriesSpec(description="t2_tse_tra", te_ms=100.0, tr_ms=4000.0, iop=AXIAL_IOP,
                    n_slices=5),
     ]
+
+
+def write_enhanced(path: str | Path, spec: SeriesSpec) -> Path:
+    """Write ``spec`` as one Enhanced MR multi-frame file: geometry, TE/TR and rescale only in
+    the functional groups (Philips-style), frames stored in reverse slice order."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not spec.study_uid:
+        spec.study_uid = generate_uid()
+    make_pixels = spec.pixels or default_pixels
+    order = list(range(spec.n_slices))[::-1]
+    ds = make_dataset(spec, 0, np.stack([make_pixels(i, spec) for i in order]))
+    enhanced = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = enhanced
+    ds.NumberOfFrames = spec.n_slices
+    for keyword in ("EchoTime", "RepetitionTime", "ImageOrientationPatient",
+                    "ImagePositionPatient", "PixelSpacing", "SliceThickness",
+                    "RescaleSlope", "RescaleIntercept", "RescaleType"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    iop = np.asarray(spec.iop, float)
+    normal = np.cross(iop[:3], iop[3:])
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing = list(spec.pixel_spacing_mm)
+    pm.SliceThickness = spec.thickness_mm
+    po = Dataset()
+    po.ImageOrientationPatient = list(iop)
+    timing = Dataset()
+    timing.RepetitionTime = spec.tr_ms
+    echo = Dataset()
+    echo.EffectiveEchoTime = spec.te_ms
+    shared.PixelMeasuresSequence = [pm]
+    shared.PlaneOrientationSequence = [po]
+    shared.MRTimingAndRelatedParametersSequence = [timing]
+    shared.MREchoSequence = [echo]
+    if spec.slope is not None:
+        pvt = Dataset()
+        pvt.RescaleSlope = spec.slope
+        pvt.RescaleIntercept = spec.intercept or 0.0
+        pvt.RescaleType = "US"
+        shared.PixelValueTransformationSequence = [pvt]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    step = spec.thickness_mm + spec.gap_mm
+    for i in order:
+        item, pp = Dataset(), Dataset()
+        pos = np.array([-20.0, -30.0, 40.0]) + normal * step * (i - spec.n_slices // 2)
+        pp.ImagePositionPatient = [round(float(v), 4) for v in pos]
+        item.PlanePositionSequence = [pp]
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -1,6 +1,7 @@
 """Agreement statistics of the app against readers: ICC, Bland-Altman, kappa, sens/spec.
 
-Pure statistics and joining; no plotting (see ``spineviewer.io.evaluation_report``).
+Pure statistics and joining; no plotting (see ``spineviewer.io.evaluation_report``); the formulas
+themselves are in ``spineviewer.core.agreement``.
 
 Inputs are two CSV files of the core contract (``results.CSV_COLUMNS``), joined on
 (``study_uid``, ``level``):
@@ -19,7 +20,7 @@ and yields a ``by_<column>`` group in the fracture statistics. Identifier-like c
 (``*_uid``, ``*_id``, ``reader``, ``comment``) and columns with more than
 ``MAX_SUBGROUP_VALUES`` values are not treated as subgroups.
 
-Statistics (``docs MORPHOMETRY.md``, checked against the paper's Table 4): exact
+Statistics (shared ``MORPHOMETRY.md``, checked against the paper's Table 4): exact
 Clopper-Pearson 95% intervals; Cohen's kappa; ICC(2,1) (two-way random, absolute agreement,
 single rater) with the McGraw & Wong (1996) / Shrout & Fleiss (1979) F-based interval and
 ICC(3,1) (consistency) beside it; Bland-Altman bias and bias +- 1.96 SD (ddof = 1). Because
@@ -30,14 +31,24 @@ column is present).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from spineviewer.core.agreement import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    bland_altman,
+    cohen_kappa,
+    confusion_counts,
+    fracture_group,
+    icc,
+    non_overlapping_pairs,
+)
 from spineviewer.core.errors import SpineViewerError
 from spineviewer.core.results import CSV_COLUMNS, read_csv_rows
 
@@ -47,244 +58,11 @@ MEASUREMENTS = ("AH_mm", "PH_mm", "MH_mm", "SC_mm", "IC_mm", "VA_deg")
 LEVEL_ORDER = ("T11", "T12", "L1", "L2", "L3", "L4", "L5", "L6", "S1")
 CONSENSUS_READER = "consensus"
 MAX_SUBGROUP_VALUES = 20
-BOOTSTRAP_SEED = 20260601
-BOOTSTRAP_RESAMPLES = 2000
 _NOT_SUBGROUPS = {"reader", "comment", "comments", "note", "notes", "patient_name"}
-_RATES = ("sensitivity", "specificity", "accuracy")
 
 
 class EvaluationInputError(SpineViewerError):
     """The reference or results file cannot be evaluated (missing, malformed, no overlap)."""
-
-
-# ---- statistics -----------------------------------------------------------------------------
-def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) binomial interval for ``k`` successes in ``n`` trials.
-
-    Parameters
-    ----------
-    k, n : int
-        Successes and trials, ``0 <= k <= n``, ``n > 0``.
-    confidence : float
-        Two-sided confidence level.
-
-    Returns
-    -------
-    (low, high) : tuple of float
-    """
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence,
-                                                        method="exact")
-    return float(ci.low), float(ci.high)
-
-
-def proportion(k: int, n: int) -> dict[str, Any]:
-    """A rate with its exact 95% CI: ``{"value", "ci_low", "ci_high", "k", "n"}``.
-
-    ``value`` and the bounds are None when ``n == 0`` (rate undefined).
-    """
-    if n == 0:
-        return {"value": None, "ci_low": None, "ci_high": None, "k": 0, "n": 0}
-    lo, hi = clopper_pearson(k, n)
-    return {"value": k / n, "ci_low": lo, "ci_high": hi, "k": int(k), "n": int(n)}
-
-
-def cohen_kappa(tp: int, fp: int, tn: int, fn: int) -> float | None:
-    """Cohen's kappa of a 2x2 table (app x reference); None when chance agreement is 1."""
-    n = tp + fp + tn + fn
-    if n == 0:
-        return None
-    p_observed = (tp + tn) / n
-    p_chance = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2
-    if p_chance >= 1.0:
-        return None
-    return (p_observed - p_chance) / (1.0 - p_chance)
-
-
-@dataclass(frozen=True)
-class IccResult:
-    """ICC(2,1) and ICC(3,1) of an (n targets x k raters) table, with 95% CIs and the ANOVA."""
-
-    icc2_1: float
-    icc2_1_ci: tuple[float, float]
-    icc3_1: float
-    icc3_1_ci: tuple[float, float]
-    ms_rows: float
-    ms_cols: float
-    ms_error: float
-    n: int
-    k: int
-
-
-def two_way_anova(ratings: np.ndarray) -> tuple[float, float, float]:
-    """Mean squares (rows = targets, columns = raters, error) of a complete two-way table."""
-    y = np.asarray(ratings, dtype=float)
-    n, k = y.shape
-    grand = y.mean()
-    ss_rows = k * np.sum((y.mean(axis=1) - grand) ** 2)
-    ss_cols = n * np.sum((y.mean(axis=0) - grand) ** 2)
-    ss_error = np.sum((y - grand) ** 2) - ss_rows - ss_cols
-    return ss_rows / (n - 1), ss_cols / (k - 1), ss_error / ((n - 1) * (k - 1))
-
-
-def icc(ratings: np.ndarray, confidence: float = 0.95) -> IccResult:
-    """Intraclass correlations ICC(2,1) and ICC(3,1) with F-based confidence intervals.
-
-    Parameters
-    ----------
-    ratings : array (n_targets, k_raters)
-        Complete table, no missing values; ``n >= 2``, ``k >= 2``.
-    confidence : float
-        Two-sided confidence level of the intervals.
-
-    Returns
-    -------
-    IccResult
-
-    Notes
-    -----
-    Shrout & Fleiss (1979) cases 2 and 3; the ICC(2,1) interval is McGraw & Wong (1996)
-    case 2A (Satterthwaite degrees of freedom), the ICC(3,1) interval case 3A.
-    """
-    y = np.asarray(ratings, dtype=float)
-    if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] < 2 or not np.all(np.isfinite(y)):
-        raise ValueError(f"need a complete (n >= 2, k >= 2) table, got shape {y.shape}")
-    n, k = y.shape
-    msr, msc, mse = two_way_anova(y)
-    alpha = 1.0 - confidence
-    df_r, df_e = n - 1, (n - 1) * (k - 1)
-    icc3 = (msr - mse) / (msr + (k - 1) * mse)
-    icc2 = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
-    if mse > 0:
-        f0 = msr / mse
-        fl = f0 / stats.f.ppf(1 - alpha / 2, df_r, df_e)
-        fu = f0 * stats.f.ppf(1 - alpha / 2, df_e, df_r)
-        ci3 = ((fl - 1) / (fl + k - 1), (fu - 1) / (fu + k - 1))
-        ci2 = _icc2_ci(icc2, msr, msc, mse, n, k, alpha)
-    else:  # perfect agreement: the F statistics are infinite
-        ci3 = ci2 = (1.0, 1.0)
-    return IccResult(float(icc2), ci2, float(icc3), (float(ci3[0]), float(ci3[1])),
-                     float(msr), float(msc), float(mse), n, k)
-
-
-def _icc2_ci(icc2: float, msr: float, msc: float, mse: float, n: int, k: int,
-             alpha: float) -> tuple[float, float]:
-    """McGraw & Wong (1996) case 2A interval of ICC(A,1)."""
-    if icc2 >= 1.0:
-        return 1.0, 1.0
-    a = k * icc2 / (n * (1 - icc2))
-    b = 1 + k * icc2 * (n - 1) / (n * (1 - icc2))
-    v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / (k - 1) + (b * mse) ** 2 / ((n - 1) * (k - 1)))
-    f_low = stats.f.ppf(1 - alpha / 2, n - 1, v)
-    f_high = stats.f.ppf(1 - alpha / 2, v, n - 1)
-    c = k * msc + (k * n - k - n) * mse
-    low = n * (msr - f_low * mse) / (f_low * c + n * msr)
-    high = n * (f_high * msr - mse) / (c + n * f_high * msr)
-    return float(low), float(high)
-
-
-def bland_altman(app: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Bias (mean of app - reference) and 95% limits of agreement (bias +- 1.96 SD, ddof 1)."""
-    d = np.asarray(app, dtype=float) - np.asarray(reference, dtype=float)
-    bias = float(d.mean())
-    sd = float(d.std(ddof=1)) if d.size > 1 else float("nan")
-    return {"bias": bias, "sd_diff": sd, "loa_low": bias - 1.96 * sd,
-            "loa_high": bias + 1.96 * sd}
-
-
-def confusion_counts(app: np.ndarray, reference: np.ndarray) -> dict[str, int]:
-    """TP/FP/TN/FN of boolean app calls against boolean reference calls."""
-    a = np.asarray(app, dtype=bool)
-    r = np.asarray(reference, dtype=bool)
-    return {"tp": int(np.sum(a & r)), "fp": int(np.sum(a & ~r)),
-            "tn": int(np.sum(~a & ~r)), "fn": int(np.sum(~a & r))}
-
-
-def cluster_bootstrap_ci(app: np.ndarray, reference: np.ndarray, clusters: np.ndarray, *,
-                         n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                         confidence: float = 0.95) -> dict[str, tuple[float, float] | None]:
-    """Percentile bootstrap CIs of sensitivity/specificity/accuracy resampling whole clusters.
-
-    Parameters
-    ----------
-    app, reference : bool arrays (N,)
-    clusters : array (N,)
-        Cluster id per vertebra (study or patient); clusters are drawn with replacement.
-    n_boot, seed : int
-        Number of resamples and the seed of the generator (fixed: reproducible reports).
-
-    Returns
-    -------
-    dict
-        ``{"sensitivity": (lo, hi) | None, "specificity": ..., "accuracy": ...}``.
-    """
-    _, cluster_idx = np.unique(np.asarray(clusters), return_inverse=True)
-    a = np.asarray(app, dtype=bool)
-    r = np.asarray(reference, dtype=bool)
-    m = int(cluster_idx.max()) + 1 if cluster_idx.size else 0
-    if m == 0:
-        return {name: None for name in _RATES}
-    per = np.stack([np.bincount(cluster_idx, weights=w, minlength=m)
-                    for w in (a & r, a & ~r, ~a & ~r, ~a & r)], axis=1)  # (m, 4)
-    rng = np.random.default_rng(seed)
-    tp, fp, tn, fn = per[rng.integers(0, m, size=(n_boot, m))].sum(axis=1).T
-    q = (100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2)
-    out: dict[str, tuple[float, float] | None] = {}
-    for name, num, den in (("sensitivity", tp, tp + fn), ("specificity", tn, tn + fp),
-                           ("accuracy", tp + tn, tp + fp + tn + fn)):
-        ok = den > 0  # a resample without positives has no sensitivity: left out
-        if not np.any(ok):
-            out[name] = None
-            continue
-        lo, hi = np.percentile(num[ok] / den[ok], q)
-        out[name] = (float(lo), float(hi))
-    return out
-
-
-def fracture_group(app: np.ndarray, reference: np.ndarray, clusters: np.ndarray | None = None,
-                   *, n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
-                   ) -> dict[str, Any]:
-    """The statistics ``G`` of one group of vertebrae (JSON contract of ``spineviewer evaluate``).
-
-    Returns
-    -------
-    dict
-        ``{"tp", "fp", "tn", "fn", "n", "kappa", "sensitivity", "specificity", "accuracy"}``;
-        each rate is ``proportion(...)`` plus ``cluster_ci_low``/``cluster_ci_high`` (study
-        bootstrap) when ``clusters`` is given and ``n_boot > 0``.
-    """
-    c = confusion_counts(app, reference)
-    tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
-    g: dict[str, Any] = {**c, "n": tp + fp + tn + fn, "kappa": cohen_kappa(tp, fp, tn, fn),
-                         "sensitivity": proportion(tp, tp + fn),
-                         "specificity": proportion(tn, tn + fp),
-                         "accuracy": proportion(tp + tn, tp + fp + tn + fn)}
-    if clusters is not None and n_boot > 0:
-        boot = cluster_bootstrap_ci(app, reference, clusters, n_boot=n_boot, seed=seed)
-        for name in _RATES:
-            lo_hi = boot[name]
-            g[name]["cluster_ci_low"] = None if lo_hi is None else lo_hi[0]
-            g[name]["cluster_ci_high"] = None if lo_hi is None else lo_hi[1]
-    return g
-
-
-def non_overlapping_pairs(groups: dict[str, dict[str, Any]], family: str) -> list[dict[str, Any]]:
-    """Pairs of groups whose exact 95% CIs of a rate do not overlap (the paper's criterion)."""
-    out = []
-    names = list(groups)
-    for rate in _RATES:
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                ra, rb = groups[a][rate], groups[b][rate]
-                if ra["value"] is None or rb["value"] is None:
-                    continue
-                if ra["ci_high"] < rb["ci_low"] or rb["ci_high"] < ra["ci_low"]:
-                    out.append({"family": family, "rate": rate, "a": a, "b": b,
-                                "a_value": ra["value"], "b_value": rb["value"],
-                                "text": (f"{family}: {rate} of {a} ({ra['value']:.3f}, "
-                                         f"{ra['ci_low']:.3f}-{ra['ci_high']:.3f}) and {b} "
-                                         f"({rb['value']:.3f}, {rb['ci_low']:.3f}-"
-                                         f"{rb['ci_high']:.3f}) have non-overlapping 95% CIs")})
-    return out
 
 
 # ---- reading and joining --------------------------------------------------------------------
@@ -472,17 +250,13 @@ def measurement_statistics(joined: JoinedData) -> dict[str, dict[str, Any]]:
                              "icc3": None, "icc3_ci": [None, None], "bias": None,
                              "sd_diff": None, "loa_low": None, "loa_high": None}
         if app.size >= 2:
-            m.update(bland_antman_safe(app, ref))
+            m.update(bland_altman(app, ref))
             if np.ptp(np.concatenate([app, ref])) > 0:
                 res = icc(np.column_stack([app, ref]))
                 m.update(icc=res.icc2_1, icc_ci=list(res.icc2_1_ci), icc3=res.icc3_1,
                          icc3_ci=list(res.icc3_1_ci))
         out[name] = m
     return out
-
-
-def bland_antman_safe(app: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    return bland_altman(app, ref)
 
 
 def fracture_statistics(joined: JoinedData, *, n_boot: int = BOOTSTRAP_RESAMPLES,
@@ -591,3 +365,20 @@ def evaluate_files(reference_path: str | Path, results_path: str | Path, *,
     """Read, join and evaluate two CSV files; returns the summary and the joined data."""
     joined = load_joined(reference_path, results_path)
     return evaluate(joined, n_boot=n_boot, seed=seed), joined
+
+
+def summary_to_json(summary: dict[str, Any], indent: int | None = 1) -> str:
+    """The summary as strict JSON: non-finite numbers become null, numpy scalars plain."""
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, np.generic):
+            o = o.item()
+        if isinstance(o, float) and not np.isfinite(o):
+            return None
+        return o
+
+    return json.dumps(clean(summary), indent=indent, allow_nan=False)

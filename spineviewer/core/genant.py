@@ -81,6 +81,17 @@ class ReferenceTable:
     path: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def threshold_sd(self) -> float:
+        return float(self.meta.get("threshold_sd", THRESHOLD_SD))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as JSON-ready data (levels, source, provisional, path)."""
+        return {"source": self.source, "provisional": self.provisional, "path": self.path,
+                "threshold_sd": THRESHOLD_SD,
+                "levels": {lv: {r: {"mean": s.mean, "sd": s.sd, "n": s.n} for r, s in per.items()}
+                           for lv, per in self.levels.items()}}
+
     def stats(self, level: str, ratio: str) -> tuple[RatioStats | None, str]:
         """Stats for ``ratio`` at ``level``, falling back to the nearest tabulated level.
 

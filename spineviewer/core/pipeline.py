@@ -98,8 +98,6 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     from spineviewer.core.dicom.index import scan_folder
     from spineviewer.core.dicom.select import choose_series
     from spineviewer.core.dicom.volume import load_series
-    from spineviewer.core.preprocess import centre_slice_index
-
     st = _Stages(progress, cancel)
     st.start("index")
     index = scan_folder(path, cancel=cancel)
@@ -107,7 +105,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     choice = choose_series(index, series_uid=series_uid)
     st.start("load")
     volume = load_series(choice.series)
-    idx = centre_slice_index(len(volume.pixels))
+    idx = int(volume.centre_index)
     image = volume.pixels[idx]
     header = volume.datasets[idx]
     spacing = tuple(float(x) for x in volume.pixel_spacing_mm)
@@ -120,17 +118,17 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         sop_instance_uid=str(volume.sop_instance_uids[idx]), slice_index=int(idx),
         pixel_spacing_mm=spacing,
         model=_model_info(model),
-        series_choice={"reason": choice.reason, "candidates": choice.candidates,
-                       "description": choice.series.series_description},
+        series_choice={**choice.to_dict(), "description": choice.series.series_description},
         patient=_patient_info(header),
         source_path=str(path),
         source_slice_file=str(_file_of(volume, idx)),
         software={"name": "SpineViewer", "version": __version__},
         image_shape=(int(image.shape[0]), int(image.shape[1])),
     )
-    result.warnings.extend(f"skipped {f}: {why}" for f, why in index.skipped[:20])
-    if len(index.skipped) > 20:
-        result.warnings.append(f"... and {len(index.skipped) - 20} more unreadable files")
+    skipped = list(index.skipped) + list(getattr(volume, "skipped", []))
+    result.warnings.extend(f"skipped {f}: {why}" for f, why in skipped[:20])
+    if len(skipped) > 20:
+        result.warnings.append(f"... and {len(skipped) - 20} more unreadable files")
 
     st.start("preprocess")
     x, transform = _preprocess(image, spacing, volume.image_orientation, model)

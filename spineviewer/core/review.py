@@ -187,7 +187,7 @@ class ReviewSession:
         return bool(self._redo)
 
     def _apply(self, edit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        before = self.result.to_dict()
+        before = self._snapshot()
         try:
             entry = edit()
         except Exception:
@@ -221,10 +221,14 @@ class ReviewSession:
     def _step(self, source: list, target: list) -> bool:
         if not source:
             return False
-        target.append(self.result.to_dict())
+        target.append(self._snapshot())
         self._restore(source.pop())
         self._save()
         return True
+
+    def _snapshot(self) -> dict[str, Any]:
+        # to_dict shares lists (edits, flags) with the live result: copy them.
+        return copy.deepcopy(self.result.to_dict())
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         # Copy fields into the existing object so views holding ``self.result`` stay valid.

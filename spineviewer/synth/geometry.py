@@ -50,6 +50,7 @@ class BodyGeom:
     osteophyte: bool = False
     corner_radius_mm: float = 0.3
     marrow_gain: float = 1.0
+    in_truth: bool = True
 
     def transformed(self, fn) -> "BodyGeom":
         """Copy with every point mapped by ``fn`` ((N, 2) -> (N, 2)); bumps are unchanged."""

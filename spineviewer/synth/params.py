@@ -19,18 +19,25 @@ STANDARD_LEVELS: tuple[str, ...] = ("T12", "L1", "L2", "L3", "L4", "L5")
 
 #: Instance-map id of each level name (0 = none). L6 exists only with ``n_lumbar=6``.
 INSTANCE_IDS: dict[str, int] = {
-    "T12": 1, "L1": 2, "L2": 3, "L3": 4, "L4": 5, "L5": 6, "S1": 7, "L6": 8,
+    "T12": 1, "L1": 2, "L2": 3, "L3": 4, "L4": 5, "L5": 6, "S1": 7, "L6": 8, "T11": 9, "T10": 10,
+}
+
+#: Thoracic bodies drawn above the top truth level (in the masks as bodies, never in the truth).
+THORACIC_ABOVE: dict[str, tuple[str, ...]] = {
+    "T12": ("T10", "T11"), "L1": ("T11", "T12"),
 }
 
 #: Healthy design values per level: posterior height (mm), wedge ratio AH/PH mean, AP depth (mm).
 LEVEL_DESIGN: dict[str, dict[str, float]] = {
-    "T12": {"PH_mm": 24.5, "wedge": 0.91, "depth_mm": 32.0, "disc_mm": 6.5, "lordosis_deg": 1.5},
-    "L1": {"PH_mm": 26.0, "wedge": 0.93, "depth_mm": 34.0, "disc_mm": 7.5, "lordosis_deg": 3.5},
-    "L2": {"PH_mm": 27.0, "wedge": 0.95, "depth_mm": 36.0, "disc_mm": 8.5, "lordosis_deg": 5.5},
-    "L3": {"PH_mm": 27.5, "wedge": 0.97, "depth_mm": 38.0, "disc_mm": 9.5, "lordosis_deg": 7.5},
-    "L4": {"PH_mm": 27.0, "wedge": 0.99, "depth_mm": 39.5, "disc_mm": 10.5, "lordosis_deg": 9.5},
-    "L5": {"PH_mm": 25.5, "wedge": 1.03, "depth_mm": 40.5, "disc_mm": 10.0, "lordosis_deg": 11.0},
-    "L6": {"PH_mm": 25.0, "wedge": 1.04, "depth_mm": 41.0, "disc_mm": 9.0, "lordosis_deg": 11.0},
+    "T10": {"PH_mm": 22.5, "wedge": 0.90, "depth_mm": 29.0, "disc_mm": 5.0, "lordosis_deg": 0.0},
+    "T11": {"PH_mm": 23.5, "wedge": 0.90, "depth_mm": 30.5, "disc_mm": 5.5, "lordosis_deg": 1.0},
+    "T12": {"PH_mm": 24.5, "wedge": 0.91, "depth_mm": 32.0, "disc_mm": 6.5, "lordosis_deg": 2.5},
+    "L1": {"PH_mm": 26.0, "wedge": 0.93, "depth_mm": 34.0, "disc_mm": 7.5, "lordosis_deg": 5.0},
+    "L2": {"PH_mm": 27.0, "wedge": 0.95, "depth_mm": 36.0, "disc_mm": 8.5, "lordosis_deg": 7.0},
+    "L3": {"PH_mm": 27.5, "wedge": 0.97, "depth_mm": 38.0, "disc_mm": 9.5, "lordosis_deg": 9.0},
+    "L4": {"PH_mm": 27.0, "wedge": 0.99, "depth_mm": 39.5, "disc_mm": 10.5, "lordosis_deg": 12.0},
+    "L5": {"PH_mm": 25.5, "wedge": 1.03, "depth_mm": 40.5, "disc_mm": 10.0, "lordosis_deg": 14.0},
+    "L6": {"PH_mm": 25.0, "wedge": 1.04, "depth_mm": 41.0, "disc_mm": 9.0, "lordosis_deg": 13.0},
 }
 #: Disc design values are for the disc *below* the named level (``disc_mm`` of L5 = L5-S1).
 
@@ -90,7 +97,7 @@ class PhantomParams:
     corner_radius_mm: float = 0.3
 
     def levels(self) -> tuple[str, ...]:
-        """Body levels above the sacrum, top to bottom (T12 is dropped with 6 lumbar)."""
+        """Truth levels above the sacrum, top to bottom (T12 is dropped with 6 lumbar)."""
         if self.n_lumbar == 4:
             return ("T12", "L1", "L2", "L3", "L4")
         if self.n_lumbar == 6:

@@ -174,3 +174,32 @@ def study_result(source_file: Path) -> StudyResult:
     from pydicom import dcmread
 
     return make_result(source_file, dcmread(source_file))
+
+
+def dciodvfy_errors(path: str | Path) -> list[str]:
+    """The ``Error - ...`` lines dciodvfy (Debian dicom3tools) prints for ``path``."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        pytest.skip("dciodvfy not installed (Debian package dicom3tools)")
+    proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert out.strip(), "dciodvfy printed nothing"
+    return [line for line in out.splitlines() if line.startswith("Error")]
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    """Text of a PDF via pdftotext (poppler-utils), whitespace collapsed to single spaces."""
+    import re
+    import shutil
+    import subprocess
+
+    exe = shutil.which("pdftotext")
+    if exe is None:
+        pytest.skip("pdftotext not installed (Debian package poppler-utils)")
+    src = tmp_path / "_text.pdf"
+    src.write_bytes(pdf)
+    subprocess.run([exe, str(src), str(tmp_path / "_text.txt")], check=True, timeout=60)
+    return re.sub(r"\s+", " ", (tmp_path / "_text.txt").read_text())

@@ -6,6 +6,7 @@ enhanced multi-frame object or in a vendor's private group; every reader returns
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -40,7 +41,7 @@ def text(ds: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
-def _first_float(value: Any) -> float | None:
+def float_value_of(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -50,12 +51,12 @@ def _first_float(value: Any) -> float | None:
     except (TypeError, ValueError):
         m = re.search(r"[-+]?\d+(\.\d+)?", str(value))
         return float(m.group()) if m else None
-    return out if out == out else None  # NaN -> None
+    return out if math.isfinite(out) else None
 
 
 def float_value(ds: Dataset, keyword: str | tuple[int, int]) -> float | None:
     """First value of a numeric header as float, None when missing or not a number."""
-    return _first_float(_raw(ds, keyword))
+    return float_value_of(_raw(ds, keyword))
 
 
 def int_value(ds: Dataset, keyword: str) -> int | None:
@@ -63,7 +64,7 @@ def int_value(ds: Dataset, keyword: str) -> int | None:
     return None if value is None else int(value)
 
 
-def _functional(ds: Dataset, sequence: str, keyword: str) -> Any:
+def functional(ds: Dataset, sequence: str, keyword: str) -> Any:
     """A value from the shared, else the first per-frame, functional group (enhanced objects)."""
     for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         try:
@@ -79,9 +80,9 @@ def _functional(ds: Dataset, sequence: str, keyword: str) -> Any:
 def echo_time_ms(ds: Dataset) -> float | None:
     """EchoTime, else the enhanced MR EffectiveEchoTime, else Philips' private display TE."""
     for value in (_raw(ds, "EchoTime"), _raw(ds, "EffectiveEchoTime"),
-                  _functional(ds, "MREchoSequence", "EffectiveEchoTime"),
+                  functional(ds, "MREchoSequence", "EffectiveEchoTime"),
                   _raw(ds, PHILIPS_ECHO_TIME_DISPLAY)):
-        te = _first_float(value)
+        te = float_value_of(value)
         if te is not None and te > 0:
             return te
     return None
@@ -90,8 +91,8 @@ def echo_time_ms(ds: Dataset) -> float | None:
 def repetition_time_ms(ds: Dataset) -> float | None:
     """RepetitionTime, else the enhanced MR timing functional group."""
     for value in (_raw(ds, "RepetitionTime"),
-                  _functional(ds, "MRTimingAndRelatedParametersSequence", "RepetitionTime")):
-        tr = _first_float(value)
+                  functional(ds, "MRTimingAndRelatedParametersSequence", "RepetitionTime")):
+        tr = float_value_of(value)
         if tr is not None and tr > 0:
             return tr
     return None
@@ -117,7 +118,7 @@ def orientation(ds: Dataset) -> tuple[float, ...] | None:
     """ImageOrientationPatient (6 cosines), from the top level or the functional groups."""
     value = _raw(ds, "ImageOrientationPatient")
     if value is None:
-        value = _functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient")
+        value = functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient")
     return _floats(value, 6) if value is not None else None
 
 
@@ -125,7 +126,7 @@ def position(ds: Dataset) -> tuple[float, ...] | None:
     """ImagePositionPatient (x, y, z mm) of the (first) frame."""
     value = _raw(ds, "ImagePositionPatient")
     if value is None:
-        value = _functional(ds, "PlanePositionSequence", "ImagePositionPatient")
+        value = functional(ds, "PlanePositionSequence", "ImagePositionPatient")
     return _floats(value, 3) if value is not None else None
 
 
@@ -133,7 +134,7 @@ def pixel_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
     """PixelSpacing as (row, col) mm, from the top level or the functional groups."""
     value = _raw(ds, "PixelSpacing")
     if value is None:
-        value = _functional(ds, "PixelMeasuresSequence", "PixelSpacing")
+        value = functional(ds, "PixelMeasuresSequence", "PixelSpacing")
     out = _floats(value, 2) if value is not None else None
     return out if out is not None and min(out) > 0 else None  # type: ignore[return-value]
 
@@ -141,8 +142,8 @@ def pixel_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
 def slice_thickness_mm(ds: Dataset) -> float | None:
     value = _raw(ds, "SliceThickness")
     if value is None:
-        value = _functional(ds, "PixelMeasuresSequence", "SliceThickness")
-    return _first_float(value)
+        value = functional(ds, "PixelMeasuresSequence", "SliceThickness")
+    return float_value_of(value)
 
 
 def sequence_name(ds: Dataset) -> str:

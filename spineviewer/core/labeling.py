@@ -1,0 +1,242 @@
+"""Labelling: split the body class into vertebrae, find the sacrum, name L5..L1, T12 upwards.
+
+Levels are counted from the sacrum up (the body directly above S1 is L5). What one sagittal
+slice cannot settle is flagged rather than guessed silently: a sacrum outside the field of view
+(``sacrum_not_visible``; every body ``label_uncertain``), and size/spacing patterns that suggest
+a lumbosacral transitional vertebra or a sixth/fourth lumbar-type body (``transitional_anatomy``).
+All masks are in the canonical model grid (superior = row 0, anterior = col 0).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spineviewer.core.segment import column_curve
+
+logger = logging.getLogger(__name__)
+
+NAMES_FROM_BOTTOM = ("L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9", "T8")
+#: Expected body height along the column when too few bodies to measure it (lumbar ~ 26 mm).
+DEFAULT_BODY_HEIGHT_MM = 26.0
+#: A component longer than this many body heights along the column holds touching bodies.
+MERGED_FACTOR = 1.6
+#: Sacrum smaller than this is not trusted as visible.
+MIN_SACRUM_AREA_MM2 = 150.0
+#: Transitional-anatomy cues (ratios to the median of the lowest lumbar bodies).
+SMALL_LOWEST_BODY = 0.6  # area of the lowest body vs the median of the next three
+THIN_DISC = 0.35  # L5-S1 gap vs the median gap between lumbar bodies
+LUMBAR_SIZED_T12 = 0.92  # area of the sixth body vs the median of the five lowest
+THORACIC_SIZED_L1 = 0.70  # area of the fifth body vs the median of the three lowest
+
+
+@dataclass
+class Body:
+    """One vertebral body instance."""
+
+    level: str
+    mask: np.ndarray
+    centroid_rc: tuple[float, float]
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Labelling:
+    """Named bodies top to bottom, the sacrum, and what could not be settled."""
+
+    bodies: list[Body]
+    sacrum_mask: np.ndarray | None
+    flags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _index(class_names: Sequence[str], name: str) -> int | None:
+    return list(class_names).index(name) if name in class_names else None
+
+
+def _extent_along(mask: np.ndarray, tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates of ``mask`` and their projection on the unit ``tangent``."""
+    pts = np.argwhere(mask).astype(float)
+    return pts, pts @ tangent
+
+
+def _tangent(coef: np.ndarray, row: float) -> np.ndarray:
+    slope = np.polyval(np.polyder(coef), row) if len(coef) > 1 else 0.0
+    t = np.array([1.0, slope])
+    return t / np.linalg.norm(t)
+
+
+def split_touching(mask: np.ndarray, k: int, tangent: np.ndarray) -> list[np.ndarray]:
+    """Split one component into ``k`` bodies at the narrowest cross-sections along the column.
+
+    Parameters
+    ----------
+    mask : (H, W) bool
+    k : int
+        Number of bodies it holds.
+    tangent : (2,) unit vector (row, col) of the column direction.
+
+    Returns
+    -------
+    list of k bool masks, top to bottom.
+    """
+    pts, s = _extent_along(mask, tangent)
+    s0 = s.min()
+    bins = np.floor(s - s0).astype(int)
+    width = ndi.gaussian_filter1d(np.bincount(bins).astype(float), 2.0)
+    length = len(width)
+    cuts = []
+    for j in range(1, k):
+        centre = j * length / k
+        half = 0.25 * length / k
+        lo, hi = int(max(1, centre - half)), int(min(length - 1, centre + half))
+        idx = np.arange(lo, hi + 1)
+        # narrowest section; among equal widths the one nearest the expected position
+        score = width[idx] / width.max() + 0.05 * np.abs(idx - centre) / half
+        cuts.append(int(idx[np.argmin(score)]))
+    piece = np.searchsorted(np.array(cuts), bins, side="right")
+    out = []
+    for j in range(k):
+        m = np.zeros_like(mask, dtype=bool)
+        sel = pts[piece == j].astype(int)
+        m[sel[:, 0], sel[:, 1]] = True
+        out.append(m)
+    return out
+
+
+def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], list[str]]:
+    """Connected components of the body class, touching bodies split; top to bottom."""
+    lab, n = ndi.label(body)
+    if n == 0:
+        return [], []
+    comps = [lab == i for i in range(1, n + 1)]
+    cents = np.array([np.argwhere(c).mean(axis=0) for c in comps])
+    areas = np.array([c.sum() for c in comps], float)
+    coef = column_curve(cents, weights=areas) if n >= 2 else np.array([cents[0, 1]])
+    extents = np.array([np.ptp(_extent_along(c, _tangent(coef, r))[1]) + 1
+                        for c, (r, _) in zip(comps, cents)])
+    ref = float(np.median(extents)) if n >= 3 else DEFAULT_BODY_HEIGHT_MM / spacing_mm
+    out, warnings = [], []
+    for c, (r, _), ext in zip(comps, cents, extents):
+        k = int(round(ext / ref)) if ext > MERGED_FACTOR * ref else 1
+        if k > 1:
+            out.extend(split_touching(c, k, _tangent(coef, r)))
+            warnings.append(f"{k} touching bodies near row {r:.0f} split at their narrowest "
+                            "cross-sections")
+        else:
+            out.append(c)
+    out.sort(key=lambda m: np.argwhere(m)[:, 0].mean())
+    return out, warnings
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    lab, n = ndi.label(mask)
+    if n <= 1:
+        return mask
+    return lab == (1 + int(np.argmax(ndi.sum(mask, lab, np.arange(1, n + 1)))))
+
+
+def _gap_px(upper: np.ndarray, lower: np.ndarray) -> float:
+    """Vertical gap between the bottom of ``upper`` and the top of ``lower`` (median over cols)."""
+    cols = np.nonzero(upper.any(axis=0) & lower.any(axis=0))[0]
+    if cols.size == 0:
+        return float(np.argwhere(lower)[:, 0].min() - np.argwhere(upper)[:, 0].max() - 1)
+    h = upper.shape[0]
+    bottom = h - 1 - np.argmax(upper[::-1, cols], axis=0)
+    top = np.argmax(lower[:, cols], axis=0)
+    return float(np.median(top - bottom - 1))
+
+
+def transitional_cues(masks: list[np.ndarray], sacrum: np.ndarray | None) -> list[str]:
+    """Reasons to suspect transitional anatomy from sizes and gaps (bodies top to bottom)."""
+    cues = []
+    areas = np.array([m.sum() for m in masks], float)[::-1]  # bottom first
+    if len(areas) >= 4 and areas[0] < SMALL_LOWEST_BODY * np.median(areas[1:4]):
+        cues.append(f"lowest body is small ({areas[0] / np.median(areas[1:4]):.2f} x the "
+                    "bodies above): possible sacralised L5")
+    if sacrum is not None and len(masks) >= 3:
+        gaps = [_gap_px(masks[i], masks[i + 1]) for i in range(max(0, len(masks) - 5), len(masks) - 1)]
+        l5s1 = _gap_px(masks[-1], sacrum)
+        if gaps and np.median(gaps) > 0 and l5s1 < THIN_DISC * np.median(gaps):
+            cues.append(f"disc between the lowest body and the sacrum is missing or thin "
+                        f"({l5s1:.0f} px vs median {np.median(gaps):.0f} px): possible "
+                        "sacralisation")
+    if len(areas) >= 6 and areas[5] >= LUMBAR_SIZED_T12 * np.median(areas[:5]):
+        cues.append("six lumbar-sized bodies above the sacrum: possible six lumbar vertebrae")
+    if 5 <= len(areas) and areas[4] < THORACIC_SIZED_L1 * np.median(areas[:3]):
+        cues.append("fifth body above the sacrum is thoracic-sized: possible four lumbar vertebrae")
+    return cues
+
+
+def _find_sacrum(class_map: np.ndarray, k: int | None, spacing_mm: float) -> np.ndarray | None:
+    if k is None:
+        return None
+    sac = _largest_component(class_map == k)
+    if sac.sum() * spacing_mm ** 2 < MIN_SACRUM_AREA_MM2:
+        return None
+    return sac
+
+
+def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
+                    spacing_mm: float = 0.6) -> Labelling:
+    """Split, order and name the vertebral bodies of a post-processed class map.
+
+    Parameters
+    ----------
+    class_map : (H, W) int
+        Post-processed classes in the canonical model grid.
+    class_names : sequence of str
+        Class names by index; must contain "body"; "sacrum" and "disc" are used when present.
+    spacing_mm : float
+        Isotropic pixel spacing of ``class_map``.
+
+    Returns
+    -------
+    Labelling with bodies top to bottom.
+    """
+    kb = _index(class_names, "body")
+    if kb is None:
+        raise ValueError(f"class names {list(class_names)} have no 'body' class")
+    masks, warnings = _instances(class_map == kb, spacing_mm)
+    sacrum = _find_sacrum(class_map, _index(class_names, "sacrum"), spacing_mm)
+    flags: list[str] = []
+    if sacrum is not None:
+        top = np.argwhere(sacrum)[:, 0].min()
+        below = [m for m in masks if np.argwhere(m)[:, 0].mean() > top]
+        if below:
+            warnings.append(f"{len(below)} body cluster(s) below the top of the sacrum ignored")
+            masks = [m for m in masks if not any(m is b for b in below)]
+    else:
+        flags.append("sacrum_not_visible")
+        warnings.append("sacrum not in the field of view: levels counted from the lowest "
+                        "visible body as L5 and uncertain")
+    cues = transitional_cues(masks, sacrum)
+    if cues:
+        flags.append("transitional_anatomy")
+        warnings.extend(cues)
+    bodies = _name(masks, sacrum is None, bool(cues))
+    return Labelling(bodies=bodies, sacrum_mask=sacrum, flags=flags, warnings=warnings)
+
+
+def _name(masks: list[np.ndarray], no_sacrum: bool, transitional: bool) -> list[Body]:
+    bodies = []
+    n = len(masks)
+    for i, m in enumerate(masks):
+        k = n - 1 - i  # position from the bottom
+        level = NAMES_FROM_BOTTOM[k] if k < len(NAMES_FROM_BOTTOM) else f"T?{k}"
+        rc = np.argwhere(m).mean(axis=0)
+        body = Body(level=level, mask=m, centroid_rc=(float(rc[0]), float(rc[1])))
+        if _touches_border(m):
+            body.flags.append("partial_body")
+        if no_sacrum or transitional:
+            body.flags += ["label_uncertain", "needs_review"]
+        bodies.append(body)
+    return bodies

@@ -1,0 +1,251 @@
+"""The paper's pre-processing of the analysed slice, and the exact transform back to source pixels.
+
+Germann et al. 2023 (shared/docs/PAPER.md, "Pre-processing"): keep the centre slice (centre-left
+when the count is even), resample to 0.6 x 0.6 mm, fit into a 448 x 320 matrix, divide the
+values by 2500 and clip to 1. We also orient the slice canonically (superior at row 0,
+anterior at col 0; docs/INTERFACES.md) so the network always sees the same anatomy layout.
+
+Coordinate convention: a point (r, c) is in pixel units with pixel (i, j) *centred* at
+(i, j); the pixel covers [i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]. The centre of the source
+slice ((R - 1) / 2, (C - 1) / 2) maps onto the centre of the model grid ((H - 1) / 2,
+(W - 1) / 2); distances scale by source spacing / model spacing along each axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+#: Paper values (see module docstring); the model card may override them.
+MODEL_SPACING_MM = 0.6
+MODEL_SHAPE = (448, 320)
+INTENSITY_SCALE = 2500.0
+INTENSITY_CLIP = 1.0
+#: A direction cosine smaller than this does not decide a flip (axis nearly in-plane normal).
+_MIN_COSINE = 0.1
+
+
+def centre_slice_index(n: int) -> int:
+    """Index of the centre slice of ``n``: the centre-left one when ``n`` is even."""
+    if n < 1:
+        raise ValueError(f"a series needs at least one slice, got {n}")
+    return (n - 1) // 2
+
+
+@dataclass(frozen=True)
+class SliceTransform:
+    """Axis-aligned map between source-slice pixels and the canonical model grid.
+
+    Attributes
+    ----------
+    source_shape : (int, int)
+        (rows, cols) of the source slice.
+    source_spacing_mm : (float, float)
+        (row, col) PixelSpacing of the source slice.
+    model_shape : (int, int)
+        (rows, cols) of the model grid.
+    model_spacing_mm : float
+        Isotropic spacing of the model grid.
+    transpose : bool
+        The source's superior-inferior axis runs along its columns; rows and cols swap first.
+    flip_rows, flip_cols : bool
+        After the optional transpose, reverse rows (so superior is row 0) / columns (so
+        anterior is col 0).
+    scale, clip : float
+        Intensity: model value = clip(source value / scale, 0, clip).
+    """
+
+    source_shape: tuple[int, int]
+    source_spacing_mm: tuple[float, float]
+    model_shape: tuple[int, int] = MODEL_SHAPE
+    model_spacing_mm: float = MODEL_SPACING_MM
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+    scale: float = INTENSITY_SCALE
+    clip: float = INTENSITY_CLIP
+
+    # ---- affine parts: model = gain * oriented_source + offset, per axis ---------------
+    def _oriented(self) -> tuple[tuple[int, int], tuple[float, float]]:
+        shape, spacing = self.source_shape, self.source_spacing_mm
+        if self.transpose:
+            return (shape[1], shape[0]), (spacing[1], spacing[0])
+        return (int(shape[0]), int(shape[1])), (float(spacing[0]), float(spacing[1]))
+
+    def _affine(self) -> tuple[np.ndarray, np.ndarray]:
+        shape, spacing = self._oriented()
+        signs = np.array([-1.0 if self.flip_rows else 1.0, -1.0 if self.flip_cols else 1.0])
+        gain = signs * np.asarray(spacing) / self.model_spacing_mm
+        centre_src = (np.asarray(shape, float) - 1.0) / 2.0
+        centre_model = (np.asarray(self.model_shape, float) - 1.0) / 2.0
+        return gain, centre_model - gain * centre_src
+
+    # ---- points ------------------------------------------------------------------------
+    def to_model(self, rc: np.ndarray) -> np.ndarray:
+        """Map (N, 2) source (row, col) points to model-grid (row, col)."""
+        p = _points(rc)
+        if self.transpose:
+            p = p[:, ::-1]
+        gain, offset = self._affine()
+        return p * gain + offset
+
+    def to_source(self, rc: np.ndarray) -> np.ndarray:
+        """Map (N, 2) model-grid (row, col) points to source (row, col); exact inverse."""
+        gain, offset = self._affine()
+        p = (_points(rc) - offset) / gain
+        return p[:, ::-1] if self.transpose else p
+
+    # ---- images ------------------------------------------------------------------------
+    def image_to_model(self, image: np.ndarray, order: int = 1) -> np.ndarray:
+        """Resample a source-grid image onto the model grid (no intensity scaling).
+
+        ``order=1`` is linear interpolation with Gaussian anti-aliasing where the model grid
+        is coarser than the source; ``order=0`` is nearest neighbour (for label maps).
+        Model pixels outside the source slice are 0.
+        """
+        image = np.asarray(image)
+        if image.shape != tuple(self.source_shape):
+            raise ValueError(f"image shape {image.shape} != source shape {self.source_shape}")
+        oriented = image.T if self.transpose else image
+        shape, spacing = self._oriented()
+        if order > 0:
+            oriented = _anti_alias(oriented.astype(np.float32), spacing, self.model_spacing_mm)
+        is_bool = oriented.dtype == bool
+        if is_bool:
+            oriented = oriented.astype(np.uint8)
+        src = self._model_grid_in_oriented_source()
+        out = ndimage.map_coordinates(oriented, src, order=order, mode="nearest",
+                                      output=np.float32 if order > 0 else oriented.dtype)
+        inside = ((src[0] >= -0.5) & (src[0] <= shape[0] - 0.5)
+                  & (src[1] >= -0.5) & (src[1] <= shape[1] - 0.5))
+        out[~inside] = 0
+        return out.astype(bool) if is_bool else out
+
+    def _model_grid_in_oriented_source(self) -> np.ndarray:
+        gain, offset = self._affine()
+        u = (np.arange(self.model_shape[0]) - offset[0]) / gain[0]
+        v = (np.arange(self.model_shape[1]) - offset[1]) / gain[1]
+        uu, vv = np.meshgrid(u, v, indexing="ij")
+        return np.stack([uu, vv])
+
+    def mask_to_source(self, mask_model: np.ndarray, source_shape: tuple[int, int] | None = None
+                       ) -> np.ndarray:
+        """Resample a model-grid label map back onto the source slice (nearest neighbour).
+
+        Source pixels whose centre falls outside the model grid get 0. The dtype is kept.
+        """
+        mask_model = np.asarray(mask_model)
+        if mask_model.shape != tuple(self.model_shape):
+            raise ValueError(f"mask shape {mask_model.shape} != model shape {self.model_shape}")
+        shape = tuple(source_shape) if source_shape is not None else tuple(self.source_shape)
+        if shape != tuple(self.source_shape):
+            raise ValueError(f"source shape {shape} != transform source {self.source_shape}")
+        rr, cc = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+        uv = np.rint(self.to_model(np.stack([rr.ravel(), cc.ravel()], axis=1))).astype(np.int64)
+        h, w = self.model_shape
+        ok = (uv[:, 0] >= 0) & (uv[:, 0] < h) & (uv[:, 1] >= 0) & (uv[:, 1] < w)
+        out = np.zeros(shape[0] * shape[1], dtype=mask_model.dtype)
+        out[ok] = mask_model[uv[ok, 0], uv[ok, 1]]
+        return out.reshape(shape)
+
+    def scale_intensity(self, image_model: np.ndarray) -> np.ndarray:
+        """Model intensities: value / scale clipped to [0, clip], float32."""
+        return np.clip(np.asarray(image_model, np.float32) / np.float32(self.scale), 0.0,
+                       self.clip).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (lists, bools, floats)."""
+        return {"source_shape": list(self.source_shape),
+                "source_spacing_mm": list(self.source_spacing_mm),
+                "model_shape": list(self.model_shape), "model_spacing_mm": self.model_spacing_mm,
+                "transpose": self.transpose, "flip_rows": self.flip_rows,
+                "flip_cols": self.flip_cols, "scale": self.scale, "clip": self.clip}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SliceTransform:
+        kw = dict(d)
+        for key in ("source_shape", "source_spacing_mm", "model_shape"):
+            kw[key] = tuple(kw[key])
+        return cls(**kw)
+
+
+def _points(rc: np.ndarray) -> np.ndarray:
+    p = np.asarray(rc, dtype=np.float64)
+    if p.ndim == 1 and p.shape[0] == 2:
+        p = p[None, :]
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"points must be (N, 2) (row, col), got shape {p.shape}")
+    return p
+
+
+def _anti_alias(image: np.ndarray, spacing_mm: tuple[float, float], target_mm: float
+                ) -> np.ndarray:
+    """Gaussian prefilter where the target grid is coarser (sigma as skimage.transform.rescale:
+    (factor - 1) / 2 source pixels, factor = target / source spacing)."""
+    sigma = [max(0.0, (target_mm / s - 1.0) / 2.0) for s in spacing_mm]
+    if max(sigma) <= 0:
+        return image
+    return ndimage.gaussian_filter(image, sigma=sigma, mode="nearest")
+
+
+def canonical_orientation(image_orientation: tuple[float, ...] | None
+                          ) -> tuple[bool, bool, bool]:
+    """(transpose, flip_rows, flip_cols) that put superior at row 0 and anterior at col 0.
+
+    ImageOrientationPatient holds the LPS direction of increasing column index (first three
+    cosines) and of increasing row index (last three). LPS: +y is posterior, +z superior.
+    None (unknown orientation) means no change.
+    """
+    if image_orientation is None:
+        return False, False, False
+    iop = np.asarray(image_orientation, dtype=float)
+    along_cols, along_rows = iop[:3], iop[3:]  # directions of increasing col / row index
+    transpose = abs(along_cols[2]) > abs(along_rows[2])  # columns run superior-inferior
+    if transpose:
+        along_cols, along_rows = along_rows, along_cols
+    flip_rows = along_rows[2] > _MIN_COSINE  # row index increases upwards
+    flip_cols = along_cols[1] < -_MIN_COSINE  # col index increases anteriorly
+    return bool(transpose), bool(flip_rows), bool(flip_cols)
+
+
+def preprocess_slice(image: np.ndarray, pixel_spacing_mm: tuple[float, float],
+                     image_orientation: tuple[float, ...] | None = None, *,
+                     spacing_mm: float = MODEL_SPACING_MM,
+                     shape: tuple[int, int] = MODEL_SHAPE, scale: float = INTENSITY_SCALE,
+                     clip: float = INTENSITY_CLIP) -> tuple[np.ndarray, SliceTransform]:
+    """Resample, orient, crop/pad and scale one source slice for the network.
+
+    Parameters
+    ----------
+    image : ndarray (rows, cols)
+        Source slice in modality units (RescaleSlope/Intercept applied).
+    pixel_spacing_mm : (float, float)
+        (row, col) PixelSpacing.
+    image_orientation : 6 floats, optional
+        ImageOrientationPatient; decides the flips (None: keep as stored).
+    spacing_mm, shape, scale, clip
+        Model grid spacing and (rows, cols), intensity divisor and upper clip.
+
+    Returns
+    -------
+    model_input : ndarray float32 (shape)
+        Values in [0, clip]; 0 outside the source field of view.
+    transform : SliceTransform
+        Maps points and label maps between the two grids.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D slice, got shape {image.shape}")
+    if len(pixel_spacing_mm) != 2 or min(pixel_spacing_mm) <= 0:
+        raise ValueError(f"invalid pixel spacing {pixel_spacing_mm}")
+    transpose, flip_rows, flip_cols = canonical_orientation(image_orientation)
+    transform = SliceTransform(
+        source_shape=(int(image.shape[0]), int(image.shape[1])),
+        source_spacing_mm=(float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])),
+        model_shape=(int(shape[0]), int(shape[1])), model_spacing_mm=float(spacing_mm),
+        transpose=transpose, flip_rows=flip_rows, flip_cols=flip_cols,
+        scale=float(scale), clip=float(clip))
+    return transform.scale_intensity(transform.image_to_model(image)), transform

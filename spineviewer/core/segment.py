@@ -1,0 +1,271 @@
+"""Segmentation stage: the ONNX Runtime session with its model card, and mask post-processing.
+
+The network is data: a single ``models/<name>.onnx`` beside its card ``models/<name>.json``
+(input shape, spacing, normalisation, class names, output kind, sha256). Post-processing follows
+the reference paper: fill holes, drop small clusters, drop clusters far from the column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spineviewer.core.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODEL_ENV = "SPINEVIEWER_MODEL"
+DEFAULT_CLASSES = ("background", "body", "sacrum", "disc")
+#: Smallest cluster kept, mm^2 (a lumbar body is ~ 900-1500 mm^2 on a mid-sagittal slice,
+#: a disc ~ 300-500 mm^2; fragments below these are noise).
+MIN_AREA_MM2 = {"body": 40.0, "sacrum": 150.0, "disc": 20.0}
+#: Body clusters whose centroid lies further than this from the column curve are dropped.
+MAX_COLUMN_DISTANCE_MM = 25.0
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def default_model_path() -> Path:
+    """The model to use: ``$SPINEVIEWER_MODEL`` or the single ``*.onnx`` in ``models/``."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    found = sorted(MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
+    if not found:
+        raise ModelError(f"no segmentation model (*.onnx) in {MODELS_DIR}; "
+                         f"install one or set {MODEL_ENV}")
+    if len(found) > 1:
+        # prefer fp32 over quantised variants when several ship
+        plain = [p for p in found if "int8" not in p.stem]
+        found = plain or found
+        if len(found) > 1:
+            raise ModelError(f"several models in {MODELS_DIR} ({', '.join(p.name for p in found)}); "
+                             f"choose one with {MODEL_ENV} or --model")
+    return found[0]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def choose_providers(provider: str = "auto", available: Sequence[str] | None = None) -> list[str]:
+    """onnxruntime providers for ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``."""
+    import onnxruntime as ort
+
+    available = list(ort.get_available_providers() if available is None else available)
+    provider = provider.lower()
+    if provider == "auto":
+        cuda = _PROVIDERS["cuda"] in available
+        return [_PROVIDERS["cuda"], _PROVIDERS["cpu"]] if cuda else [_PROVIDERS["cpu"]]
+    if provider not in _PROVIDERS:
+        raise ModelError(f"unknown provider {provider!r}: use auto, cpu or cuda")
+    if _PROVIDERS[provider] not in available:
+        raise ModelError(f"provider {provider} is not available in this onnxruntime "
+                         f"(available: {', '.join(available)})")
+    return [_PROVIDERS[provider]] + ([_PROVIDERS["cpu"]] if provider == "cuda" else [])
+
+
+def read_card(model_path: Path) -> dict[str, Any]:
+    """The model card ``<stem>.json`` beside the ONNX file."""
+    card_path = model_path.with_suffix(".json")
+    if not card_path.is_file():
+        raise ModelError(f"model card {card_path.name} missing beside {model_path.name}")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model card {card_path.name} is unreadable: {e}") from e
+    if "classes" not in card or "input" not in card:
+        raise ModelError(f"model card {card_path.name} lacks 'classes' or 'input'")
+    return card
+
+
+def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class SegmentationModel:
+    """An ONNX segmentation network and its card; the session is created once.
+
+    Parameters
+    ----------
+    model_path : str or Path, optional
+        ``.onnx`` file; default `default_model_path`.
+    provider : {"auto", "cpu", "cuda"}
+    threads : int, optional
+        onnxruntime intra-op threads (default: onnxruntime's choice).
+
+    Raises
+    ------
+    ModelError
+        Model or card missing, sha256 not the card's, provider unavailable.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, provider: str = "auto",
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(model_path) if model_path is not None else default_model_path()
+        if not self.path.is_file():
+            raise ModelError(f"segmentation model not found: {self.path}")
+        self.card = read_card(self.path)
+        self.sha256 = file_sha256(self.path)
+        want = self.card.get("sha256")
+        if want and want.lower() != self.sha256:
+            raise ModelError(f"model {self.path.name} does not match its card (sha256 "
+                             f"{self.sha256[:12]}... vs card {str(want)[:12]}...)")
+        self.class_names = tuple(self.card["classes"])
+        self.input_shape = tuple(int(v) for v in self.card["input"].get("shape", (448, 320)))
+        self.output_kind = str(self.card.get("output", "probabilities"))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+        self.threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                providers=choose_providers(provider))
+        except Exception as e:  # onnxruntime raises its own types for bad files
+            raise ModelError(f"cannot load model {self.path.name}: {str(e).splitlines()[0]}") from e
+        self.provider = self.session.get_providers()[0]
+        self._input_name = self.session.get_inputs()[0].name
+        logger.info("segmentation model %s (%s) on %s, threads=%s", self.path.name,
+                    self.sha256[:12], self.provider, threads)
+
+    @property
+    def spacing_mm(self) -> float:
+        return float(self.card["input"].get("spacing_mm", 0.6))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (C, H, W) float32 for one pre-processed slice ``x`` (H, W)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape != self.input_shape:
+            raise ValueError(f"model input must be {self.input_shape}, got {x.shape}")
+        out = self.session.run(None, {self._input_name: x[None, None]})[0]
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim == 4:
+            out = out[0]
+        if out.shape != (len(self.class_names), *self.input_shape):
+            raise ModelError(f"model output {out.shape} does not match the card "
+                             f"({len(self.class_names)} classes, {self.input_shape})")
+        if self.output_kind == "logits":
+            out = softmax(out, axis=0)
+        return out.astype(np.float32, copy=False)
+
+
+def _class_index(class_names: Sequence[str], name: str) -> int | None:
+    return list(class_names).index(name) if name in class_names else None
+
+
+def _drop_small(mask: np.ndarray, min_px: float) -> np.ndarray:
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return mask
+    areas = ndi.sum(mask, lab, index=np.arange(1, n + 1))
+    keep = np.r_[False, areas >= min_px]
+    return keep[lab]
+
+
+def column_curve(points_rc: np.ndarray, weights: np.ndarray | None = None,
+                 n_iter: int = 3) -> np.ndarray:
+    """Robust quadratic col(row) through centroids: coefficients for `np.polyval`.
+
+    Iteratively reweighted: points further than 2.5 x the median absolute residual get
+    weight 0. With fewer than 3 points, a straight (or constant) line.
+    """
+    r, c = points_rc[:, 0].astype(float), points_rc[:, 1].astype(float)
+    w = np.ones_like(r) if weights is None else np.asarray(weights, float)
+    deg = min(2, len(r) - 1)
+    coef = np.polyfit(r, c, deg, w=np.sqrt(w)) if deg > 0 else np.array([np.median(c)])
+    for _ in range(n_iter):
+        res = np.abs(c - np.polyval(coef, r))
+        mad = max(np.median(res), 1.0)
+        keep = res <= 2.5 * mad
+        if keep.sum() <= deg:
+            break
+        coef = np.polyfit(r[keep], c[keep], deg, w=np.sqrt(w[keep])) if deg > 0 else coef
+    return coef
+
+
+def _drop_off_column(body: np.ndarray, spacing_mm: float) -> np.ndarray:
+    lab, n = ndi.label(body)
+    if n < 3:
+        return body
+    idx = np.arange(1, n + 1)
+    cents = np.array(ndi.center_of_mass(body, lab, idx))
+    areas = ndi.sum(body, lab, idx)
+    big = areas >= 0.3 * np.median(areas[areas >= 0.5 * areas.max()])
+    if big.sum() < 3:
+        return body
+    coef = column_curve(cents[big], weights=areas[big])
+    dist_mm = np.abs(cents[:, 1] - np.polyval(coef, cents[:, 0])) * spacing_mm
+    keep = np.r_[False, dist_mm <= MAX_COLUMN_DISTANCE_MM]
+    return keep[lab]
+
+
+def _keep_sacrum(sacrum: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """The sacrum component that is largest and lies below the column's lowest part."""
+    lab, n = ndi.label(sacrum)
+    if n <= 1:
+        return sacrum
+    idx = np.arange(1, n + 1)
+    areas = ndi.sum(sacrum, lab, idx)
+    cents = np.array(ndi.center_of_mass(sacrum, lab, idx))
+    if body.any():
+        low_row = np.nonzero(body.any(axis=1))[0].max()
+        below = cents[:, 0] >= low_row - 0.1 * body.shape[0]
+        if below.any():
+            areas = np.where(below, areas, 0)
+    return lab == idx[int(np.argmax(areas))]
+
+
+def postprocess(probs: np.ndarray, spacing_mm: float = 0.6,
+                class_names: Sequence[str] = DEFAULT_CLASSES) -> np.ndarray:
+    """Class map from network probabilities: argmax, fill holes, drop small/off-column clusters.
+
+    Parameters
+    ----------
+    probs : (C, H, W) float
+        Class probabilities in the model grid.
+    spacing_mm : float
+        Isotropic pixel spacing of the model grid.
+    class_names : sequence of str
+        Names of the C classes (card order); "body", "sacrum", "disc" are recognised.
+
+    Returns
+    -------
+    (H, W) int class map (indices into ``class_names``; 0 background).
+    """
+    if probs.ndim != 3 or probs.shape[0] != len(class_names):
+        raise ValueError(f"probs must be (C={len(class_names)}, H, W), got {probs.shape}")
+    labels = np.argmax(probs, axis=0)
+    px_mm2 = spacing_mm * spacing_mm
+    known = {_class_index(class_names, n) for n in ("disc", "sacrum", "body")}
+    out = np.where(np.isin(labels, [k for k in known if k is not None]), 0, labels)
+    masks: dict[str, np.ndarray] = {}
+    for name in ("disc", "sacrum", "body"):  # later classes win where filled holes overlap
+        k = _class_index(class_names, name)
+        if k is None:
+            continue
+        m = ndi.binary_fill_holes(labels == k)
+        m = _drop_small(m, MIN_AREA_MM2[name] / px_mm2)
+        masks[name] = m
+    if "body" in masks:
+        masks["body"] = _drop_off_column(masks["body"], spacing_mm)
+    if "sacrum" in masks:
+        masks["sacrum"] = _keep_sacrum(masks["sacrum"], masks.get("body", np.zeros_like(out, bool)))
+    for name, m in masks.items():
+        out[m] = _class_index(class_names, name)
+    return out.astype(np.int32)

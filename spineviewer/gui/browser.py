@@ -1,0 +1,234 @@
+"""DICOM browser: patient / study / series tree with thumbnails, indexing progress and the
+auto-chosen sagittal T2 series highlighted with the reason it was chosen."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from spineviewer.core.errors import SpineViewerError
+
+logger = logging.getLogger(__name__)
+
+THUMB_PX = 56
+COLUMNS = ("Series", "Plane", "TE / TR ms", "Slices")
+_UID_ROLE = QtCore.Qt.ItemDataRole.UserRole
+
+
+@dataclass
+class IndexedFolder:
+    """What indexing a folder yields for the browser."""
+
+    path: str
+    index: Any  # core.dicom.index.StudyIndex
+    choice: Any = None  # core.dicom.select.SeriesChoice, None when no series qualifies
+    choice_error: str = ""
+    thumbnails: dict[str, np.ndarray] = field(default_factory=dict)  # uid -> uint8 (h, w)
+
+
+def thumbnail(files: tuple[str, ...], size: int = THUMB_PX) -> np.ndarray | None:
+    """A uint8 thumbnail of the middle file of a series (None when unreadable)."""
+    import pydicom
+
+    if not files:
+        return None
+    try:
+        ds = pydicom.dcmread(files[len(files) // 2])
+        img = np.asarray(ds.pixel_array, dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - a missing thumbnail never stops browsing
+        logger.debug("no thumbnail: %s", exc)
+        return None
+    if img.ndim == 3:
+        img = img[len(img) // 2]
+    step = max(1, int(np.ceil(max(img.shape) / size)))
+    img = img[::step, ::step]
+    lo, hi = np.percentile(img, [1, 99.5])
+    return np.clip((img - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+
+
+def index_folder(path: str, progress: Callable[[str, float], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> IndexedFolder:
+    """Scan ``path``, choose the sagittal T2 series and make thumbnails (worker thread)."""
+    from spineviewer.core.dicom.index import scan_folder
+    from spineviewer.core.dicom.select import choose_series
+    from spineviewer.core.errors import Cancelled
+
+    def scan_progress(a: Any, b: Any) -> None:  # scan_folder reports (fraction, message)
+        if progress is not None:
+            frac, msg = (a, b) if isinstance(a, (int, float)) else (b, a)
+            progress(str(msg), 0.8 * float(frac))
+
+    index = scan_folder(path, progress=scan_progress, cancel=cancel)
+    out = IndexedFolder(path=str(path), index=index)
+    try:
+        out.choice = choose_series(index)
+    except SpineViewerError as exc:
+        out.choice_error = str(exc)
+    for i, s in enumerate(index.series):
+        if cancel is not None and cancel():
+            raise Cancelled("indexing cancelled")
+        if progress is not None:
+            progress(f"thumbnails {i + 1}/{len(index.series)}", 0.8 + 0.2 * i / len(index.series))
+        thumb = thumbnail(s.files)
+        if thumb is not None:
+            out.thumbnails[s.series_uid] = thumb
+    return out
+
+
+def _icon(thumb: np.ndarray) -> QtGui.QIcon:
+    h, w = thumb.shape
+    data = np.ascontiguousarray(thumb)
+    img = QtGui.QImage(data.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8).copy()
+    return QtGui.QIcon(QtGui.QPixmap.fromImage(img))
+
+
+def _te_tr(s: Any) -> str:
+    te = "-" if s.echo_time_ms is None else f"{s.echo_time_ms:.0f}"
+    tr = "-" if s.repetition_time_ms is None else f"{s.repetition_time_ms:.0f}"
+    return f"{te} / {tr}"
+
+
+class DicomBrowser(QtWidgets.QWidget):
+    """Folder indexing controls and the series tree."""
+
+    openRequested = QtCore.Signal()
+    cancelRequested = QtCore.Signal()
+    seriesActivated = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.folder: IndexedFolder | None = None
+        self.open_button = QtWidgets.QPushButton("Open folder\u2026")
+        self.open_button.setToolTip("Open a study folder (Ctrl+O); you can also drop a folder "
+                                    "onto the window")
+        self.open_button.clicked.connect(self.openRequested.emit)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancelRequested.emit)
+        self.tree = QtWidgets.QTreeWidget()
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.header().setSectionResizeMode(
+            QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.itemActivated.connect(self._on_activated)
+        self.tree.itemClicked.connect(self._on_activated)
+        self.choice_label = QtWidgets.QLabel("Open a folder to begin.")
+        self.choice_label.setWordWrap(True)
+        self.choice_label.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.open_button)
+        lay.addLayout(row)
+        lay.addWidget(self.tree, 1)
+        lay.addWidget(self.choice_label)
+        self.set_busy(False)
+
+    # ---- progress -------------------------------------------------------------------------
+    def set_busy(self, busy: bool, text: str = "") -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.open_button.setEnabled(not busy)
+        if busy:
+            self.progress.setValue(0)
+            self.progress.setFormat(text or "Indexing\u2026")
+
+    def set_progress(self, text: str, fraction: float) -> None:
+        self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+        self.progress.setFormat(text)
+
+    # ---- tree -----------------------------------------------------------------------------
+    @property
+    def chosen_uid(self) -> str:
+        f = self.folder
+        return f.choice.series.series_uid if f is not None and f.choice is not None else ""
+
+    def set_folder(self, folder: IndexedFolder) -> None:
+        """Show an indexed folder; the auto-chosen series is bold, starred and explained."""
+        self.folder = folder
+        self.tree.clear()
+        chosen = self.chosen_uid
+        for patient in folder.index.patients():
+            p_item = QtWidgets.QTreeWidgetItem(
+                [f"{patient.patient_name or '(no name)'}  [{patient.patient_id}]"])
+            self.tree.addTopLevelItem(p_item)
+            for study in patient.studies:
+                s_item = QtWidgets.QTreeWidgetItem(
+                    [f"{_date(study.study_date)}  {study.study_description}".strip()])
+                p_item.addChild(s_item)
+                for s in study.series:
+                    s_item.addChild(self._series_item(s, s.series_uid == chosen))
+        self.tree.expandAll()
+        if folder.choice is not None:
+            self.choice_label.setText(
+                f"<b>\u2605 Analysed series:</b> {folder.choice.series.label}<br>"
+                f"{folder.choice.reason}")
+        else:
+            self.choice_label.setText(f"<b>No series chosen:</b> {folder.choice_error}")
+        if folder.index.skipped:
+            self.choice_label.setText(self.choice_label.text()
+                                      + f"<br>{len(folder.index.skipped)} file(s) skipped.")
+
+    def _series_item(self, s: Any, chosen: bool) -> QtWidgets.QTreeWidgetItem:
+        name = ("\u2605 " if chosen else "") + s.label
+        item = QtWidgets.QTreeWidgetItem([name, s.plane, _te_tr(s), str(s.n_slices)])
+        item.setData(0, _UID_ROLE, s.series_uid)
+        spacing = "" if not s.pixel_spacing_mm else \
+            f"{s.pixel_spacing_mm[0]:.2f} x {s.pixel_spacing_mm[1]:.2f} mm"
+        tip = (f"{s.series_description}\n{s.manufacturer} {s.field_strength_T or ''} T\n"
+               f"{s.rows} x {s.cols}, {spacing}, {s.n_slices} slices")
+        if chosen:
+            tip = f"Auto-chosen: {self.folder.choice.reason}\n\n" + tip
+            font = item.font(0)
+            font.setBold(True)
+            tint = QtGui.QColor("#E69F00")
+            tint.setAlpha(60)
+            for col in range(len(COLUMNS)):
+                item.setFont(col, font)
+                item.setBackground(col, QtGui.QBrush(tint))
+        thumb = self.folder.thumbnails.get(s.series_uid) if self.folder else None
+        if thumb is not None:
+            item.setIcon(0, _icon(thumb))
+        for col in range(len(COLUMNS)):
+            item.setToolTip(col, tip)
+        return item
+
+    def series_items(self) -> dict[str, QtWidgets.QTreeWidgetItem]:
+        out = {}
+        it = QtWidgets.QTreeWidgetItemIterator(self.tree)
+        while it.value():
+            uid = it.value().data(0, _UID_ROLE)
+            if uid:
+                out[uid] = it.value()
+            it += 1
+        return out
+
+    def mark_current(self, series_uid: str) -> None:
+        """Select the row of the series shown on the canvas."""
+        item = self.series_items().get(series_uid)
+        if item is not None:
+            self.tree.blockSignals(True)
+            self.tree.setCurrentItem(item)
+            self.tree.blockSignals(False)
+
+    def _on_activated(self, item: QtWidgets.QTreeWidgetItem, _col: int = 0) -> None:
+        uid = item.data(0, _UID_ROLE)
+        if uid:
+            self.seriesActivated.emit(uid)
+
+
+def _date(dicom_date: str) -> str:
+    d = dicom_date or ""
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d

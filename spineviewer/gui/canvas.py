@@ -1,0 +1,295 @@
+"""The image canvas: one slice of a series with window/level, zoom, pan, slice scrolling and
+the analysis overlays (masks, labels, draggable corners, heights, depths, endplates).
+
+Mouse as in Weasis / RadiAnt: left drag = window/level, middle drag (or Shift + left) = pan,
+right drag = zoom, wheel = slice, Ctrl + wheel = zoom. Overlays use (x = col, y = row) in
+source pixels, pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from spineviewer.core.results import StudyResult
+from spineviewer.gui import style
+from spineviewer.gui.overlays import OVERLAYS, VertebraOverlay
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+#: name -> (low percentile, high percentile) of the slice; "DICOM" uses the header window.
+WL_PRESETS = {"Auto": (1.0, 99.5), "High contrast": (5.0, 95.0), "Full range": (0.0, 100.0)}
+
+
+class _ViewBox(pg.ViewBox):
+    """ViewBox with radiology mouse bindings; emits drags for window/level and wheel steps."""
+
+    windowDragged = QtCore.Signal(float, float)
+    sliceStepped = QtCore.Signal(int)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+        pan = ev.button() == QtCore.Qt.MouseButton.MiddleButton or (
+            ev.button() == QtCore.Qt.MouseButton.LeftButton
+            and ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier)
+        if pan:
+            ev.accept()
+            d = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
+            self.translateBy(x=d.x(), y=d.y())
+        elif ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            d = ev.pos() - ev.lastPos()
+            self.windowDragged.emit(float(d.x()), float(d.y()))
+        else:
+            super().mouseDragEvent(ev, axis)
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802
+        if ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        ev.accept()
+        self.sliceStepped.emit(-1 if ev.delta() > 0 else 1)
+
+
+class SliceCanvas(QtWidgets.QWidget):
+    """One series, one slice at a time, with analysis overlays on the analysed slice."""
+
+    cornerMoved = QtCore.Signal(str, str, float, float)  # level, corner, row, col
+    vertebraClicked = QtCore.Signal(str)
+    sliceChanged = QtCore.Signal(int)
+    cursorInfoChanged = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pixels: np.ndarray | None = None
+        self.spacing_mm = (1.0, 1.0)
+        self.series_uid = ""
+        self.index = 0
+        self.window: tuple[float, float] = (0.0, 1.0)  # (centre, width)
+        self.result: StudyResult | None = None
+        self.overlays: dict[str, VertebraOverlay] = {}
+        self.visible = {name: True for name in OVERLAYS}
+        self.selected_level = ""
+        self._dicom_window: tuple[float, float] | None = None
+        self._build()
+
+    # ---- construction ---------------------------------------------------------------------
+    def _build(self) -> None:
+        self.view = pg.GraphicsView(background="#111111")
+        self.vb = _ViewBox(invertY=True, lockAspect=True, enableMenu=False)
+        self.view.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image_item)
+        self.vb.windowDragged.connect(self._on_window_drag)
+        self.vb.sliceStepped.connect(lambda step: self.set_slice(self.index + step))
+        self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.view.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+
+        self.slice_label = QtWidgets.QLabel(self.view)
+        self.slice_label.setStyleSheet(
+            "QLabel{background:rgba(0,0,0,150);color:#f0f0f0;padding:3px 6px;}")
+        self.slice_label.move(6, 6)
+        self.legend = QtWidgets.QLabel(style.legend_html(), self.view)
+        self.legend.setStyleSheet(
+            "QLabel{background:rgba(0,0,0,150);color:#f0f0f0;padding:3px 6px;}")
+        self.legend.adjustSize()
+
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Slice (wheel, Up/Down, PgUp/PgDn)")
+        self.slider.valueChanged.connect(self.set_slice)
+        self.info = QtWidgets.QLabel(" ")
+        self.info.setMinimumWidth(260)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addWidget(self.slider, 1)
+        bottom.addWidget(self.info)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view, 1)
+        lay.addLayout(bottom)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self._place_legend()
+
+    def _place_legend(self) -> None:
+        self.legend.adjustSize()
+        self.legend.move(max(0, self.view.width() - self.legend.width() - 6), 6)
+
+    # ---- series and slices ----------------------------------------------------------------
+    def set_volume(self, pixels: np.ndarray, spacing_mm: tuple[float, float],
+                   series_uid: str = "", index: int | None = None,
+                   dicom_window: tuple[float, float] | None = None) -> None:
+        """Show a series (n, rows, cols); ``index`` defaults to the centre slice."""
+        self.pixels = np.asarray(pixels, dtype=np.float32)
+        if self.pixels.ndim == 2:
+            self.pixels = self.pixels[None]
+        self.spacing_mm = (float(spacing_mm[0]), float(spacing_mm[1]))
+        self.series_uid = series_uid
+        self._dicom_window = dicom_window
+        n, rows, cols = self.pixels.shape
+        self.vb.setAspectLocked(True, ratio=self.spacing_mm[1] / self.spacing_mm[0])
+        self.image_item.setRect(QtCore.QRectF(-0.5, -0.5, cols, rows))
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, n - 1)
+        self.slider.blockSignals(False)
+        self.index = -1
+        self.set_slice((n - 1) // 2 if index is None else index, force=True)
+        self.apply_preset("DICOM" if dicom_window else "Auto")
+        self.fit()
+
+    def set_slice(self, index: int, force: bool = False) -> None:
+        """Show slice ``index`` (clamped); overlays only on the analysed slice."""
+        if self.pixels is None:
+            return
+        index = int(np.clip(index, 0, len(self.pixels) - 1))
+        if index == self.index and not force:
+            return
+        self.index = index
+        self.image_item.setImage(self.pixels[index], autoLevels=False)
+        self._apply_levels()
+        self.slider.blockSignals(True)
+        self.slider.setValue(index)
+        self.slider.blockSignals(False)
+        self._update_overlay_visibility()
+        self._update_slice_label()
+        self.sliceChanged.emit(index)
+
+    def _update_slice_label(self) -> None:
+        n = 0 if self.pixels is None else len(self.pixels)
+        text = f"Slice {self.index + 1} / {n}"
+        if self.analysed_here():
+            text += "  <b style='color:%s'>&#9679; analysed slice</b>" % style.ANALYSED_SLICE_COLOUR
+        elif self.result is not None and self.result.series_uid == self.series_uid:
+            text += f"  (analysed: {self.result.slice_index + 1})"
+        self.slice_label.setText(text)
+        self.slice_label.adjustSize()
+
+    def analysed_here(self) -> bool:
+        """True when the shown slice is the analysed slice of the shown result."""
+        r = self.result
+        return r is not None and r.series_uid == self.series_uid and r.slice_index == self.index
+
+    # ---- window / level -------------------------------------------------------------------
+    def apply_preset(self, name: str) -> None:
+        """Set the window from a preset name of ``WL_PRESETS`` or "DICOM"."""
+        if self.pixels is None:
+            return
+        if name == "DICOM" and self._dicom_window:
+            self.set_window(*self._dicom_window)
+            return
+        lo_p, hi_p = WL_PRESETS.get(name, WL_PRESETS["Auto"])
+        lo, hi = np.percentile(self.pixels[self.index], [lo_p, hi_p])
+        self.set_window((lo + hi) / 2.0, max(float(hi - lo), 1e-3))
+
+    def set_window(self, centre: float, width: float) -> None:
+        self.window = (float(centre), max(float(width), 1e-3))
+        self._apply_levels()
+
+    def _apply_levels(self) -> None:
+        c, w = self.window
+        self.image_item.setLevels((c - w / 2.0, c + w / 2.0))
+
+    def _on_window_drag(self, dx: float, dy: float) -> None:
+        if self.pixels is None:
+            return
+        span = float(np.ptp(self.pixels[self.index])) or 1.0
+        c, w = self.window
+        self.set_window(c - dy * span / 400.0, w + dx * span / 400.0)
+
+    def fit(self) -> None:
+        """Fit the whole slice into the view."""
+        self.vb.autoRange(padding=0.02)
+
+    # ---- results and overlays -------------------------------------------------------------
+    def set_result(self, result: StudyResult | None) -> None:
+        """Draw (or clear) the overlays of ``result``; called again after every edit."""
+        for ov in self.overlays.values():
+            ov.remove(self.vb)
+        self.overlays = {}
+        self.result = result
+        if result is not None:
+            for v in result.vertebrae:
+                ov = VertebraOverlay(v, selected=v.level == self.selected_level)
+                ov.add_to(self.vb)
+                ov.cornerMoved.connect(self.cornerMoved.emit)
+                self.overlays[v.level] = ov
+        self._update_overlay_visibility()
+        self._update_slice_label()
+
+    def set_overlay_visible(self, name: str, visible: bool) -> None:
+        """Toggle one overlay kind of ``OVERLAYS`` (masks, labels, corners, ...)."""
+        self.visible[name] = bool(visible)
+        if name == "legend":
+            self.legend.setVisible(visible)
+        self._update_overlay_visibility()
+
+    def _update_overlay_visibility(self) -> None:
+        here = self.analysed_here()
+        for ov in self.overlays.values():
+            ov.set_visible({k: here and on for k, on in self.visible.items()})
+
+    def select_level(self, level: str, centre: bool = True) -> None:
+        """Highlight ``level`` and (optionally) centre the view on it, keeping the zoom."""
+        self.selected_level = level
+        for name, ov in self.overlays.items():
+            ov.set_selected(name == level)
+        if centre and self.result is not None:
+            v = self.result.vertebra(level)
+            if v is not None and v.corners_rc:
+                if self.result.series_uid == self.series_uid:
+                    self.set_slice(self.result.slice_index)
+                r, c = np.mean(np.asarray(list(v.corners_rc.values()), dtype=float), axis=0)
+                (x0, x1), (y0, y1) = self.vb.viewRange()
+                self.vb.setRange(xRange=(c - (x1 - x0) / 2, c + (x1 - x0) / 2),
+                                 yRange=(r - (y1 - y0) / 2, r + (y1 - y0) / 2), padding=0)
+
+    def corner_handle(self, level: str, corner: str) -> pg.TargetItem:
+        """The draggable handle of one corner (for tests and keyboard nudging)."""
+        return self.overlays[level].handles[corner]
+
+    def view_centre_rc(self) -> tuple[float, float]:
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        return ((y0 + y1) / 2.0, (x0 + x1) / 2.0)
+
+    # ---- mouse and keys -------------------------------------------------------------------
+    def pixel_at(self, scene_pos: QtCore.QPointF) -> tuple[int, int] | None:
+        if self.pixels is None:
+            return None
+        p = self.vb.mapSceneToView(scene_pos)
+        r, c = int(round(p.y())), int(round(p.x()))
+        _, rows, cols = self.pixels.shape
+        return (r, c) if 0 <= r < rows and 0 <= c < cols else None
+
+    def _on_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        rc = self.pixel_at(scene_pos)
+        if rc is None:
+            text = " "
+        else:
+            r, c = rc
+            val = float(self.pixels[self.index, r, c])
+            text = (f"({r}, {c})  {r * self.spacing_mm[0]:.1f}, {c * self.spacing_mm[1]:.1f} mm"
+                    f"  value {val:.0f}  W {self.window[1]:.0f} L {self.window[0]:.0f}")
+        self.info.setText(text)
+        self.cursorInfoChanged.emit(text)
+
+    def _on_mouse_clicked(self, ev) -> None:
+        rc = self.pixel_at(ev.scenePos())
+        if rc is None or self.result is None or not self.analysed_here():
+            return
+        for level, ov in self.overlays.items():
+            if ov.contains_rc(rc):
+                self.vertebraClicked.emit(level)
+                return
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802
+        keys = QtCore.Qt.Key
+        steps = {keys.Key_Up: -1, keys.Key_Down: 1, keys.Key_PageUp: -5, keys.Key_PageDown: 5}
+        if ev.key() in steps:
+            self.set_slice(self.index + steps[ev.key()])
+        elif ev.key() == keys.Key_Home:
+            self.set_slice(0)
+        elif ev.key() == keys.Key_End and self.pixels is not None:
+            self.set_slice(len(self.pixels) - 1)
+        else:
+            super().keyPressEvent(ev)

@@ -1,0 +1,180 @@
+"""Overlay items of one vertebra on the canvas: tint, outline, label, corner handles, AH/PH
+lines, SC/IC depth markers and endplate lines, each kind toggleable.
+
+Coordinates are (x = col, y = row) source pixels. Corner handles are draggable; while one is
+dragged the lines follow it, and ``cornerMoved`` fires once on release.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from spineviewer.core.results import CORNER_NAMES, VertebraResult
+from spineviewer.core.review import endplate_depth_points
+from spineviewer.gui import style
+
+#: overlay kinds the user can toggle, with their menu text
+OVERLAYS = {
+    "masks": "Mask tint", "outlines": "Outlines", "labels": "Level labels",
+    "corners": "Corner points", "heights": "AH / PH lines", "depths": "SC / IC depth markers",
+    "endplates": "Endplate lines (VA)", "legend": "Legend",
+}
+_Z = {"masks": 10, "outlines": 11, "endplates": 12, "heights": 13, "depths": 13,
+      "labels": 15, "corners": 20}
+ENDPLATE_EXTENSION = 0.25  # endplate lines reach this fraction of the chord beyond the corners
+
+
+def _pen(colour: QtGui.QColor, width: float = 1.6, dash: bool = False) -> QtGui.QPen:
+    pen = pg.mkPen(colour, width=width)
+    pen.setCosmetic(True)
+    if dash:
+        pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+    return pen
+
+
+def _segments(item: pg.PlotCurveItem, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Show disconnected segments (a, b) given as (row, col) points."""
+    if not pairs:
+        item.setData([], [])
+        return
+    pts = np.array([p for pair in pairs for p in pair], dtype=float)
+    item.setData(x=pts[:, 1], y=pts[:, 0], connect="pairs")
+
+
+class VertebraOverlay(QtCore.QObject):
+    """All overlay items of one vertebra."""
+
+    cornerMoved = QtCore.Signal(str, str, float, float)  # level, corner, row, col
+
+    def __init__(self, v: VertebraResult, selected: bool = False) -> None:
+        super().__init__()
+        self.level = v.level
+        self.colour = style.status_colour(v)
+        self.corners = {k: np.asarray(p, dtype=float) for k, p in v.corners_rc.items()}
+        outline = np.asarray(v.outline_rc, dtype=float).reshape(-1, 2)
+        self.polygon = QtGui.QPolygonF([QtCore.QPointF(c, r) for r, c in outline])
+        self.items: dict[str, list[QtWidgets.QGraphicsItem]] = {k: [] for k in OVERLAYS}
+        self.handles: dict[str, pg.TargetItem] = {}
+        self._build(v, outline)
+        self.set_selected(selected)
+
+    # ---- items ----------------------------------------------------------------------------
+    def _build(self, v: VertebraResult, outline: np.ndarray) -> None:
+        tint = QtWidgets.QGraphicsPolygonItem(self.polygon)
+        tint.setBrush(QtGui.QBrush(style.status_colour(v, alpha=60)))
+        tint.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
+        self.items["masks"].append(tint)
+        if len(outline):
+            closed = np.vstack([outline, outline[:1]])
+            self.outline_item = pg.PlotCurveItem(x=closed[:, 1], y=closed[:, 0],
+                                                 pen=_pen(self.colour))
+            self.items["outlines"].append(self.outline_item)
+        self.heights_item = pg.PlotCurveItem(pen=_pen(self.colour, 2.0))
+        self.endplates_item = pg.PlotCurveItem(pen=_pen(self.colour, 1.2, dash=True))
+        self.items["heights"].append(self.heights_item)
+        self.items["endplates"].append(self.endplates_item)
+        depth = pg.PlotCurveItem(pen=_pen(QtGui.QColor("#FFFFFF"), 1.6))
+        tips = pg.ScatterPlotItem(size=5, brush=pg.mkBrush("#FFFFFF"), pen=None)
+        self.items["depths"] += [depth, tips]
+        marks = endplate_depth_points(v.corners_rc, outline)
+        _segments(depth, [(np.asarray(a), np.asarray(b)) for a, b in marks.values()])
+        if marks:
+            deep = np.array([a for a, _ in marks.values()])
+            tips.setData(x=deep[:, 1], y=deep[:, 0])
+        self.label = pg.TextItem(html=self._label_html(v), fill=pg.mkBrush(0, 0, 0, 150))
+        self.items["labels"].append(self.label)
+        self._place_label()
+        for name in CORNER_NAMES:
+            if name in self.corners:
+                self._add_handle(name)
+        self._update_lines()
+
+    def _label_html(self, v: VertebraResult) -> str:
+        text = f"<b>{v.level}</b>"
+        if v.ai is not None:
+            text += " &#9998;"
+        if v.final_fracture:
+            grade = f" G{v.genant_grade}" if v.genant_grade else ""
+            text += f" {v.deformity if v.deformity != 'none' else 'fracture'}{grade}"
+        elif "schmorl_node" in v.flags:
+            text += " Schmorl"
+        if "needs_review" in v.flags:
+            text += " ?"
+        return f"<span style='color:{self.colour.name()};font-size:10pt'>{text}</span>"
+
+    def _place_label(self) -> None:
+        c = self.corners
+        if not all(k in c for k in CORNER_NAMES):
+            if len(self.polygon):
+                p = self.polygon.boundingRect().center()
+                self.label.setPos(p)
+            return
+        ant = (c["AS"] + c["AI"]) / 2.0
+        post = (c["PS"] + c["PI"]) / 2.0
+        d = ant - post
+        d = d / (np.hypot(*d) or 1.0)
+        pos = ant + d * 0.25 * np.hypot(*(ant - post))
+        self.label.setAnchor((1.0, 0.5) if d[1] < 0 else (0.0, 0.5))
+        self.label.setPos(float(pos[1]), float(pos[0]))
+
+    def _add_handle(self, name: str) -> None:
+        r, c = self.corners[name]
+        h = pg.TargetItem(pos=(c, r), size=9, symbol="o", movable=True,
+                          pen=_pen(QtGui.QColor("#000000"), 1.0),
+                          brush=pg.mkBrush(self.colour),
+                          hoverBrush=pg.mkBrush("#FFFFFF"))
+        h.setToolTip(f"{self.level} {name}: drag to correct")
+        h.sigPositionChanged.connect(lambda item, n=name: self._on_drag(n, item))
+        h.sigPositionChangeFinished.connect(lambda item, n=name: self._on_drop(n, item))
+        self.handles[name] = h
+        self.items["corners"].append(h)
+
+    def _on_drag(self, name: str, item: pg.TargetItem) -> None:
+        p = item.pos()
+        self.corners[name] = np.array([p.y(), p.x()])
+        self._update_lines()
+
+    def _on_drop(self, name: str, item: pg.TargetItem) -> None:
+        p = item.pos()
+        self.cornerMoved.emit(self.level, name, float(p.y()), float(p.x()))
+
+    def _update_lines(self) -> None:
+        c = self.corners
+        if not all(k in c for k in CORNER_NAMES):
+            return
+        _segments(self.heights_item, [(c["AS"], c["AI"]), (c["PS"], c["PI"])])
+        ext = []
+        for a, b in (("AS", "PS"), ("AI", "PI")):
+            d = c[b] - c[a]
+            ext.append((c[a] - ENDPLATE_EXTENSION * d, c[b] + ENDPLATE_EXTENSION * d))
+        _segments(self.endplates_item, ext)
+
+    # ---- scene ----------------------------------------------------------------------------
+    def all_items(self) -> list[QtWidgets.QGraphicsItem]:
+        return [it for kind in self.items.values() for it in kind]
+
+    def add_to(self, vb: pg.ViewBox) -> None:
+        for kind, items in self.items.items():
+            for it in items:
+                it.setZValue(_Z.get(kind, 10))
+                vb.addItem(it)
+
+    def remove(self, vb: pg.ViewBox) -> None:
+        for it in self.all_items():
+            vb.removeItem(it)
+
+    def set_visible(self, visible: dict[str, bool]) -> None:
+        for kind, items in self.items.items():
+            for it in items:
+                it.setVisible(bool(visible.get(kind, True)))
+
+    def set_selected(self, selected: bool) -> None:
+        if hasattr(self, "outline_item"):
+            colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
+            self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))
+
+    def contains_rc(self, rc: tuple[float, float]) -> bool:
+        return self.polygon.containsPoint(QtCore.QPointF(rc[1], rc[0]),
+                                          QtCore.Qt.FillRule.OddEvenFill)

@@ -1,0 +1,231 @@
+"""Results panel: one table row per vertebra, the "why" view of the selected one, and the
+correction controls (override the call with a comment, shift level names)."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from spineviewer.core.results import StudyResult, VertebraResult
+from spineviewer.gui import style
+
+#: (header, attribute or callable, tooltip)
+COLUMNS = [
+    ("Level", "level", "Vertebral level (T12, L1..L5); pencil = corrected"),
+    ("AH", "AH_mm", "Anterior height, mm"),
+    ("PH", "PH_mm", "Posterior height, mm"),
+    ("MH", "MH_mm", "Middle height, mm"),
+    ("SC", "SC_mm", "Superior endplate concavity depth, mm"),
+    ("IC", "IC_mm", "Inferior endplate concavity depth, mm"),
+    ("VA", "VA_deg", "Vertebral angle, degrees (positive: anterior wedging)"),
+    ("AH/PH", "wedge_ratio", "Wedge ratio"),
+    ("MH/PH", "biconcavity_ratio", "Biconcavity ratio"),
+    ("Crush", "crush_ratio", "PH against the mean PH of the neighbours"),
+    ("Fracture", "final_fracture", "Final call (after any override)"),
+    ("Deformity", "deformity", "Genant deformity type"),
+    ("Grade", "genant_grade", "Genant semi-quantitative grade 0-3"),
+    ("Flags", "flags", "schmorl_node, needs_review, ..."),
+]
+_DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
+
+
+def cell_text(v: VertebraResult, attr: str) -> str:
+    """Text of one table cell."""
+    value = getattr(v, attr)
+    if attr == "level":
+        return v.level + (" \u270e" if v.ai is not None else "")
+    if attr == "final_fracture":
+        text = "yes" if value else "no"
+        return text + (" (override)" if v.override else "")
+    if attr == "flags":
+        return ", ".join(f.replace("_", " ") for f in value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{_DECIMALS.get(attr, 1)}f}"
+    return str(value)
+
+
+def why_html(v: VertebraResult, result: StudyResult) -> str:
+    """The reasons behind the call of ``v``: each rule with its value and threshold."""
+    e = html.escape
+    colour = style.status_colour(v).name()
+    call = "fracture" if v.final_fracture else "no fracture"
+    parts = [f"<h3 style='margin:0'>{e(v.level)}: <span style='color:{colour}'>{call}</span>"
+             f"{' - ' + e(v.deformity) + ', grade ' + str(v.genant_grade) if v.final_fracture and v.deformity != 'none' else ''}</h3>"]
+    if v.override:
+        ai = "fracture" if v.fracture else "no fracture"
+        comment = e(v.override.get("comment") or "no comment")
+        parts.append(f"<p><b>Overridden by reader</b> (AI: {ai}): {comment}</p>")
+    if v.reasons:
+        parts.append("<ul>" + "".join(f"<li>{e(r)}</li>" for r in v.reasons) + "</ul>")
+    else:
+        parts.append("<p>No rule fired.</p>")
+    if v.flags:
+        parts.append("<p><b>Flags:</b> " + e(", ".join(v.flags)) + "</p>")
+    if v.corner_strategy or v.corner_overlap is not None:
+        ov = "-" if v.corner_overlap is None else f"{v.corner_overlap:.2f}"
+        parts.append(f"<p>Corners: {e(v.corner_strategy or '?')}, overlap {ov}</p>")
+    edits = [x for x in result.edits if x.get("level") in (v.level, "all")]
+    if edits:
+        rows = "".join(f"<li>{e(str(x['field']))}: AI {e(str(x['ai_value']))} &rarr; "
+                       f"{e(str(x['new_value']))}</li>" for x in edits[-6:])
+        parts.append(f"<p><b>Corrections</b></p><ul>{rows}</ul>")
+    return "".join(parts)
+
+
+class ResultsPanel(QtWidgets.QWidget):
+    """Table of vertebrae, "why" view and correction controls."""
+
+    levelSelected = QtCore.Signal(str)
+    overrideRequested = QtCore.Signal(str, object, str)  # level, True/False/None, comment
+    shiftRequested = QtCore.Signal(int)  # +1 caudal (L4 -> L5), -1 cranial
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.result: StudyResult | None = None
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
+        for i, (_, _, tip) in enumerate(COLUMNS):
+            self.table.horizontalHeaderItem(i).setToolTip(tip)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(
+            QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.why = QtWidgets.QTextBrowser()
+        self.why.setPlaceholderText("Select a vertebra to see why it was called.")
+        self.summary = QtWidgets.QLabel("No analysis yet.")
+        self.summary.setWordWrap(True)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.summary)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.why)
+        split.setSizes([260, 160])
+        lay.addWidget(split, 1)
+        lay.addWidget(self._correction_box())
+        self._set_enabled(False)
+
+    def _correction_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Correct the selected vertebra")
+        self.comment = QtWidgets.QLineEdit()
+        self.comment.setPlaceholderText("Comment (optional), e.g. 'old fracture, seen on STIR'")
+        self.btn_fracture = QtWidgets.QPushButton("Fracture")
+        self.btn_fracture.setToolTip("Override: fracture (F2)")
+        self.btn_no_fracture = QtWidgets.QPushButton("No fracture")
+        self.btn_no_fracture.setToolTip("Override: no fracture (F3)")
+        self.btn_clear = QtWidgets.QPushButton("AI call")
+        self.btn_clear.setToolTip("Remove the override and keep the AI call")
+        self.btn_up = QtWidgets.QPushButton("Levels \u2191")
+        self.btn_up.setToolTip("Rename every vertebra one level up (L5 \u2192 L4) "
+                               "for transitional anatomy")
+        self.btn_down = QtWidgets.QPushButton("Levels \u2193")
+        self.btn_down.setToolTip("Rename every vertebra one level down (L4 \u2192 L5)")
+        self.btn_fracture.clicked.connect(lambda: self._override(True))
+        self.btn_no_fracture.clicked.connect(lambda: self._override(False))
+        self.btn_clear.clicked.connect(lambda: self._override(None))
+        self.btn_up.clicked.connect(lambda: self.shiftRequested.emit(-1))
+        self.btn_down.clicked.connect(lambda: self.shiftRequested.emit(+1))
+        grid = QtWidgets.QGridLayout(box)
+        grid.addWidget(self.comment, 0, 0, 1, 5)
+        for i, b in enumerate((self.btn_fracture, self.btn_no_fracture, self.btn_clear,
+                               self.btn_up, self.btn_down)):
+            grid.addWidget(b, 1, i)
+        return box
+
+    def _set_enabled(self, on: bool) -> None:
+        for b in (self.btn_fracture, self.btn_no_fracture, self.btn_clear, self.comment):
+            b.setEnabled(on and bool(self.selected_level()))
+        for b in (self.btn_up, self.btn_down):
+            b.setEnabled(on)
+
+    # ---- content --------------------------------------------------------------------------
+    def set_result(self, result: StudyResult | None) -> None:
+        """Fill the table (keeps the selected level when it still exists)."""
+        keep = self.selected_level()
+        self.result = result
+        self.table.blockSignals(True)
+        self.table.setRowCount(0)
+        verts = result.vertebrae if result else []
+        self.table.setRowCount(len(verts))
+        for row, v in enumerate(verts):
+            tint = style.row_tint(v)
+            for col, (_, attr, _) in enumerate(COLUMNS):
+                item = QtWidgets.QTableWidgetItem(cell_text(v, attr))
+                item.setData(QtCore.Qt.ItemDataRole.UserRole, v.level)
+                if col > 0 and attr not in ("deformity", "flags", "final_fracture"):
+                    item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight
+                                          | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                if tint is not None:
+                    item.setBackground(QtGui.QBrush(tint))
+                if attr == "final_fracture" and v.final_fracture:
+                    f = item.font()
+                    f.setBold(True)
+                    item.setFont(f)
+                self.table.setItem(row, col, item)
+        self.table.blockSignals(False)
+        self.summary.setText(self._summary(result))
+        if keep and result and result.vertebra(keep):
+            self.select_level(keep, emit=False)
+        self._set_enabled(result is not None)
+        self._update_why()
+
+    @staticmethod
+    def _summary(result: StudyResult | None) -> str:
+        if result is None:
+            return "No analysis yet."
+        frac = [v for v in result.vertebrae if v.final_fracture]
+        review = [v.level for v in result.vertebrae if "needs_review" in v.flags]
+        text = (f"{len(result.vertebrae)} vertebrae; "
+                + (f"<b style='color:{style.STATUS_COLOURS['fracture'][0]}'>fracture suspected at "
+                   + ", ".join(f"{v.level} ({v.deformity}, grade {v.genant_grade})"
+                               for v in frac) + "</b>" if frac else "no fracture"))
+        if review:
+            text += f"; review {', '.join(review)}"
+        if result.flags:
+            text += f"; {', '.join(f.replace('_', ' ') for f in result.flags)}"
+        if result.edits:
+            text += f"; {len(result.edits)} correction(s)"
+        return text
+
+    def selected_level(self) -> str:
+        items = self.table.selectedItems()
+        return items[0].data(QtCore.Qt.ItemDataRole.UserRole) if items else ""
+
+    def select_level(self, level: str, emit: bool = True) -> None:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole) == level:
+                self.table.blockSignals(not emit)
+                self.table.selectRow(row)
+                self.table.blockSignals(False)
+                self._update_why()
+                self._set_enabled(True)
+                return
+
+    def levels(self) -> list[str]:
+        return [self.table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole)
+                for r in range(self.table.rowCount())]
+
+    def _on_selection(self) -> None:
+        self._update_why()
+        self._set_enabled(self.result is not None)
+        level = self.selected_level()
+        if level:
+            self.levelSelected.emit(level)
+
+    def _update_why(self) -> None:
+        level = self.selected_level()
+        v = self.result.vertebra(level) if self.result and level else None
+        self.why.setHtml(why_html(v, self.result) if v else "")
+
+    def _override(self, fracture: bool | None) -> None:
+        level = self.selected_level()
+        if level:
+            self.overrideRequested.emit(level, fracture, self.comment.text().strip())
+            self.comment.clear()

@@ -1,0 +1,84 @@
+"""Colours, themes and the status of a vertebra as the viewer colours it.
+
+Overlay colours come from the Okabe-Ito palette (readable with red-green colour blindness)
+and are drawn on the dark MR image, so they do not depend on the widget theme. Table row tints
+are translucent, so text keeps the theme's own colour in light and dark mode.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtGui, QtWidgets
+
+from spineviewer.core.results import VertebraResult
+
+#: status -> (overlay colour, legend text)
+STATUS_COLOURS = {
+    "normal": ("#56B4E9", "no fracture"),
+    "fracture": ("#FF5A1F", "fracture"),
+    "review": ("#F0E442", "needs review"),
+    "schmorl": ("#CC79A7", "Schmorl node"),
+}
+SELECTED_COLOUR = "#FFFFFF"
+ANALYSED_SLICE_COLOUR = "#E69F00"
+DISCLAIMER_COLOUR = "#E69F00"
+
+
+def vertebra_status(v: VertebraResult) -> str:
+    """The one status a vertebra is coloured by: fracture > review > Schmorl > normal."""
+    if v.final_fracture:
+        return "fracture"
+    if "needs_review" in v.flags:
+        return "review"
+    if "schmorl_node" in v.flags:
+        return "schmorl"
+    return "normal"
+
+
+def status_colour(v: VertebraResult, alpha: int = 255) -> QtGui.QColor:
+    """Overlay colour of ``v`` with the given alpha (0..255)."""
+    c = QtGui.QColor(STATUS_COLOURS[vertebra_status(v)][0])
+    c.setAlpha(alpha)
+    return c
+
+
+def row_tint(v: VertebraResult) -> QtGui.QColor | None:
+    """Translucent table-row background for flagged vertebrae (None for normal ones)."""
+    status = vertebra_status(v)
+    if status == "normal":
+        return None
+    c = QtGui.QColor(STATUS_COLOURS[status][0])
+    c.setAlpha(70)
+    return c
+
+
+def legend_html() -> str:
+    """Small HTML legend of the overlay colours."""
+    items = "".join(
+        f"<span style='color:{col}'>&#9632;</span>&nbsp;{text}&nbsp;&nbsp; "
+        for col, text in STATUS_COLOURS.values())
+    return items + "<span style='color:#fff'>&#9998; corrected</span>"
+
+
+def dark_palette() -> QtGui.QPalette:
+    """A neutral dark palette like radiology viewers use (images read best on dark grey)."""
+    p = QtGui.QPalette()
+    roles = QtGui.QPalette.ColorRole
+    for role, colour in [
+        (roles.Window, "#2b2b2b"), (roles.WindowText, "#e6e6e6"), (roles.Base, "#1f1f1f"),
+        (roles.AlternateBase, "#2a2a2a"), (roles.ToolTipBase, "#3a3a3a"),
+        (roles.ToolTipText, "#f0f0f0"), (roles.Text, "#e6e6e6"), (roles.Button, "#353535"),
+        (roles.ButtonText, "#e6e6e6"), (roles.BrightText, "#ff6060"), (roles.Link, "#56B4E9"),
+        (roles.Highlight, "#2f6f9f"), (roles.HighlightedText, "#ffffff"),
+        (roles.PlaceholderText, "#8a8a8a"),
+    ]:
+        p.setColor(role, QtGui.QColor(colour))
+    disabled = QtGui.QPalette.ColorGroup.Disabled
+    for role in (roles.Text, roles.ButtonText, roles.WindowText):
+        p.setColor(disabled, role, QtGui.QColor("#777777"))
+    return p
+
+
+def apply_theme(app: QtWidgets.QApplication, dark: bool) -> None:
+    """Fusion style with a dark palette, or the platform's light palette."""
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette() if dark else app.style().standardPalette())

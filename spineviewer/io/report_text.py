@@ -1,0 +1,182 @@
+"""Plain-language text of the report: summary, corrections, method and provenance lines.
+
+Pure functions of a `StudyResult` (no layout), so the PDF, the GUI and tests share them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from spineviewer.core import genant
+from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
+
+NO_FRACTURE = "No vertebral fracture detected by the algorithm"
+PAPER_CITATION = ("Germann C, Meyer AN, Staib M, Sutter R, Fritz B. Performance of a deep "
+                  "convolutional neural network for MRI-based vertebral body measurements and "
+                  "insufficiency fracture detection. Eur Radiol 2023;33:3188-3199, "
+                  "doi:10.1007/s00330-022-09354-6")
+_LOSS = re.compile(r"(anterior|middle|posterior) height loss (\d+(?:\.\d+)?)%")
+_FIELD_LABEL = {"AH_mm": ("AH", "mm"), "PH_mm": ("PH", "mm"), "MH_mm": ("MH", "mm"),
+                "SC_mm": ("SC", "mm"), "IC_mm": ("IC", "mm"), "VA_deg": ("VA", "deg"),
+                "wedge_ratio": ("AH/PH", ""), "biconcavity_ratio": ("MH/PH", ""),
+                "crush_ratio": ("crush ratio", "")}
+_STUDY_FLAG_TEXT = {
+    "transitional_anatomy": "Possible transitional anatomy: confirm the level names.",
+    "sacrum_not_visible": "Sacrum not in the field of view: level names need confirmation.",
+}
+
+
+def fmt_date(value: Any) -> str:
+    """DICOM ``YYYYMMDD`` -> ``YYYY-MM-DD``; other text unchanged; None -> ''."""
+    s = "" if value is None else str(value).strip()
+    if re.fullmatch(r"\d{8}", s):
+        return f"{s[:4]}-{s[4:6]}-{s[6:]}"
+    return s
+
+
+def fmt_person(value: Any) -> str:
+    """DICOM person name ``Family^Given^Middle`` -> ``Family, Given Middle``."""
+    s = "" if value is None else str(value).strip()
+    if "^" not in s:
+        return s
+    parts = [p for p in s.split("=")[0].split("^")]
+    family, rest = parts[0], " ".join(p for p in parts[1:3] if p)
+    return f"{family}, {rest}" if rest else family
+
+
+def _pick(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if d.get(k) not in (None, ""):
+            return d[k]
+    inner = d.get("series")
+    if isinstance(inner, dict):
+        return _pick(inner, *keys)
+    return None
+
+
+def series_text(result: StudyResult) -> str:
+    """``"t2_tse_sag (series 3), slice 8"`` from the series choice, as far as known."""
+    sc = result.series_choice or {}
+    desc = _pick(sc, "series_description", "description") or "sagittal T2"
+    num = _pick(sc, "series_number")
+    text = f"{desc} (series {num})" if num not in (None, "") else str(desc)
+    return f"{text}, slice {result.slice_index + 1}"
+
+
+def height_loss_text(v: VertebraResult) -> str:
+    """``"32% anterior height loss"`` from the Genant reasons, or '' when not stated."""
+    for line in reversed(v.reasons):
+        m = _LOSS.search(line)
+        if m:
+            return f"{float(m.group(2)):.0f}% {m.group(1)} height loss"
+    return ""
+
+
+def fracture_line(v: VertebraResult) -> str:
+    """One sentence for a vertebra whose final call is a fracture."""
+    overridden = bool(v.override and "fracture" in v.override)
+    if overridden and not v.fracture:
+        return f"Fracture at {v.level}: set by a clinician (the algorithm found no deformity)"
+    parts = [f"{v.deformity} deformity" if v.deformity != "none" else "deformity",
+             f"grade {v.genant_grade}"]
+    loss = height_loss_text(v)
+    if loss:
+        parts.append(loss)
+    line = f"Fracture suspected at {v.level}: " + ", ".join(parts)
+    return line + (" (confirmed by a clinician)" if overridden else "")
+
+
+def summary_lines(result: StudyResult) -> list[str]:
+    """Headline first (fractures or ``NO_FRACTURE``), then review notes.
+
+    Returns
+    -------
+    list of str
+        Line 0 is the headline; e.g. ``"Fracture suspected at L1: wedge deformity, grade 2,
+        32% anterior height loss"``.
+    """
+    fx = [v for v in result.vertebrae if v.final_fracture]
+    lines = ["; ".join(fracture_line(v) for v in fx) if fx else NO_FRACTURE]
+    for v in result.vertebrae:
+        if v.fracture and not v.final_fracture:
+            lines.append(f"{v.level}: the algorithm's {v.deformity} call was overruled by a "
+                         "clinician (no fracture)")
+        if "schmorl_node" in v.flags:
+            lines.append(f"{v.level}: focal endplate notch, possibly a Schmorl node; not "
+                         "called a fracture. Review advised.")
+        elif "needs_review" in v.flags:
+            lines.append(f"{v.level}: needs review (low confidence in outline or label).")
+        if "mild_deformity" in v.flags:
+            lines.append(f"{v.level}: mild deformity (height loss below 20%).")
+    lines += [_STUDY_FLAG_TEXT.get(f, f.replace("_", " ")) for f in result.flags]
+    if not result.vertebrae:
+        lines.append("No vertebral body was measured.")
+    return lines
+
+
+def _fmt_value(v: Any, unit: str) -> str:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{v:.2f}" if not unit else f"{v:.1f} {unit}"
+    return str(v)
+
+
+def corrections(result: StudyResult) -> list[str]:
+    """What a clinician changed: corrected values (AI -> now), overrides, audit-trail size."""
+    out = []
+    for v in result.vertebrae:
+        for name in MEASUREMENT_FIELDS:
+            if v.ai and name in v.ai and v.ai[name] is not None and getattr(v, name) is not None:
+                label, unit = _FIELD_LABEL[name]
+                if abs(float(v.ai[name]) - float(getattr(v, name))) > 1e-6:
+                    out.append(f"{v.level} {label}: {_fmt_value(v.ai[name], unit)} (algorithm)"
+                               f" -> {_fmt_value(getattr(v, name), unit)} (corrected)")
+        if v.ai and "corners_rc" in v.ai:
+            out.append(f"{v.level}: corner points moved by a clinician")
+        if v.override and "fracture" in v.override:
+            call = "fracture" if v.override["fracture"] else "no fracture"
+            note = f" ({v.override['comment']})" if v.override.get("comment") else ""
+            out.append(f"{v.level}: call set to {call} by a clinician{note}; "
+                       f"algorithm: {'fracture' if v.fracture else 'no fracture'}")
+    if result.edits:
+        levels = sorted({str(e.get("level")) for e in result.edits if e.get("level")})
+        out.append(f"{len(result.edits)} edit(s) in the audit trail"
+                   + (f" (levels {', '.join(levels)})" if levels else ""))
+    return out
+
+
+def _reference_source(result: StudyResult) -> str:
+    ref = (result.parameters or {}).get("reference_table")
+    if isinstance(ref, dict):
+        return str(ref.get("source") or ref.get("path") or ref)
+    if ref:
+        return str(ref)
+    try:
+        return genant.load_reference_table().source
+    except (OSError, ValueError, KeyError):
+        return "default reference table (not readable)"
+
+
+def method_lines(result: StudyResult) -> list[str]:
+    """Method, model and reference provenance for the report's last section."""
+    m = result.model or {}
+    params = result.parameters or {}
+    sd = params.get("threshold_sd", genant.THRESHOLD_SD)
+    g1, g2, g3 = genant.GRADE_BOUNDARIES
+    model = f"{m.get('name') or 'unknown'}"
+    if m.get("version"):
+        model += f" version {m['version']}"
+    lines = [
+        "Method: U-Net segmentation of the vertebral bodies on the mid-sagittal T2 slice, "
+        "four corners per body, heights, endplate concavities and angle, after " + PAPER_CITATION,
+        f"Model: {model}; sha256 {m.get('sha256') or 'unknown'}"
+        + (f"; run on {m['provider']}" if m.get("provider") else ""),
+        f"Fracture rule: a ratio (AH/PH wedge, MH/PH biconcave, PH/neighbours' PH crush) more "
+        f"than {sd:g} SD below the healthy mean for its level ({genant.THRESHOLD_SOURCE}).",
+        f"Genant grade from the height loss: 0 below {g1:.0%}, 1 {g1:.0%}-{g2:.0%}, "
+        f"2 {g2:.0%}-{g3:.0%}, 3 above {g3:.0%} ({genant.GRADE_SOURCE}).",
+        f"Reference ratios: {_reference_source(result)}",
+    ]
+    if result.software.get("version"):
+        lines.append(f"Software: SpineViewer {result.software['version']}")
+    return lines

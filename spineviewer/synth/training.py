@@ -1,0 +1,123 @@
+"""Domain-randomised phantom samples for training the segmentation network (SynthSeg style).
+
+``train_sample(rng)`` returns an image already in the model grid (0.6 mm, 448 x 320, canonical
+orientation) and normalised like the paper (scanner units / 2500, clipped to 1), plus the target
+class map (0 background, 1 vertebral body, 2 sacrum, 3 disc). Geometry is drawn with many
+deformities; tissue intensities, bias field, noise, blur, resolution, contrast curve, field of
+view and in-plane rotation are randomised so the network learns shape rather than one look.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, zoom
+
+from spineviewer.synth.anatomy import build_anatomy
+from spineviewer.synth.layers import (
+    CLASS_IDS, T2_INTENSITY, bone_rim, build_layers, compose_image, compose_labels,
+)
+from spineviewer.synth.params import random_params
+from spineviewer.synth.phantom import lateral_variant
+
+#: Model grid of the paper's pre-processing.
+MODEL_SPACING_MM = 0.6
+MODEL_SHAPE = (448, 320)
+#: Paper's intensity normalisation: 12-bit scanner units / 2500, clipped to 1.
+NORM_SCALE = 2500.0
+#: Target classes of the network.
+TARGET_CLASSES = ("background", "body", "sacrum", "disc")
+
+_TARGET_LUT = np.zeros(256, dtype=np.uint8)
+_TARGET_LUT[CLASS_IDS["body"]] = 1
+_TARGET_LUT[CLASS_IDS["sacrum"]] = 2
+_TARGET_LUT[CLASS_IDS["disc"]] = 3
+
+
+def _tissue_values(rng: np.random.Generator) -> dict[str, float]:
+    """T2-like values with jitter most of the time, fully random values sometimes."""
+    if rng.random() < 0.2:
+        return {k: float(rng.uniform(0.02, 1.0)) for k in T2_INTENSITY}
+    vals = {k: float(v * rng.lognormal(0.0, 0.25)) for k, v in T2_INTENSITY.items()}
+    vals["marrow"] = float(rng.uniform(0.2, 0.75))       # fatty marrow may be bright
+    vals["sacrum"] = vals["marrow"] * float(rng.uniform(0.8, 1.2))
+    return vals
+
+
+def _bias_field(rng: np.random.Generator, shape, strength: float) -> np.ndarray:
+    """Smooth multiplicative field: exp of a random low-order cosine series."""
+    y = np.linspace(0.0, np.pi, shape[0], dtype=np.float32)
+    x = np.linspace(0.0, np.pi, shape[1], dtype=np.float32)
+    coef = rng.normal(0.0, strength, (3, 3)) / np.array([[1.0, 1.5, 2.5]]).T / [1.0, 1.5, 2.5]
+    fy = np.stack([np.cos(k * y) for k in range(3)])          # (3, rows)
+    fx = np.stack([np.cos(k * x + rng.uniform(0, 1)) for k in range(3)])
+    return np.exp(fy.T @ coef.astype(np.float32) @ fx).astype(np.float32)
+
+
+def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Resolution loss (acquired at 0.4-1.0 mm), blur, bias field, noise."""
+    shape = img.shape
+    res_mm = rng.uniform(0.4, 1.0)
+    if res_mm > 0.65:
+        f = MODEL_SPACING_MM / res_mm
+        small = zoom(gaussian_filter(img, 0.4 / f), f, order=1)
+        img = zoom(small, (shape[0] / small.shape[0], shape[1] / small.shape[1]), order=1)
+        img = img[: shape[0], : shape[1]]
+    if rng.random() < 0.4:
+        img = gaussian_filter(img, rng.uniform(0.3, 1.0))
+    img = img * _bias_field(rng, shape, rng.uniform(0.0, 0.35))
+    sd = rng.uniform(0.0, 0.06)
+    if rng.random() < 0.6:     # Rician magnitude noise
+        img = np.hypot(img + rng.normal(0, sd, shape), rng.normal(0, sd, shape))
+    else:
+        img = img + rng.normal(0, sd, shape)
+    return np.clip(img, 0.0, None).astype(np.float32)
+
+
+def _crop_fov(rng: np.random.Generator, img: np.ndarray, target: np.ndarray) -> None:
+    """Zero a band at a border, as when the source field of view is smaller than the grid."""
+    side = int(rng.integers(0, 4))
+    width = int(rng.integers(10, 90))
+    sl = [(slice(0, width), slice(None)), (slice(-width, None), slice(None)),
+          (slice(None), slice(0, width)), (slice(None), slice(-width, None))][side]
+    img[sl] = 0.0
+    target[sl] = 0
+
+
+def train_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One domain-randomised training pair in the model grid.
+
+    Parameters
+    ----------
+    rng : the only source of randomness.
+
+    Returns
+    -------
+    image : float32 (448, 320) in [0, 1] (scanner units / 2500, clipped).
+    target : uint8 (448, 320), 0 background, 1 vertebral body, 2 sacrum, 3 disc.
+    """
+    params = random_params(rng, fracture_prob=0.25, schmorl_prob=0.12, osteophyte_prob=0.15,
+                           degeneration_prob=0.25, crop_prob=0.2, transitional_prob=0.05,
+                           spacing_mm=(MODEL_SPACING_MM, MODEL_SPACING_MM), shape=MODEL_SHAPE)
+    params.tilt_deg = float(rng.uniform(-15.0, 15.0))
+    params.column_offset_mm = (float(rng.normal(0, 15.0)), float(rng.normal(0, 12.0)))
+    params.size_scale = float(rng.uniform(0.85, 1.15))
+    anat = build_anatomy(rng, params)
+    if rng.random() < 0.3:
+        anat = lateral_variant(anat, rng.uniform(0.0, 7.0))
+    spacing = (MODEL_SPACING_MM, MODEL_SPACING_MM)
+    layers = build_layers(anat, spacing, MODEL_SHAPE, ss=2)
+    cls, _ = compose_labels(layers, MODEL_SHAPE)
+    target = _TARGET_LUT[cls]
+    tex = gaussian_filter(rng.standard_normal(MODEL_SHAPE).astype(np.float32), rng.uniform(0.6, 2.0))
+    tex /= max(float(tex.std()), 1e-6)
+    img = compose_image(layers, MODEL_SHAPE, _tissue_values(rng), tex,
+                        texture_amp=float(rng.uniform(0.0, 0.3)))
+    img *= 1.0 - rng.uniform(0.2, 0.9) * bone_rim(layers, MODEL_SHAPE, spacing,
+                                                  width_mm=rng.uniform(0.6, 1.4))
+    img = _degrade(rng, img)
+    img = img ** float(np.exp(rng.normal(0.0, 0.25)))
+    img *= rng.uniform(1200.0, 3600.0)
+    if rng.random() < 0.3:
+        _crop_fov(rng, img, target)
+    image = np.clip(img / NORM_SCALE, 0.0, 1.0).astype(np.float32)
+    return image, target

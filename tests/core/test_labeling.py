@@ -1,0 +1,141 @@
+"""Labelling on synthetic class maps: curved column, touching bodies, missing sacrum, etc."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spineviewer.core.labeling import label_vertebrae, split_touching, transitional_cues
+
+CLASSES = ["background", "body", "sacrum", "disc"]
+SHAPE = (448, 320)
+BODY_H, DISC_H, DEPTH = 42, 14, 58  # px at 0.6 mm: 25 mm bodies, 8 mm discs, 35 mm deep
+
+
+def _col(r: float) -> int:
+    """Anterior edge of the column: a lordotic curve."""
+    return int(round(110 + 0.0006 * (r - 250) ** 2))
+
+
+def _column(n_bodies=6, top=20, sacrum=True, heights=None, depths=None, disc_h=None,
+            l5s1_disc=None):
+    """Class map with n bodies (top to bottom), discs between, and a sacrum block below."""
+    cm = np.zeros(SHAPE, int)
+    truth = []
+    # thoracolumbar sizes (top to bottom): T11/T12 smaller than the lumbar bodies
+    heights = heights or [42, 42, 42, 42, 42, 40, 38, 36][n_bodies - 1::-1]
+    depths = depths or [58, 58, 58, 58, 56, 52, 48, 44][n_bodies - 1::-1]
+    r = top
+    for i in range(n_bodies):
+        h, d = heights[i], depths[i]
+        c = _col(r + h / 2)
+        cm[r:r + h, c:c + d] = 1
+        truth.append((r + (h - 1) / 2, c + (d - 1) / 2))
+        dh = (disc_h if disc_h is not None else DISC_H)
+        if i == n_bodies - 1 and l5s1_disc is not None:
+            dh = l5s1_disc
+        cm[r + h:r + h + dh, c:c + d] = 3
+        r += h + dh
+    if sacrum:
+        c = _col(r)
+        cm[r:min(r + 60, SHAPE[0] - 5), c + 5:c + 70] = 2
+    return cm, truth
+
+
+def test_six_bodies_with_sacrum_named_t12_to_l5():
+    cm, truth = _column(6, top=40)
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    for b, (r, c) in zip(lab.bodies, truth):
+        assert b.centroid_rc == pytest.approx((r, c), abs=0.01)
+        assert b.mask.shape == SHAPE and b.flags == []
+    assert lab.flags == [] and lab.sacrum_mask is not None and lab.sacrum_mask.sum() > 0
+
+
+def test_seven_bodies_name_t11():
+    cm, _ = _column(7, top=5, heights=[36, 38, 40, 42, 42, 42, 42],
+                    depths=[44, 46, 48, 52, 56, 58, 58], disc_h=10)
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    assert "transitional_anatomy" not in lab.flags
+
+
+def test_touching_bodies_are_split():
+    cm, truth = _column(6, top=40, heights=[BODY_H] * 6, depths=[58, 58, 58, 58, 58, 60])
+    # turn the disc between the 3rd and 4th bodies (L1-L2) into bone: they touch
+    lo = 40 + 3 * BODY_H + 2 * DISC_H
+    band = cm[lo:lo + DISC_H]
+    assert (band == 3).any()
+    band[band == 3] = 1
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    # the cut lies in the former disc band, not through either body
+    last_row_upper = np.nonzero(lab.bodies[2].mask.any(axis=1))[0].max()
+    assert lo - 1 <= last_row_upper <= lo + DISC_H
+    assert sum(b.mask.sum() for b in lab.bodies) == (cm == 1).sum()  # no pixel lost
+    assert any("split" in w for w in lab.warnings)
+
+
+def test_split_touching_finds_the_waist():
+    m = np.zeros((120, 60), bool)
+    m[10:50, 10:50] = True
+    m[50:56, 25:35] = True  # narrow bridge
+    m[56:100, 10:50] = True
+    top, bottom = split_touching(m, 2, np.array([1.0, 0.0]))
+    rows_top = np.nonzero(top.any(axis=1))[0]
+    assert 49 <= rows_top.max() <= 56
+    assert top.sum() + bottom.sum() == m.sum()
+
+
+def test_missing_sacrum_flags_every_body():
+    cm, _ = _column(5, top=150, sacrum=False)
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert "sacrum_not_visible" in lab.flags
+    assert [b.level for b in lab.bodies] == ["L1", "L2", "L3", "L4", "L5"]
+    assert all("label_uncertain" in b.flags and "needs_review" in b.flags for b in lab.bodies)
+    assert lab.sacrum_mask is None
+
+
+def test_cropped_top_body_is_partial():
+    cm, _ = _column(6, top=40)
+    cm = np.vstack([cm[60:], np.zeros((60, SHAPE[1]), int)])  # top body runs off row 0
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert lab.bodies[0].level == "T12" and "partial_body" in lab.bodies[0].flags
+    assert all("partial_body" not in b.flags for b in lab.bodies[1:])
+
+
+def test_six_lumbar_sized_bodies_flag_transitional():
+    # T12 as large as the lumbar bodies
+    cm, _ = _column(6, top=40, heights=[BODY_H] * 6, depths=[DEPTH] * 6)
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert "transitional_anatomy" in lab.flags
+    assert any("six lumbar" in w for w in lab.warnings)
+    assert all("label_uncertain" in b.flags for b in lab.bodies)
+
+
+def test_normal_thoracolumbar_sizes_not_flagged():
+    cm, _ = _column(6, top=40, heights=[38, 40, 42, 42, 42, 42], depths=[48, 52, 56, 58, 58, 58])
+    assert label_vertebrae(cm, CLASSES, 0.6).flags == []
+
+
+def test_missing_l5_s1_disc_flags_sacralisation():
+    cm, _ = _column(6, top=40, heights=[38, 40, 42, 42, 42, 42],
+                    depths=[48, 52, 56, 58, 58, 58], l5s1_disc=1)
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert "transitional_anatomy" in lab.flags
+    assert any("sacralisation" in w for w in lab.warnings)
+
+
+def test_small_lowest_body_cue():
+    masks = []
+    for i, h in enumerate([40, 40, 40, 40, 18]):
+        m = np.zeros((400, 100), bool)
+        m[10 + 60 * i:10 + 60 * i + h, 20:80] = True
+        masks.append(m)
+    cues = transitional_cues(masks, None)
+    assert any("sacralised" in c for c in cues)
+
+
+def test_body_class_required():
+    with pytest.raises(ValueError, match="body"):
+        label_vertebrae(np.zeros((10, 10), int), ["background", "sacrum"])

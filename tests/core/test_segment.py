@@ -1,0 +1,175 @@
+"""ONNX session wrapper (tiny model built here with onnx.helper) and mask post-processing."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from spineviewer.core import segment
+from spineviewer.core.errors import ModelError
+from spineviewer.core.segment import (
+    SegmentationModel, choose_providers, column_curve, postprocess, softmax,
+)
+
+H, W = 16, 12
+CLASSES = ["background", "body", "sacrum", "disc"]
+WEIGHTS = np.array([-1.0, 2.0, 0.5, 1.0], np.float32)  # 1x1 conv: logit_k = w_k * x + b_k
+BIAS = np.array([0.5, -1.0, 0.0, -0.3], np.float32)
+
+
+def _write_model(folder, name="tiny", output="logits", sha=True, extra=None):
+    w = numpy_helper.from_array(WEIGHTS.reshape(4, 1, 1, 1), "w")
+    b = numpy_helper.from_array(BIAS, "b")
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"])
+    graph = helper.make_graph(
+        [node], "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, H, W])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, H, W])], [w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / f"{name}.onnx"
+    onnx.save(model, path)
+    card = {"name": name, "version": "0.0.1", "classes": CLASSES, "output": output,
+            "input": {"shape": [H, W], "spacing_mm": 0.6,
+                      "normalisation": {"scale": 2500, "clip": 1.0}}}
+    if sha:
+        card["sha256"] = segment.file_sha256(path)
+    card.update(extra or {})
+    (folder / f"{name}.json").write_text(json.dumps(card))
+    return path
+
+
+def test_predict_applies_softmax_to_logits(tmp_path):
+    model = SegmentationModel(_write_model(tmp_path), provider="cpu", threads=1)
+    x = np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W)
+    p = model.predict(x)
+    assert p.shape == (4, H, W) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-5)
+    expect = softmax(WEIGHTS[:, None, None] * x[None] + BIAS[:, None, None])
+    np.testing.assert_allclose(p, expect, atol=1e-5)
+    assert model.provider == "CPUExecutionProvider"
+    assert model.class_names == tuple(CLASSES)
+    assert model.sha256 == segment.file_sha256(model.path)
+    assert model.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_probabilities_output_passes_through(tmp_path):
+    model = SegmentationModel(_write_model(tmp_path, output="probabilities"), provider="cpu")
+    x = np.full((H, W), 0.5, np.float32)
+    np.testing.assert_allclose(model.predict(x)[1], 2.0 * 0.5 - 1.0, atol=1e-6)
+
+
+def test_wrong_input_shape_is_rejected(tmp_path):
+    model = SegmentationModel(_write_model(tmp_path), provider="cpu")
+    with pytest.raises(ValueError, match=r"\(16, 12\)"):
+        model.predict(np.zeros((H + 1, W), np.float32))
+
+
+def test_sha_mismatch_is_model_error(tmp_path):
+    path = _write_model(tmp_path, extra={"sha256": "0" * 64})
+    with pytest.raises(ModelError, match="does not match its card"):
+        SegmentationModel(path, provider="cpu")
+
+
+def test_missing_model_and_card(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="not found"):
+        SegmentationModel(tmp_path / "none.onnx")
+    path = _write_model(tmp_path)
+    (tmp_path / "tiny.json").unlink()
+    with pytest.raises(ModelError, match="card"):
+        SegmentationModel(path)
+    monkeypatch.setattr(segment, "MODELS_DIR", tmp_path / "empty")
+    monkeypatch.delenv(segment.MODEL_ENV, raising=False)
+    with pytest.raises(ModelError, match=r"no segmentation model"):
+        SegmentationModel()
+
+
+def test_default_path_from_models_dir_and_env(tmp_path, monkeypatch):
+    path = _write_model(tmp_path)
+    monkeypatch.delenv(segment.MODEL_ENV, raising=False)
+    monkeypatch.setattr(segment, "MODELS_DIR", tmp_path)
+    assert SegmentationModel(provider="cpu").path == path
+    other = tmp_path / "sub"
+    other.mkdir()
+    path2 = _write_model(other, name="other")
+    monkeypatch.setenv(segment.MODEL_ENV, str(path2))
+    assert SegmentationModel(provider="cpu").path == path2
+
+
+def test_provider_choice(caplog):
+    assert choose_providers("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CPUExecutionProvider"]
+    with pytest.raises(ModelError, match="not available"):
+        choose_providers("cuda", ["CPUExecutionProvider"])
+    with pytest.raises(ModelError, match="unknown provider"):
+        choose_providers("tpu", ["CPUExecutionProvider"])
+
+
+def test_provider_is_logged(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="spineviewer.core.segment"):
+        SegmentationModel(_write_model(tmp_path), provider="auto")
+    assert any("CPUExecutionProvider" in r.getMessage() or "CUDA" in r.getMessage()
+               for r in caplog.records)
+
+
+# ---- post-processing ---------------------------------------------------------
+
+def _column_probs(shape=(448, 320), n=6):
+    """One-hot probs: n bodies on a gently curved column, discs between, sacrum below."""
+    cm = np.zeros(shape, int)
+    for i in range(n):
+        r0 = 40 + i * 55
+        c0 = int(120 + 0.0004 * (r0 - 200) ** 2)
+        cm[r0:r0 + 42, c0:c0 + 60] = 1
+        cm[r0 + 42:r0 + 55, c0:c0 + 60] = 3
+    cm[40 + n * 55:40 + n * 55 + 50, 130:200] = 2
+    return cm
+
+
+def _onehot(cm, c=4):
+    return np.stack([(cm == k).astype(np.float32) for k in range(c)])
+
+
+def test_postprocess_fills_holes_and_drops_debris():
+    cm = _column_probs()
+    noisy = cm.copy()
+    noisy[60:66, 140:146] = 0  # hole in a body
+    noisy[10:14, 10:14] = 1  # 16 px = 5.8 mm^2: too small
+    noisy[200:240, 280:310] = 1  # big cluster 160 px (= 96 mm) lateral to the column
+    out = postprocess(_onehot(noisy), spacing_mm=0.6, class_names=CLASSES)
+    assert (out[60:66, 140:146] == 1).all()
+    assert (out[10:14, 10:14] == 0).all()
+    assert (out[200:240, 280:310] == 0).all()
+    np.testing.assert_array_equal(out, cm)
+
+
+def test_postprocess_keeps_lowest_large_sacrum_and_other_classes():
+    cm = _column_probs()
+    cm[5:60, 250:300] = 2  # spurious "sacrum" high up, larger than 150 mm^2
+    names = CLASSES + ["canal"]
+    cm[100:300, 300:310] = 4
+    out = postprocess(_onehot(cm, 5), spacing_mm=0.6, class_names=names)
+    assert (out[5:60, 250:300] == 0).all()
+    assert (out[40 + 6 * 55:40 + 6 * 55 + 50, 130:200] == 2).all()
+    assert (out[100:300, 300:310] == 4).all()
+
+
+def test_postprocess_checks_shape():
+    with pytest.raises(ValueError):
+        postprocess(np.zeros((3, 10, 10)), class_names=CLASSES)
+
+
+def test_column_curve_is_robust_to_one_outlier():
+    rows = np.arange(50, 400, 50, dtype=float)
+    cols = 100 + 0.001 * (rows - 200) ** 2
+    pts = np.c_[rows, cols]
+    pts[3, 1] += 80
+    coef = column_curve(pts)
+    assert np.abs(np.polyval(coef, rows[[0, 1, 2, 4, 5, 6]]) - cols[[0, 1, 2, 4, 5, 6]]).max() < 1.0

@@ -1,0 +1,65 @@
+"""CSV contract and de-identification."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from spineviewer.core.results import CSV_COLUMNS, read_csv_rows
+from spineviewer.io.csv_export import deidentify_result, hash_uid, result_csv, write_csv
+
+from .conftest import PATIENT
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_has_contract_columns_and_final_calls(study_result, tmp_path):
+    path = write_csv(study_result, tmp_path / "r.csv")
+    rows = read_csv_rows(path)
+    assert tuple(_rows(path.read_text())[0].keys()) == CSV_COLUMNS
+    assert [r["level"] for r in rows] == ["L1", "L2", "L3", "L4", "L5"]
+    l1 = rows[0]
+    assert l1["fracture"] == 1 and l1["deformity"] == "wedge" and l1["genant_grade"] == 2
+    assert abs(l1["AH_mm"] - 16.5) < 1e-3 and abs(l1["PH_mm"] - 25.5) < 1e-3
+    assert rows[3]["flags"] == ["schmorl_node", "needs_review"]
+    assert rows[0]["study_uid"] == study_result.study_uid
+
+
+def test_hash_uid_is_a_stable_valid_uid():
+    uid = "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
+    h = hash_uid(uid)
+    assert h == hash_uid(uid)  # stable across calls (and runs: no salt, no randomness)
+    # SHA-256 of the UID, first 128 bits, as a 2.25 UUID-derived UID: fixed value
+    assert h == "2.25.278671689243424011931637835946547009291"
+    assert re.fullmatch(r"2\.25\.[1-9]\d*", h) and len(h) <= 64
+    assert hash_uid(uid + "1") != h
+    assert hash_uid(uid, salt="site-secret") != h
+
+
+def test_deidentified_csv_has_no_names_ids_dates(study_result):
+    text = result_csv(study_result, deidentify=True)
+    for secret in (PATIENT["name"], "Muster", PATIENT["id"], PATIENT["birth_date"],
+                   PATIENT["study_date"], study_result.study_uid, study_result.series_uid):
+        assert secret not in text
+    rows = _rows(text)
+    assert {r["study_uid"] for r in rows} == {hash_uid(study_result.study_uid)}
+    assert {r["series_uid"] for r in rows} == {hash_uid(study_result.series_uid)}
+    # measurements unchanged
+    plain = _rows(result_csv(study_result))
+    assert [r["AH_mm"] for r in rows] == [r["AH_mm"] for r in plain]
+    assert result_csv(study_result, deidentify=True) == text  # stable
+
+
+def test_deidentified_result_drops_phi_everywhere(study_result):
+    d = deidentify_result(study_result)
+    js = d.to_json()
+    for secret in ("Muster", PATIENT["id"], "19480312", "20240102", "reader1",
+                   "healed endplate", study_result.sop_instance_uid, "IM0008"):
+        assert secret not in js
+    assert d.vertebra("L5").override == {"fracture": False}
+    assert d.edits[0] == {"level": "L3", "action": "move_corner", "field": "AS",
+                          "ai": [18.8, 40.0], "value": [18.0, 40.0]}
+    assert study_result.patient["id"] == PATIENT["id"]  # the original is untouched

@@ -1,0 +1,70 @@
+"""export_all: the files, no overwrite without permission, atomic writes, de-identification."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom import dcmread
+
+from spineviewer.core.errors import SpineViewerError
+from spineviewer.core.results import read_csv_rows
+from spineviewer.io import export
+from spineviewer.io.csv_export import hash_uid
+
+from .conftest import dciodvfy_errors, pdf_text
+
+
+def test_export_all_writes_every_output(study_result, tmp_path):
+    out = tmp_path / "out"
+    paths = export.export_all(study_result, out, dicom=True)
+    names = [p.relative_to(out).as_posix() for p in paths]
+    assert names == ["report.pdf", "results.csv", "dicom/vertebrae_seg.dcm",
+                     "dicom/morphometry_sr.dcm", "dicom/report_pdf.dcm"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert paths[0].read_bytes().startswith(b"%PDF")
+    assert len(read_csv_rows(paths[1])) == 5
+    modalities = set()
+    for p in paths[2:]:
+        assert dciodvfy_errors(p) == []
+        ds = dcmread(p)
+        assert ds.StudyInstanceUID == study_result.study_uid
+        modalities.add(ds.Modality)
+    assert modalities == {"SEG", "SR", "DOC"}
+    # the encapsulated document is the report written beside it
+    enc = dcmread(paths[4])
+    assert enc.EncapsulatedDocument[: enc.EncapsulatedDocumentLength] == paths[0].read_bytes()
+    # atomic writes leave no temporary files behind
+    leftovers = [p for p in out.rglob("*") if p.is_file() and p not in paths]
+    assert leftovers == []
+
+
+def test_refuses_to_overwrite_and_writes_nothing(study_result, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text("my own notes\n")
+    with pytest.raises(export.ExportExists, match="results.csv already exists"):
+        export.export_all(study_result, out, pdf=True, csv=True)
+    assert (out / "results.csv").read_text() == "my own notes\n"
+    assert not (out / "report.pdf").exists()  # nothing written half
+    paths = export.export_all(study_result, out, overwrite=True)
+    assert read_csv_rows(paths[1])[0]["level"] == "L1"
+    assert sorted(p.name for p in out.iterdir()) == ["report.pdf", "results.csv"]
+
+
+def test_deidentified_export(study_result, tmp_path):
+    paths = export.export_all(study_result, tmp_path, deidentify=True)
+    csv_text = paths[1].read_text()
+    assert study_result.study_uid not in csv_text and hash_uid(study_result.study_uid) in csv_text
+    (tmp_path / "t").mkdir()
+    text = pdf_text(paths[0].read_bytes(), tmp_path / "t")
+    assert "Fracture suspected at L1" in text
+    for secret in ("Muster", "PID-4711", "1948-03-12", "2024-01-02"):
+        assert secret not in text
+    with pytest.raises(SpineViewerError, match="cannot be de-identified"):
+        export.export_all(study_result, tmp_path / "d", dicom=True, deidentify=True)
+
+
+def test_failed_build_leaves_no_files(study_result, tmp_path):
+    study_result.source_slice_file = ""  # DICOM export impossible
+    with pytest.raises(SpineViewerError, match="source slice"):
+        export.export_all(study_result, tmp_path / "o", dicom=True)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*"))

@@ -1,0 +1,86 @@
+"""The referrer PDF: content (via pdftotext), paper sizes, plain-language summary."""
+
+from __future__ import annotations
+
+import re
+import numpy as np
+import pytest
+
+import spineviewer
+from spineviewer.core.errors import SpineViewerError
+from spineviewer.io import report_pdf, report_text
+from spineviewer.io.report_figure import render_slice_png
+
+from .conftest import pdf_text
+
+
+def _media_boxes(pdf: bytes) -> list[tuple[float, float]]:
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf)
+    return [(float(w), float(h)) for w, h in boxes]
+
+
+def test_summary_line_from_reasons(study_result):
+    lines = report_text.summary_lines(study_result)
+    assert lines[0] == "Fracture suspected at L1: wedge deformity, grade 2, 35% anterior height loss"
+    assert any(line.startswith("L4: focal endplate notch") for line in lines)
+
+
+def test_summary_without_fracture_and_with_overrides(study_result):
+    l1 = study_result.vertebra("L1")
+    l1.override = {"fracture": False}
+    lines = report_text.summary_lines(study_result)
+    assert lines[0] == report_text.NO_FRACTURE
+    assert "L1: the algorithm's wedge call was overruled by a clinician (no fracture)" in lines
+    study_result.vertebra("L2").override = {"fracture": True, "comment": ""}
+    assert report_text.summary_lines(study_result)[0].startswith("Fracture at L2: set by a clinician")
+
+
+def test_corrections_list_ai_versus_corrected(study_result):
+    fixes = report_text.corrections(study_result)
+    assert "L3 AH: 24.3 mm (algorithm) -> 25.5 mm (corrected)" in fixes
+    assert any(f.startswith("L5: call set to no fracture by a clinician (old healed") for f in fixes)
+    assert fixes[-1] == "2 edit(s) in the audit trail (levels L3, L5)"
+
+
+@pytest.mark.parametrize("paper,size", [("A4", (595.28, 841.89)), ("Letter", (612.0, 792.0))])
+def test_pdf_content_and_paper(study_result, tmp_path, paper, size):
+    pdf = report_pdf.build_report_pdf(study_result, paper=paper)
+    assert pdf.startswith(b"%PDF")
+    boxes = _media_boxes(pdf)
+    assert boxes and all(abs(w - size[0]) < 0.5 and abs(h - size[1]) < 0.5 for w, h in boxes)
+    text = pdf_text(pdf, tmp_path)
+    for needle in ("Muster, Erika", "PID-4711", "1948-03-12", "2024-01-02",
+                   "t2_tse_sag (series 3)", "Fracture suspected at L1: wedge deformity, grade 2,",
+                   "unet-test", "ab" * 32, "Eastell", "Genant", "Germann",
+                   "L3 AH: 24.3 mm (algorithm) -> 25.5 mm (corrected)",
+                   "PROVISIONAL test table"):
+        assert needle in text, needle
+    assert text.count(spineviewer.DISCLAIMER[:40]) >= 2  # header/footer of every page
+    # the table row of L1: AH 16.5, PH 25.5, ratio 0.65, grade 2
+    assert re.search(r"L1 16\.5 25\.5 21\.0 0\.4 0\.9 14\.6 0\.65 0\.82 1\.00 wedge 2", text)
+    assert re.search(r"L3 25\.5\* 25\.5 ", text)  # the corrected AH is starred
+
+
+def test_pdf_without_source_image_still_renders(study_result, tmp_path):
+    study_result.source_slice_file = str(tmp_path / "missing.dcm")
+    text = pdf_text(report_pdf.build_report_pdf(study_result), tmp_path)
+    assert "Fracture suspected at L1" in text
+
+
+def test_unknown_paper_size_refused(study_result):
+    with pytest.raises(SpineViewerError, match="paper size"):
+        report_pdf.build_report_pdf(study_result, paper="A3")
+
+
+def test_figure_draws_overlays_on_the_slice(study_result):
+    from io import BytesIO
+
+    from matplotlib.image import imread
+
+    png, aspect = render_slice_png(study_result, width_in=2.0, dpi=100)
+    img = imread(BytesIO(png))
+    assert img.shape[1] == 200 and abs(img.shape[0] / img.shape[1] - aspect) < 0.02
+    rgb = img[..., :3]
+    # the fracture colour (vermillion #D55E00) appears: L1 is outlined and labelled as fracture
+    vermillion = np.all(np.abs(rgb - np.array([0xD5, 0x5E, 0x00]) / 255) < 0.08, axis=-1)
+    assert vermillion.sum() > 30
