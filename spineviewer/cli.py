@@ -205,10 +205,11 @@ def _cmd_demo(args) -> int:
 
 
 def demo_study_options() -> dict:
-    """The demo case: a grade-2 wedge fracture at L1 and a Schmorl node at L3."""
+    """The demo case: grade-2 wedge fracture at L1, Schmorl node at L3, osteophyte at L4."""
     from spineviewer.synth.phantom import PhantomParams
 
-    params = PhantomParams(deformities={"L1": ("wedge", 2)}, schmorl={"L3": "superior"})
+    params = PhantomParams(deformities={"L1": ("wedge", 2)}, schmorl_levels=("L3",),
+                           osteophyte_levels=("L4",))
     return {"vendor": "siemens", "field_strength_T": 3.0, "params": params}
 
 

@@ -39,7 +39,7 @@ _ON_HULL_MM = 0.5
 #: Basin-hopping: one hop after the first descent; the start (the rectangle) is already close.
 _BH_NITER = 1
 _BH_STEP_MM = 1.0
-_BH_MAXITER = 15
+_BH_MAXITER = 10
 
 
 @dataclass(frozen=True)
@@ -307,67 +307,79 @@ def _to_full_rc(body: _Body, corners_mm: dict[str, np.ndarray]) -> dict[str, tup
 
 
 class _PolygonIoU:
-    """1 - IoU of a quadrilateral with a convex polygon, exact, and its gradient.
+    """1 - IoU of a quadrilateral with a convex polygon R, exact, and its gradient.
 
     The intersection area comes from Green's theorem over the parts of each border inside the
     other polygon (Cyrus-Beck clipping); moving a quadrilateral vertex changes it at the rate
-    of the inside length of its two edges, weighted linearly along them. Elementwise numpy on
-    purpose: tiny BLAS calls wake a thread pool, which is slow on a loaded machine.
+    of the inside length of its two edges, weighted linearly along them. The quadrilateral's
+    own arithmetic is plain Python floats and the clipping elementwise numpy, on purpose: this
+    runs a few dozen times per body, and tiny BLAS calls stall on a loaded machine.
     """
 
     def __init__(self, poly: np.ndarray) -> None:
         p = poly[:-1]
-        self.r0 = p
-        self.r_edge = np.roll(p, -1, axis=0) - p
-        self.r_n, self.r_b = _inward_halfplanes(p)
-        self.r_area = _signed_area(p)
+        self.rx, self.ry = p[:, 0].copy(), p[:, 1].copy()
+        e = np.roll(p, -1, axis=0) - p
+        self.ex, self.ey = e[:, 0].copy(), e[:, 1].copy()
+        n, b = _inward_halfplanes(p)
+        self.nx, self.ny, self.b = n[:, 0].copy(), n[:, 1].copy(), b - _EPS_MM
+        self.area = _signed_area(p)
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        q = x.reshape(4, 2)
-        nx = q[_NEXT]
-        flip = np.sum(q[:, 0] * nx[:, 1] - nx[:, 0] * q[:, 1]) < 0
+        v = [float(t) for t in x]
+        pts = [(v[0], v[1]), (v[2], v[3]), (v[4], v[5]), (v[6], v[7])]
+        a2 = sum(pts[i][0] * pts[i - 3][1] - pts[i - 3][0] * pts[i][1] for i in range(4))
+        flip = a2 < 0
         if flip:                                   # work counter-clockwise, map back at the end
-            q = q[::-1]
-            nx = q[_NEXT]
-        e = nx - q
-        length = np.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2)
-        n_in = np.stack([-e[:, 1], e[:, 0]], axis=1) / np.maximum(length, 1e-12)[:, None]
+            pts = pts[::-1]
+        qx = np.array([p[0] for p in pts])
+        qy = np.array([p[1] for p in pts])
+        ex, ey = qx[_NEXT] - qx, qy[_NEXT] - qy
+        length = np.maximum(np.sqrt(ex * ex + ey * ey), 1e-12)
+        nx, ny = -ey / length, ex / length          # inward unit normals
         # shared border runs count once: R grown and Q shrunk by a hair for the clipping
-        lo_q, hi_q = _clip(q, e, self.r_n, self.r_b - _EPS_MM)
-        lo_r, hi_r = _clip(self.r0, self.r_edge, n_in, np.sum(n_in * q, axis=1) + _EPS_MM)
-        inter = _green(q, e, lo_q, hi_q) + _green(self.r0, self.r_edge, lo_r, hi_r)
-        prev = q[_PREV]
-        a_q = 0.5 * float(np.sum(q[:, 0] * nx[:, 1] - nx[:, 0] * q[:, 1]))
-        union = a_q + self.r_area - inter
-        sq = hi_q ** 2 - lo_q ** 2
+        lo_q, hi_q = _clip(qx[:, None], qy[:, None], ex[:, None], ey[:, None],
+                           self.nx, self.ny, self.b)
+        lo_r, hi_r = _clip(self.rx[:, None], self.ry[:, None], self.ex[:, None],
+                           self.ey[:, None], nx, ny, nx * qx + ny * qy + _EPS_MM)
+        inter = _green(qx, qy, ex, ey, lo_q, hi_q) + _green(self.rx, self.ry, self.ex, self.ey,
+                                                            lo_r, hi_r)
+        union = abs(a2) / 2.0 + self.area - inter
+        sq = hi_q * hi_q - lo_q * lo_q
         w_start = length * ((hi_q - lo_q) - 0.5 * sq)
-        w_end = length * 0.5 * sq
-        g_inter = -(n_in * w_start[:, None] + (n_in * w_end[:, None])[_PREV])
-        g_area = 0.5 * np.stack([nx[:, 1] - prev[:, 1], prev[:, 0] - nx[:, 0]], axis=1)
-        grad = (g_inter * union - inter * (g_area - g_inter)) / union ** 2
+        w_end = (length * 0.5 * sq)[_PREV]
+        gx = -(nx * w_start + nx[_PREV] * w_end)   # d inter / d vertex
+        gy = -(ny * w_start + ny[_PREV] * w_end)
+        ax = 0.5 * (qy[_NEXT] - qy[_PREV])   # d area / d vertex
+        ay = 0.5 * (qx[_PREV] - qx[_NEXT])
+        k = inter / union ** 2
+        dx = gx / union - k * (ax - gx)
+        dy = gy / union - k * (ay - gy)
         if flip:
-            grad = grad[::-1]
-        return 1.0 - inter / union, -grad.ravel()
+            dx, dy = dx[::-1], dy[::-1]
+        grad = np.empty(8)
+        grad[0::2], grad[1::2] = -dx, -dy
+        return 1.0 - inter / union, grad
 
 
-def _clip(p0: np.ndarray, e: np.ndarray, n: np.ndarray,
-          b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cyrus-Beck: parameter interval [lo, hi] of each segment p0 + s e inside {n . x >= b}."""
-    num = b - (p0[:, :1] * n[:, 0] + p0[:, 1:] * n[:, 1])   # inside when s * den >= num
-    den = e[:, :1] * n[:, 0] + e[:, 1:] * n[:, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = num / den
-    lo = np.maximum(np.max(np.where(den > 0, ratio, -np.inf), axis=1), 0.0)
-    hi = np.minimum(np.min(np.where(den < 0, ratio, np.inf), axis=1), 1.0)
-    outside = np.any((den == 0) & (num > 0), axis=1) | (hi < lo)
-    return lo, np.where(outside, lo, hi)
+def _clip(px: np.ndarray, py: np.ndarray, ex: np.ndarray, ey: np.ndarray, nx: np.ndarray,
+          ny: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cyrus-Beck: interval [lo, hi] of each segment p + s e (column arrays) in {n . x >= b}."""
+    num = b - (px * nx + py * ny)                 # inside when s * den >= num
+    den = ex * nx + ey * ny
+    den[den == 0] = 1e-30                         # parallel: outside iff num > 0
+    ratio = num / den
+    lo = np.where(den > 0, ratio, 0.0).max(axis=1).clip(0.0, None)
+    hi = np.where(den < 0, ratio, 1.0).min(axis=1).clip(None, 1.0)
+    return lo, np.maximum(hi, lo)
 
 
-def _green(p0: np.ndarray, e: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    """Sum of (x dy - y dx) / 2 over the sub-segments [lo, hi] of the segments p0 + s e."""
-    a = p0 + lo[:, None] * e
-    z = p0 + hi[:, None] * e
-    return 0.5 * float(np.sum(a[:, 0] * z[:, 1] - a[:, 1] * z[:, 0]))
+def _green(px: np.ndarray, py: np.ndarray, ex: np.ndarray, ey: np.ndarray, lo: np.ndarray,
+           hi: np.ndarray) -> float:
+    """Sum of (x dy - y dx) / 2 over the sub-segments [lo, hi] of the segments p + s e."""
+    ax, ay = px + lo * ex, py + lo * ey
+    zx, zy = px + hi * ex, py + hi * ey
+    return 0.5 * float((ax * zy - ay * zx).sum())
 
 
 # ---- strategy (a): basin-hopping of the overlap -----------------------------------------------

@@ -8,7 +8,10 @@ patient block, dates, user names, file paths and free-text comments from a resul
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
+import io
+import re
 from pathlib import Path
 
 from spineviewer.core.results import StudyResult, atomic_write_text
@@ -71,6 +74,41 @@ def deidentify_result(result: StudyResult, salt: str = "") -> StudyResult:
         if v.override is not None:
             v.override = {k: val for k, val in v.override.items() if k != "comment"}
     return out
+
+
+#: Columns whose values are UIDs (hashed) or identifying (dropped) in `deidentify_csv_text`.
+_UID_COLUMN = re.compile(r"(^|_)uid$", re.I)
+_PHI_COLUMN = re.compile(r"(name|patient|birth|date|time|accession|(^|_)id$|comment|user|path|"
+                         r"file|institution|physician|operator)", re.I)
+
+
+def deidentify_csv_text(text: str, salt: str = "") -> str:
+    """De-identify any CSV text: UID columns hashed, name/ID/date-like columns dropped.
+
+    Parameters
+    ----------
+    text : str
+        CSV with a header row (e.g. the core contract, or a table with extra columns).
+    salt : str, optional
+        Passed to `hash_uid`.
+
+    Returns
+    -------
+    str
+        Same rows; columns ending in ``uid`` hold `hash_uid` values, columns whose names
+        look identifying (name, patient, birth, date, time, accession, ``*_id``, comment,
+        user, path, file, institution, physician, operator) are removed.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c for c in (reader.fieldnames or [])
+               if _UID_COLUMN.search(c) or not _PHI_COLUMN.search(c)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in reader:
+        writer.writerow({c: hash_uid(row[c], salt) if _UID_COLUMN.search(c) else row[c]
+                         for c in columns})
+    return buf.getvalue()
 
 
 def result_csv(result: StudyResult, *, deidentify: bool = False, salt: str = "") -> str:

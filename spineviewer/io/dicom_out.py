@@ -397,3 +397,35 @@ def describe(ds: Dataset) -> dict[str, Any]:
     """Short description of a written object (for logs and the send command)."""
     return {"sop_class_uid": str(ds.SOPClassUID), "sop_instance_uid": str(ds.SOPInstanceUID),
             "modality": str(ds.get("Modality", "")), "series_number": ds.get("SeriesNumber")}
+
+
+def write_dicom_outputs(result: StudyResult, out_dir: str | Path, *, overwrite: bool = False,
+                        pdf_bytes: bytes | None = None, include_pdf: bool = True,
+                        paper: str = "A4") -> list[Path]:
+    """Write SEG, SR and (by default) the report as Encapsulated PDF into ``out_dir``.
+
+    Parameters
+    ----------
+    result : StudyResult
+    out_dir : str or Path
+        Created when missing; files ``vertebrae_seg.dcm``, ``morphometry_sr.dcm``,
+        ``report_pdf.dcm``.
+    overwrite : bool
+        Otherwise an existing file raises ``ExportExists`` and nothing is written.
+    pdf_bytes : bytes, optional
+        An already rendered report; rendered here (``paper``) when None and ``include_pdf``.
+
+    Returns
+    -------
+    list of Path
+    """
+    from spineviewer.io.export import DICOM_NAMES, write_files
+
+    if include_pdf and pdf_bytes is None:
+        from spineviewer.io.report_pdf import build_report_pdf
+
+        pdf_bytes = build_report_pdf(result, paper=paper)
+    objects = build_dicom_outputs(result, pdf_bytes if include_pdf else None)
+    out = Path(out_dir)
+    return write_files({out / DICOM_NAMES[k]: dataset_bytes(ds) for k, ds in objects.items()},
+                       overwrite=overwrite)

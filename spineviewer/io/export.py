@@ -50,6 +50,32 @@ def _check_free(paths: list[Path], overwrite: bool) -> None:
                                "overwriting (--force)")
 
 
+def write_files(contents: dict[Path, bytes | str], *, overwrite: bool = False) -> list[Path]:
+    """Write prepared contents atomically, after checking that none would overwrite a file.
+
+    Parameters
+    ----------
+    contents : dict of Path -> bytes or str
+        Text is written as UTF-8.
+    overwrite : bool
+        Otherwise the first existing path raises `ExportExists` before anything is written.
+
+    Returns
+    -------
+    list of Path, in the order of ``contents``.
+    """
+    paths = list(contents)
+    _check_free(paths, overwrite)
+    for path in paths:
+        data = contents[path]
+        if isinstance(data, str):
+            atomic_write_text(path, data)
+        else:
+            atomic_write_bytes(path, data)
+        logger.info("wrote %s", path.name)
+    return paths
+
+
 def export_all(result: StudyResult, out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
                dicom: bool = False, deidentify: bool = False, overwrite: bool = False,
                paper: str = "A4") -> list[Path]:
@@ -83,16 +109,9 @@ def export_all(result: StudyResult, out_dir: str | Path, *, pdf: bool = True, cs
         raise SpineViewerError("DICOM outputs go into the patient's study and cannot be "
                                "de-identified; export DICOM without --deidentify")
     paths = planned_paths(out_dir, pdf=pdf, csv=csv, dicom=dicom)
-    _check_free(paths, overwrite)
+    _check_free(paths, overwrite)  # before the (slow) build: fail fast
     payload = _build(result, pdf=pdf, csv=csv, dicom=dicom, deidentify=deidentify, paper=paper)
-    for path in paths:
-        data = payload[path.name]
-        if isinstance(data, str):
-            atomic_write_text(path, data)
-        else:
-            atomic_write_bytes(path, data)
-        logger.info("wrote %s", path.name)
-    return paths
+    return write_files({p: payload[p.name] for p in paths}, overwrite=overwrite)
 
 
 def _build(result: StudyResult, *, pdf: bool, csv: bool, dicom: bool, deidentify: bool,

@@ -244,4 +244,7 @@ def write_report_pdf(result: StudyResult, path: str | Path, *, paper: str = "A4"
     return path
 
 
-__all__ = ["build_report_pdf", "write_report_pdf", "PAPER_SIZES"]
+#: The name the command line uses.
+write_report = write_report_pdf
+
+__all__ = ["write_report", "build_report_pdf", "write_report_pdf", "PAPER_SIZES"]

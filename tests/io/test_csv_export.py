@@ -63,3 +63,14 @@ def test_deidentified_result_drops_phi_everywhere(study_result):
     assert d.edits[0] == {"level": "L3", "action": "move_corner", "field": "AS",
                           "ai": [18.8, 40.0], "value": [18.0, 40.0]}
     assert study_result.patient["id"] == PATIENT["id"]  # the original is untouched
+
+
+def test_deidentify_csv_text_hashes_uids_and_drops_phi_columns(study_result):
+    from spineviewer.io.csv_export import deidentify_csv_text
+
+    plain = study_result.to_csv()
+    assert deidentify_csv_text(plain) == result_csv(study_result, deidentify=True)
+    extra = ("study_uid,level,PatientName,patient_id,StudyDate,AH_mm,comment\n"
+             "1.2.3,L1,Doe^John,X17,20240101,20.5,seen by Dr Who\n")
+    rows = _rows(deidentify_csv_text(extra))
+    assert rows == [{"study_uid": hash_uid("1.2.3"), "level": "L1", "AH_mm": "20.5"}]

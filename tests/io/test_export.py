@@ -68,3 +68,17 @@ def test_failed_build_leaves_no_files(study_result, tmp_path):
     with pytest.raises(SpineViewerError, match="source slice"):
         export.export_all(study_result, tmp_path / "o", dicom=True)
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*"))
+
+
+def test_write_dicom_outputs_for_the_command_line(study_result, tmp_path):
+    from spineviewer.io.dicom_out import write_dicom_outputs
+
+    paths = write_dicom_outputs(study_result, tmp_path / "dcm")
+    assert sorted(p.name for p in paths) == ["morphometry_sr.dcm", "report_pdf.dcm",
+                                             "vertebrae_seg.dcm"]
+    enc = dcmread(tmp_path / "dcm" / "report_pdf.dcm")
+    assert enc.EncapsulatedDocument.startswith(b"%PDF")
+    with pytest.raises(export.ExportExists, match="vertebrae_seg.dcm already exists"):
+        write_dicom_outputs(study_result, tmp_path / "dcm", include_pdf=False)
+    again = write_dicom_outputs(study_result, tmp_path / "dcm", include_pdf=False, overwrite=True)
+    assert len(again) == 2

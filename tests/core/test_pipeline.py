@@ -1,0 +1,89 @@
+"""End-to-end pipeline on generated phantom studies (ground-truth masks and ONNX)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spineviewer.core import errors
+from spineviewer.core.pipeline import STAGES, analyze_study, remeasure
+from spineviewer.synth.params import PhantomParams
+from spineviewer.synth.study import write_study
+
+ROOT = Path(__file__).resolve().parents[2]
+HAS_MODEL = any((ROOT / "models").glob("*.onnx"))
+
+
+@pytest.fixture(scope="module")
+def wedge_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wedge")
+    params = PhantomParams(deformities={"L1": ("wedge", 2)}, schmorl_levels=("L3",))
+    return write_study(out, 4242, vendor="philips", params=params, n_slices=9)
+
+
+def test_truth_masks_measure_within_tolerance(wedge_study):
+    labels = np.load(Path(wedge_study.out_dir) / "truth_labels.npy")
+    seen = []
+    result = analyze_study(wedge_study.dicom_dir, masks_override=labels,
+                           progress=lambda s, f: seen.append((s, f)))
+    assert [s for s, _ in seen] == [*STAGES, "done"]
+    assert [f for _, f in seen] == sorted(f for _, f in seen)
+    assert result.study_uid == wedge_study.study_uid
+    assert result.series_uid == wedge_study.t2_series_uid
+    assert result.sop_instance_uid == wedge_study.sop_instance_uid
+    got = {v.level: v for v in result.vertebrae}
+    for t in wedge_study.vertebrae:
+        v = got[t.level]
+        assert v.AH_mm == pytest.approx(t.AH_mm, abs=0.5), t.level
+        assert v.PH_mm == pytest.approx(t.PH_mm, abs=0.5), t.level
+        assert v.VA_deg == pytest.approx(t.VA_deg, abs=1.0), t.level
+        # corners are reported in source-slice pixels
+        for name, (r, c) in t.corners_rc.items():
+            assert np.hypot(*(np.subtract(v.corners_rc[name], (r, c)))) < 2.0, (t.level, name)
+    assert got["L1"].fracture and got["L1"].deformity == "wedge"
+    assert got["L1"].genant_grade == 2
+    assert not any(got[lv].fracture for lv in ("L2", "L4", "L5"))
+    assert not got["L3"].fracture and "schmorl_node" in got["L3"].flags
+    assert any("wedge" in r for r in got["L1"].reasons)
+
+
+def test_remeasure_follows_a_moved_corner(wedge_study):
+    labels = np.load(Path(wedge_study.out_dir) / "truth_labels.npy")
+    result = analyze_study(wedge_study.dicom_dir, masks_override=labels)
+    v = result.vertebra("L3")
+    ah0 = v.AH_mm
+    r, c = v.corners_rc["AS"]
+    v.corners_rc["AS"] = (r - 5.0, c)  # 5 px upwards: AH grows by about 5 px * spacing
+    remeasure(result)
+    assert v.AH_mm - ah0 == pytest.approx(5.0 * result.pixel_spacing_mm[0], abs=0.5)
+
+
+def test_cancel_stops_between_stages(wedge_study):
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(errors.Cancelled):
+        analyze_study(wedge_study.dicom_dir, cancel=cancel,
+                      masks_override=np.load(Path(wedge_study.out_dir) / "truth_labels.npy"))
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(errors.NoDicomFound):
+        analyze_study(tmp_path / "nope")
+
+
+@pytest.mark.skipif(not HAS_MODEL, reason="no shipped ONNX model in models/")
+def test_onnx_end_to_end_finds_five_lumbar_bodies(wedge_study):
+    result = analyze_study(wedge_study.dicom_dir, threads=2)
+    levels = [v.level for v in result.vertebrae]
+    for lv in ("L1", "L2", "L3", "L4", "L5"):
+        assert lv in levels
+    assert result.model["sha256"] and result.model["provider"]
+    got = {v.level: v for v in result.vertebrae}
+    truth = {t.level: t for t in wedge_study.vertebrae}
+    errs = [abs(got[lv].AH_mm - truth[lv].AH_mm) for lv in ("L2", "L3", "L4", "L5")
+            if got[lv].AH_mm is not None]
+    assert len(errs) == 4 and max(errs) < 2.5
