@@ -21,14 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in _COMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv = ["gui", *argv]
+    if argv[0] in _DELEGATED:  # they own their argument parsing (and --help)
+        return _run_guarded(lambda: _delegate(argv[0])(argparse.Namespace(rest=argv[1:])), False)
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "debug", False):
         logging.basicConfig(level=logging.DEBUG)
     else:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    return _run_guarded(lambda: args.func(args), getattr(args, "debug", False))
+
+
+def _run_guarded(fn, debug: bool) -> int:
+    """Run a command; user errors become one line and exit status 2."""
     try:
-        return int(args.func(args) or 0)
+        return int(fn() or 0)
     except SpineViewerError as exc:
         print(f"spineviewer: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -36,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print("spineviewer: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - last line of defence for the user
-        if getattr(args, "debug", False):
+        if debug:
             raise
         print(f"spineviewer: internal error: {type(exc).__name__}: {exc} "
               "(run with --debug for details)", file=sys.stderr)
@@ -76,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_COMMANDS = ("gui", "analyze", "demo", "synth", "evaluate", "send")
+_DELEGATED = ("synth", "evaluate", "send")
+_COMMANDS = ("gui", "analyze", "demo", *_DELEGATED)
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:

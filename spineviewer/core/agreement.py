@@ -49,9 +49,13 @@ def proportion(k: int, n: int) -> dict[str, Any]:
 
 
 def cohen_kappa(tp: int, fp: int, tn: int, fn: int) -> float | None:
-    """Cohen's kappa of a 2x2 table (app x reference); None when chance agreement is 1."""
+    """Cohen's kappa of a 2x2 table (app x reference).
+
+    None when the reference holds one class only (e.g. a group of fractured vertebrae): kappa
+    is then 0 whatever the app does, which reads as 'no agreement' in a table.
+    """
     n = tp + fp + tn + fn
-    if n == 0:
+    if n == 0 or tp + fn == 0 or tn + fp == 0:
         return None
     p_observed = (tp + tn) / n
     p_chance = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2

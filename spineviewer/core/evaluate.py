@@ -192,23 +192,29 @@ def join_rows(reference_rows: list[dict[str, Any]],
     tally = {"disagreements": 0, "ties": 0}
     records, reader_values = [], {}
     for k in sorted(keys, key=lambda k: (k[0], _level_rank(k[1]))):
-        app, refs = app_by_key[k], ref_by_key[k]
-        both = [app, *refs]
-        cluster = next((str(r[patient_col]) for r in both if patient_col and r.get(patient_col)),
-                       k[0])
-        rec = {"study_uid": k[0], "level": k[1], "cluster": cluster,
-               "app": {n: app.get(n) for n in (*MEASUREMENTS, "fracture")},
-               "ref": {n: _reference_value(refs, n, tally) for n in (*MEASUREMENTS, "fracture")},
-               "groups": {c: next((str(r[c]).strip() for r in both if str(r.get(c) or "").strip()),
-                                  None) for c in groups}}
-        if rec["app"]["fracture"] is not None:
-            rec["app"]["fracture"] = int(int(rec["app"]["fracture"]) > 0)
-        records.append(rec)
+        records.append(_record(k, app_by_key[k], ref_by_key[k], groups, patient_col, tally))
         if readers:
-            reader_values[k] = {str(r.get("reader", "")).strip(): r for r in refs}
+            reader_values[k] = {str(r.get("reader", "")).strip(): r for r in ref_by_key[k]}
     notes = _join_notes(readers, tally, len(ref_by_key) - len(keys), len(app_by_key) - len(keys))
     return JoinedData(records, tuple(groups), tuple(readers), reader_values, notes,
                       len(ref_by_key) - len(keys), len(app_by_key) - len(keys))
+
+
+def _record(key: tuple[str, str], app: dict[str, Any], refs: list[dict[str, Any]],
+            groups: list[str], patient_col: str | None, tally: dict[str, int]) -> dict[str, Any]:
+    """One joined vertebra: app values, readers' values, subgroup values, bootstrap cluster."""
+    both = [app, *refs]
+    cluster = next((str(r[patient_col]) for r in both if patient_col and r.get(patient_col)),
+                   key[0])
+    names = (*MEASUREMENTS, "fracture")
+    rec = {"study_uid": key[0], "level": key[1], "cluster": cluster,
+           "app": {n: app.get(n) for n in names},
+           "ref": {n: _reference_value(refs, n, tally) for n in names},
+           "groups": {c: next((str(r[c]).strip() for r in both if str(r.get(c) or "").strip()),
+                              None) for c in groups}}
+    if rec["app"]["fracture"] is not None:
+        rec["app"]["fracture"] = int(int(rec["app"]["fracture"]) > 0)
+    return rec
 
 
 def _join_notes(readers: list[str], tally: dict[str, int], n_ref_only: int,

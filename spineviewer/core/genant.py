@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from spineviewer.core.errors import SpineViewerError
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +45,20 @@ THRESHOLD_SOURCE = ("Eastell R, Cedel SL, Wahner HW, Riggs BL, Melton LJ. Classi
 MIN_CORNER_OVERLAP = 0.85
 #: A ratio within this many SD of its threshold is borderline (needs review).
 BORDERLINE_SD = 0.5
-#: Schmorl node: notch depth at least this, width at most SCHMORL_MAX_WIDTH_MM or this
-#: fraction of the endplate chord.
+#: Schmorl node: an endplate notch at least SCHMORL_MIN_DEPTH_MM deep whose width at half
+#: depth (morphometry's ``*_notch_width_mm``, about half the full notch width) is below
+#: SCHMORL_MAX_WIDTH_MM *and* at most SCHMORL_MAX_WIDTH_FRACTION of the endplate chord.
+#: Both are required: on phantoms, biconcave fractures have half-depth widths of 12-17 mm
+#: (0.35-0.45 of the chord), Schmorl nodes 2-4 mm, healthy 2 mm concavities 10-15 mm.
 SCHMORL_MIN_DEPTH_MM = 2.0
 SCHMORL_MAX_WIDTH_MM = 10.0
-SCHMORL_MAX_WIDTH_FRACTION = 0.40
+SCHMORL_MAX_WIDTH_FRACTION = 0.25
 RATIOS = ("wedge", "biconcavity", "crush")
 DEFORMITY_OF = {"wedge": "wedge", "biconcavity": "biconcave", "crush": "crush"}
 _HEIGHT_OF = {"wedge": "anterior", "biconcavity": "middle", "crush": "posterior"}
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "assets" / "reference_ratios.json"
+#: A site replaces the shipped table with its own by pointing this variable at a JSON file.
+TABLE_ENV = "SPINEVIEWER_REFERENCE_TABLE"
 _LEVEL_ORDER = [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)] + ["S1"]
 
 
@@ -131,14 +139,20 @@ def load_reference_table(path: str | Path | None = None) -> ReferenceTable:
     Parameters
     ----------
     path : str or Path, optional
-        JSON with ``{"levels": {"L1": {"wedge": {"mean", "sd", "n"}, ...}}, "source": ...}``.
+        JSON with ``{"levels": {"L1": {"wedge": {"mean", "sd", "n"}, ...}}, "source": ...}``;
+        default ``$SPINEVIEWER_REFERENCE_TABLE`` or the shipped table.
 
     Returns
     -------
     ReferenceTable
     """
-    p = Path(path) if path is not None else DEFAULT_TABLE
-    d = json.loads(p.read_text(encoding="utf-8"))
+    import os
+
+    p = Path(path) if path is not None else Path(os.environ.get(TABLE_ENV) or DEFAULT_TABLE)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SpineViewerError(f"reference table {p} is unreadable: {e}") from e
     levels = {
         lv: {r: RatioStats(float(s["mean"]), float(s["sd"]), int(s.get("n", 0)))
              for r, s in per.items() if isinstance(s, dict) and "mean" in s}
@@ -198,17 +212,25 @@ def _is_schmorl(m: Any) -> tuple[bool, str]:
         depth, width, chord = _get(m, depth_name), _get(m, width_name), _get(m, chord_name)
         if depth is None or width is None or depth < SCHMORL_MIN_DEPTH_MM or width <= 0:
             continue
-        narrow = width < SCHMORL_MAX_WIDTH_MM or (
-            chord is not None and width <= SCHMORL_MAX_WIDTH_FRACTION * chord)
+        narrow = width < SCHMORL_MAX_WIDTH_MM and (
+            not chord or width <= SCHMORL_MAX_WIDTH_FRACTION * chord)
         if narrow:
-            return True, (f"{ep} endplate notch {depth:.1f} mm deep, {width:.1f} mm wide "
-                          f"(>= {SCHMORL_MIN_DEPTH_MM:g} mm deep, < {SCHMORL_MAX_WIDTH_MM:g} mm wide)")
+            of_chord = f", {100 * width / chord:.0f}% of the chord" if chord else ""
+            return True, (f"{ep} endplate notch {depth:.1f} mm deep, {width:.1f} mm wide at half "
+                          f"depth{of_chord} (>= {SCHMORL_MIN_DEPTH_MM:g} mm deep, < "
+                          f"{SCHMORL_MAX_WIDTH_MM:g} mm and <= "
+                          f"{100 * SCHMORL_MAX_WIDTH_FRACTION:.0f}% of the chord wide)")
     return False, ""
 
 
-def _rule_line(level: str, ratio: str, value: float, st: RatioStats, ref_level_note: str) -> str:
-    label = {"wedge": "wedge ratio AH/PH", "biconcavity": "biconcavity ratio MH/PH",
-             "crush": "crush ratio PH/neighbours' PH"}[ratio]
+_RATIO_LABEL = {"wedge": "wedge ratio AH/PH", "biconcavity": "biconcavity ratio MH/PH",
+                "crush": "crush ratio PH/mean PH of the neighbours",
+                "crush_above": "crush ratio PH/PH of the body above",
+                "crush_below": "crush ratio PH/PH of the body below"}
+
+
+def _rule_line(level: str, key: str, value: float, st: RatioStats, ref_level_note: str) -> str:
+    label = _RATIO_LABEL[key]
     rel = "<" if value < st.threshold else ">="
     note = f"; {ref_level_note}" if ref_level_note else ""
     return (f"{label} = {value:.2f} {rel} threshold {st.threshold:.2f} ({level} mean "
@@ -279,7 +301,7 @@ def _classify_one(level: str, m: Any, crush: tuple[float | None, str], table: Re
         if st is None:
             call.reasons.append(f"{ratio} rule not assessable: {note}")
             continue
-        line = _rule_line(level, ratio, value, st, note)
+        line = _rule_line(level, key, value, st, note)
         loss = max(0.0, 1.0 - value / st.mean)
         if value < st.threshold:
             fired[ratio] = loss

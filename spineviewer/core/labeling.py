@@ -10,8 +10,8 @@ All masks are in the canonical model grid (superior = row 0, anterior = col 0).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -25,13 +25,18 @@ NAMES_FROM_BOTTOM = ("L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9", "T
 DEFAULT_BODY_HEIGHT_MM = 26.0
 #: A component longer than this many body heights along the column holds touching bodies.
 MERGED_FACTOR = 1.6
+#: Body clusters smaller than this are debris, not bodies (as post-processing drops them).
+MIN_BODY_AREA_MM2 = 40.0
 #: Sacrum smaller than this is not trusted as visible.
 MIN_SACRUM_AREA_MM2 = 150.0
-#: Transitional-anatomy cues (ratios to the median of the lowest lumbar bodies).
-SMALL_LOWEST_BODY = 0.6  # area of the lowest body vs the median of the next three
+#: Transitional-anatomy cues. Sizes are AP depths (perpendicular to the column), which a
+#: fracture does not change, as ratios to neighbouring bodies. Thresholds sit outside the
+#: range of 40 normal phantoms (lowest-body depth ratio 0.92-1.23, L5-S1 gap ratio 0.83-1.94,
+#: sixth-body depth ratio 0.80-0.98, fifth-body 0.78-0.97): they flag clear patterns only.
+SMALL_LOWEST_BODY = 0.80  # depth of the lowest body vs the median of the next three
 THIN_DISC = 0.35  # L5-S1 gap vs the median gap between lumbar bodies
-LUMBAR_SIZED_T12 = 0.92  # area of the sixth body vs the median of the five lowest
-THORACIC_SIZED_L1 = 0.70  # area of the fifth body vs the median of the three lowest
+LUMBAR_SIZED_T12 = 1.00  # depth of the sixth body vs the median of the five lowest
+THORACIC_SIZED_L1 = 0.72  # depth of the fifth body vs the median of the three lowest
 
 
 @dataclass
@@ -111,9 +116,12 @@ def split_touching(mask: np.ndarray, k: int, tangent: np.ndarray) -> list[np.nda
 def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], list[str]]:
     """Connected components of the body class, touching bodies split; top to bottom."""
     lab, n = ndi.label(body)
-    if n == 0:
+    sizes = ndi.sum(body, lab, np.arange(1, n + 1))
+    big = [i + 1 for i in range(n) if sizes[i] * spacing_mm ** 2 >= MIN_BODY_AREA_MM2]
+    if not big:
         return [], []
-    comps = [lab == i for i in range(1, n + 1)]
+    comps = [lab == i for i in big]
+    n = len(comps)
     cents = np.array([np.argwhere(c).mean(axis=0) for c in comps])
     areas = np.array([c.sum() for c in comps], float)
     coef = column_curve(cents, weights=areas) if n >= 2 else np.array([cents[0, 1]])
@@ -122,7 +130,7 @@ def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], l
     ref = float(np.median(extents)) if n >= 3 else DEFAULT_BODY_HEIGHT_MM / spacing_mm
     out, warnings = [], []
     for c, (r, _), ext in zip(comps, cents, extents):
-        k = int(round(ext / ref)) if ext > MERGED_FACTOR * ref else 1
+        k = round(ext / ref) if ext > MERGED_FACTOR * ref else 1
         if k > 1:
             out.extend(split_touching(c, k, _tangent(coef, r)))
             warnings.append(f"{k} touching bodies near row {r:.0f} split at their narrowest "
@@ -155,23 +163,43 @@ def _gap_px(upper: np.ndarray, lower: np.ndarray) -> float:
     return float(np.median(top - bottom - 1))
 
 
+def body_depths(masks: list[np.ndarray]) -> np.ndarray:
+    """AP depth (px) of each body: 2-98 % extent perpendicular to the local column direction."""
+    cents = np.array([np.argwhere(m).mean(axis=0) for m in masks])
+    out = []
+    for i, m in enumerate(masks):
+        a, b = cents[max(i - 1, 0)], cents[min(i + 1, len(masks) - 1)]
+        axis = b - a if np.linalg.norm(b - a) > 0 else np.array([1.0, 0.0])
+        normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
+        s = (np.argwhere(m) - cents[i]) @ normal
+        out.append(np.percentile(s, 98) - np.percentile(s, 2))
+    return np.array(out)
+
+
 def transitional_cues(masks: list[np.ndarray], sacrum: np.ndarray | None) -> list[str]:
-    """Reasons to suspect transitional anatomy from sizes and gaps (bodies top to bottom)."""
+    """Reasons to suspect transitional anatomy from depths and gaps (bodies top to bottom).
+
+    One sagittal slice shows no ribs or transverse processes, so these cues catch only clear
+    patterns (a small or fused lowest body, six lumbar-deep bodies, a thoracic-sized fifth).
+    """
+    if len(masks) < 2:
+        return []
     cues = []
-    areas = np.array([m.sum() for m in masks], float)[::-1]  # bottom first
-    if len(areas) >= 4 and areas[0] < SMALL_LOWEST_BODY * np.median(areas[1:4]):
-        cues.append(f"lowest body is small ({areas[0] / np.median(areas[1:4]):.2f} x the "
-                    "bodies above): possible sacralised L5")
+    dep = body_depths(masks)[::-1]  # bottom first
+    if len(dep) >= 4 and dep[0] < SMALL_LOWEST_BODY * np.median(dep[1:4]):
+        cues.append(f"lowest body is small ({dep[0] / np.median(dep[1:4]):.2f} x the depth "
+                    "of the bodies above): possible sacralised L5")
     if sacrum is not None and len(masks) >= 3:
-        gaps = [_gap_px(masks[i], masks[i + 1]) for i in range(max(0, len(masks) - 5), len(masks) - 1)]
+        lumbar = range(max(0, len(masks) - 5), len(masks) - 1)
+        gaps = [_gap_px(masks[i], masks[i + 1]) for i in lumbar]
         l5s1 = _gap_px(masks[-1], sacrum)
         if gaps and np.median(gaps) > 0 and l5s1 < THIN_DISC * np.median(gaps):
             cues.append(f"disc between the lowest body and the sacrum is missing or thin "
                         f"({l5s1:.0f} px vs median {np.median(gaps):.0f} px): possible "
                         "sacralisation")
-    if len(areas) >= 6 and areas[5] >= LUMBAR_SIZED_T12 * np.median(areas[:5]):
+    if len(dep) >= 6 and dep[5] >= LUMBAR_SIZED_T12 * np.median(dep[:5]):
         cues.append("six lumbar-sized bodies above the sacrum: possible six lumbar vertebrae")
-    if 5 <= len(areas) and areas[4] < THORACIC_SIZED_L1 * np.median(areas[:3]):
+    if len(dep) >= 5 and dep[4] < THORACIC_SIZED_L1 * np.median(dep[:3]):
         cues.append("fifth body above the sacrum is thoracic-sized: possible four lumbar vertebrae")
     return cues
 

@@ -8,7 +8,8 @@ PH / neighbours' PH) and, per level, trim values beyond 3 SD iteratively until s
 
 Usage::
 
-    python -m spineviewer.core.reference --data /path/to/spider_t2space --out assets/reference_ratios.json
+    python -m spineviewer.core.reference --data /path/to/spider_t2space \
+        --out assets/reference_ratios.json
 
 Only numbers are written; the SPIDER images stay where they are.
 """
@@ -20,9 +21,10 @@ import csv
 import datetime as _dt
 import json
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -93,12 +95,13 @@ def anterior_is_left(mask: np.ndarray) -> bool:
 def _canal_front(mask: np.ndarray) -> np.ndarray:
     """Per row, the column of the canal's anterior border (anterior = col 0), interpolated."""
     canal = mask == CANAL
-    rows = np.nonzero(canal.any(axis=1))[0]
-    front = np.full(mask.shape[0], np.nan)
-    if rows.size == 0:
+    lab, n = ndi.label(canal)
+    if n == 0:
         return np.full(mask.shape[0], float(mask.shape[1]))
-    front[rows] = canal[rows].argmax(axis=1)
-    return np.interp(np.arange(mask.shape[0]), rows, front[rows])
+    canal = lab == 1 + int(np.argmax(ndi.sum(canal, lab, np.arange(1, n + 1))))  # no debris
+    rows = np.nonzero(canal.any(axis=1))[0]
+    front = ndi.median_filter(canal[rows].argmax(axis=1).astype(float), size=9, mode="nearest")
+    return np.interp(np.arange(mask.shape[0]), rows, front)
 
 
 def extract_bodies(mask: np.ndarray) -> list[tuple[np.ndarray, bool]]:
@@ -168,8 +171,9 @@ def _mid_height(mask: np.ndarray, corners: dict[str, tuple[float, float]]) -> fl
     return float(inside.sum() * 0.25)
 
 
-def measure_body(mask: np.ndarray, anterior_left: bool = True) -> tuple[float, float, float, float | None]:
-    """(AH, PH, MH, overlap) of one body mask in pixels, with the app's corner finder when present."""
+def measure_body(mask: np.ndarray,
+                 anterior_left: bool = True) -> tuple[float, float, float, float | None]:
+    """(AH, PH, MH, overlap) of one body mask in pixels, by the app's corner finder if present."""
     m = mask if anterior_left else mask[:, ::-1]
     try:
         from spineviewer.core.corners import find_corners
@@ -215,17 +219,21 @@ def read_manifest(data_dir: Path, split: str = "train",
                 if r["split"] == split and int(r["central_rank"]) in central_ranks]
 
 
-def collect(data_dir: Path, rows: list[dict[str, str]]) -> list[BodyRatios]:
+def collect(data_dir: Path, rows: list[dict[str, str]],
+            measure_fn: Callable[..., tuple[float, float, float, float | None]] = measure_body,
+            ) -> list[BodyRatios]:
+    """Measured bodies of the manifest ``rows`` (masks read from ``data_dir/masks``)."""
     from PIL import Image
 
     out: list[BodyRatios] = []
     for r in rows:
         mask = np.asarray(Image.open(data_dir / "masks" / r["file"]))
-        out.extend(slice_ratios(mask, r["case"], r["file"]))
+        out.extend(slice_ratios(mask, r["case"], r["file"], measure_fn))
     return out
 
 
-def ratio_table(bodies: list[BodyRatios], levels: Sequence[str] = ("T12", "L1", "L2", "L3", "L4", "L5"),
+def ratio_table(bodies: list[BodyRatios],
+                levels: Sequence[str] = ("T12", "L1", "L2", "L3", "L4", "L5"),
                 k_sd: float = 3.0) -> dict[str, dict[str, dict[str, float]]]:
     """Per level trimmed mean/SD of wedge, biconcavity, crush, crush_above, crush_below."""
     values: dict[str, dict[str, list[float]]] = {lv: {} for lv in levels}
@@ -264,11 +272,36 @@ def ratio_table(bodies: list[BodyRatios], levels: Sequence[str] = ("T12", "L1", 
     return table
 
 
-def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1)) -> dict[str, Any]:
-    """Build the reference-table document from the SPIDER ``train`` masks."""
+def write_bodies_csv(bodies: list[BodyRatios], path: str | Path) -> None:
+    """Per-body measurements (numbers only) for re-deriving the table without re-measuring."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["case", "slice_file", "level", "AH", "PH", "MH", "overlap"])
+        for b in bodies:
+            w.writerow([b.case, b.slice_file, b.level, f"{b.AH:.4f}", f"{b.PH:.4f}",
+                        f"{b.MH:.4f}", "" if b.overlap is None else f"{b.overlap:.4f}"])
+
+
+def read_bodies_csv(path: str | Path) -> list[BodyRatios]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [BodyRatios(r["case"], r["slice_file"], r["level"], float(r["AH"]), float(r["PH"]),
+                           float(r["MH"]), float(r["overlap"]) if r["overlap"] else None)
+                for r in csv.DictReader(fh)]
+
+
+def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1),
+           bodies: list[BodyRatios] | None = None) -> dict[str, Any]:
+    """Build the reference-table document from the SPIDER ``train`` masks.
+
+    ``bodies`` (e.g. from `read_bodies_csv`) skips the corner finding.
+    """
     data_dir = Path(data_dir)
     rows = read_manifest(data_dir, "train", central_ranks)
-    bodies = collect(data_dir, rows)
+    if bodies is None:
+        bodies = collect(data_dir, rows)
+    else:
+        keep = {r["file"] for r in rows}
+        bodies = [b for b in bodies if b.slice_file in keep]
     try:
         import spineviewer.core.corners  # noqa: F401
         corner_method = "spineviewer.core.corners.find_corners + core.morphometry.measure"
@@ -310,8 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="spider_t2space folder (manifest.csv, masks/)")
     ap.add_argument("--out", default="assets/reference_ratios.json")
     ap.add_argument("--ranks", default="-1,0,1", help="central_rank values to use")
+    ap.add_argument("--bodies-csv", help="write the per-body measurements here")
+    ap.add_argument("--from-bodies", help="re-use per-body measurements from this CSV")
     a = ap.parse_args(argv)
-    doc = derive(a.data, tuple(int(x) for x in a.ranks.split(",")))
+    ranks = tuple(int(x) for x in a.ranks.split(","))
+    if a.from_bodies:
+        bodies = read_bodies_csv(a.from_bodies)
+    else:
+        bodies = collect(Path(a.data), read_manifest(Path(a.data), "train", ranks))
+    if a.bodies_csv:
+        write_bodies_csv(bodies, a.bodies_csv)
+    doc = derive(a.data, ranks, bodies=bodies)
     Path(a.out).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     for lv, per in doc["levels"].items():
         print(lv, "  ".join(f"{k} {v['mean']:.3f}+-{v['sd']:.3f} (n={v['n']})"

@@ -21,14 +21,20 @@ import copy
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from spineviewer.core.results import (
-    CORNER_NAMES, MEASUREMENT_FIELDS, StudyResult, VertebraResult, load_json, save_json,
+    CORNER_NAMES,
+    MEASUREMENT_FIELDS,
+    StudyResult,
+    VertebraResult,
+    load_json,
+    save_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -108,6 +114,21 @@ def move_corner(result: StudyResult, level: str, corner: str, rc: tuple[float, f
     return entry
 
 
+def preview_move_corner(result: StudyResult, level: str, corner: str, rc: tuple[float, float],
+                        remeasure: Remeasure = default_remeasure) -> StudyResult:
+    """A remeasured copy of ``result`` with one corner moved; ``result`` is left untouched.
+
+    For live feedback while a corner is being dragged; nothing is recorded.
+    """
+    if corner not in CORNER_NAMES:
+        raise ValueError(f"corner must be one of {CORNER_NAMES}, got {corner!r}")
+    preview = copy.deepcopy(result)
+    v = _vertebra(preview, level)
+    v.corners_rc = {**v.corners_rc, corner: (float(rc[0]), float(rc[1]))}
+    remeasure(preview)
+    return preview
+
+
 def override_call(result: StudyResult, level: str, fracture: bool | None,
                   comment: str = "") -> dict[str, Any]:
     """Override the fracture call of ``level`` (``None`` removes the override)."""
@@ -180,10 +201,12 @@ class ReviewSession:
 
     @property
     def can_undo(self) -> bool:
+        """True when an edit can be undone."""
         return bool(self._undo)
 
     @property
     def can_redo(self) -> bool:
+        """True when an undone edit can be redone."""
         return bool(self._redo)
 
     def _apply(self, edit: Callable[[], dict[str, Any]]) -> dict[str, Any]:

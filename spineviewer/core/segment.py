@@ -11,8 +11,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -46,7 +47,8 @@ def default_model_path() -> Path:
         plain = [p for p in found if "int8" not in p.stem]
         found = plain or found
         if len(found) > 1:
-            raise ModelError(f"several models in {MODELS_DIR} ({', '.join(p.name for p in found)}); "
+            names = ", ".join(p.name for p in found)
+            raise ModelError(f"several models in {MODELS_DIR} ({names}); "
                              f"choose one with {MODEL_ENV} or --model")
     return found[0]
 

@@ -43,6 +43,7 @@ def _metrics_lines(card: dict[str, Any]) -> list[str]:
 
 
 def providers() -> list[str]:
+    """ONNX Runtime execution providers available here."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -81,6 +82,7 @@ def about_html(model_info: dict[str, Any] | None = None) -> str:
 
 
 def show_about(parent: QtWidgets.QWidget | None, model_info: dict[str, Any] | None) -> None:
+    """Show the About box (modal)."""
     box = QtWidgets.QMessageBox(parent)
     box.setWindowTitle("About SpineViewer")
     box.setTextFormat(QtCore.Qt.TextFormat.RichText)

@@ -4,8 +4,9 @@ auto-chosen sagittal T2 series highlighted with the reason it was chosen."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -15,7 +16,7 @@ from spineviewer.core.errors import SpineViewerError
 logger = logging.getLogger(__name__)
 
 THUMB_PX = 56
-COLUMNS = ("Series", "Plane", "TE / TR ms", "Slices")
+COLUMNS = ("Series",)
 _UID_ROLE = QtCore.Qt.ItemDataRole.UserRole
 
 
@@ -89,7 +90,12 @@ def _icon(thumb: np.ndarray) -> QtGui.QIcon:
 def _te_tr(s: Any) -> str:
     te = "-" if s.echo_time_ms is None else f"{s.echo_time_ms:.0f}"
     tr = "-" if s.repetition_time_ms is None else f"{s.repetition_time_ms:.0f}"
-    return f"{te} / {tr}"
+    return f"TE {te} / TR {tr}"
+
+
+def series_details(s: Any) -> str:
+    """Second line of a series row: plane, TE/TR, slice count."""
+    return f"{s.plane} \u00b7 {_te_tr(s)} \u00b7 {s.n_slices} sl"
 
 
 class DicomBrowser(QtWidgets.QWidget):
@@ -113,7 +119,7 @@ class DicomBrowser(QtWidgets.QWidget):
         self.cancel_button.clicked.connect(self.cancelRequested.emit)
         self.tree = QtWidgets.QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
-        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setHeaderHidden(True)
         self.tree.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
         self.tree.setRootIsDecorated(True)
         self.tree.setUniformRowHeights(False)
@@ -138,6 +144,7 @@ class DicomBrowser(QtWidgets.QWidget):
 
     # ---- progress -------------------------------------------------------------------------
     def set_busy(self, busy: bool, text: str = "") -> None:
+        """Show or hide the indexing progress bar and its Cancel button."""
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.open_button.setEnabled(not busy)
@@ -146,12 +153,14 @@ class DicomBrowser(QtWidgets.QWidget):
             self.progress.setFormat(text or "Indexing\u2026")
 
     def set_progress(self, text: str, fraction: float) -> None:
+        """Update the indexing progress (fraction in [0, 1])."""
         self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
         self.progress.setFormat(text)
 
     # ---- tree -----------------------------------------------------------------------------
     @property
     def chosen_uid(self) -> str:
+        """SeriesInstanceUID of the auto-chosen series ("" when none)."""
         f = self.folder
         return f.choice.series.series_uid if f is not None and f.choice is not None else ""
 
@@ -166,7 +175,7 @@ class DicomBrowser(QtWidgets.QWidget):
             self.tree.addTopLevelItem(p_item)
             for study in patient.studies:
                 s_item = QtWidgets.QTreeWidgetItem(
-                    [f"{_date(study.study_date)}  {study.study_description}".strip()])
+                    [f"{format_date(study.study_date)}  {study.study_description}".strip()])
                 p_item.addChild(s_item)
                 for s in study.series:
                     s_item.addChild(self._series_item(s, s.series_uid == chosen))
@@ -183,7 +192,7 @@ class DicomBrowser(QtWidgets.QWidget):
 
     def _series_item(self, s: Any, chosen: bool) -> QtWidgets.QTreeWidgetItem:
         name = ("\u2605 " if chosen else "") + s.label
-        item = QtWidgets.QTreeWidgetItem([name, s.plane, _te_tr(s), str(s.n_slices)])
+        item = QtWidgets.QTreeWidgetItem([f"{name}\n{series_details(s)}"])
         item.setData(0, _UID_ROLE, s.series_uid)
         spacing = "" if not s.pixel_spacing_mm else \
             f"{s.pixel_spacing_mm[0]:.2f} x {s.pixel_spacing_mm[1]:.2f} mm"
@@ -206,6 +215,7 @@ class DicomBrowser(QtWidgets.QWidget):
         return item
 
     def series_items(self) -> dict[str, QtWidgets.QTreeWidgetItem]:
+        """Tree items of every series, by SeriesInstanceUID."""
         out = {}
         it = QtWidgets.QTreeWidgetItemIterator(self.tree)
         while it.value():
@@ -229,6 +239,7 @@ class DicomBrowser(QtWidgets.QWidget):
             self.seriesActivated.emit(uid)
 
 
-def _date(dicom_date: str) -> str:
+def format_date(dicom_date: str) -> str:
+    """YYYYMMDD as YYYY-MM-DD (other text unchanged)."""
     d = dicom_date or ""
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d

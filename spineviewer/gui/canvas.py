@@ -28,7 +28,7 @@ class _ViewBox(pg.ViewBox):
     windowDragged = QtCore.Signal(float, float)
     sliceStepped = QtCore.Signal(int)
 
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+    def mouseDragEvent(self, ev, axis=None):
         pan = ev.button() == QtCore.Qt.MouseButton.MiddleButton or (
             ev.button() == QtCore.Qt.MouseButton.LeftButton
             and ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier)
@@ -43,7 +43,7 @@ class _ViewBox(pg.ViewBox):
         else:
             super().mouseDragEvent(ev, axis)
 
-    def wheelEvent(self, ev, axis=None):  # noqa: N802
+    def wheelEvent(self, ev, axis=None):
         if ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
             return
@@ -54,7 +54,8 @@ class _ViewBox(pg.ViewBox):
 class SliceCanvas(QtWidgets.QWidget):
     """One series, one slice at a time, with analysis overlays on the analysed slice."""
 
-    cornerMoved = QtCore.Signal(str, str, float, float)  # level, corner, row, col
+    cornerMoved = QtCore.Signal(str, str, float, float)  # level, corner, row, col (on release)
+    cornerDragging = QtCore.Signal(str, str, float, float)  # the same, while dragging
     vertebraClicked = QtCore.Signal(str)
     sliceChanged = QtCore.Signal(int)
     cursorInfoChanged = QtCore.Signal(str)
@@ -89,6 +90,11 @@ class SliceCanvas(QtWidgets.QWidget):
         self.slice_label.setStyleSheet(
             "QLabel{background:rgba(0,0,0,150);color:#f0f0f0;padding:3px 6px;}")
         self.slice_label.move(6, 6)
+        self.annotation = QtWidgets.QLabel(self.view)  # patient / study / series, as viewers do
+        self.annotation.setStyleSheet(
+            "QLabel{background:rgba(0,0,0,150);color:#f0f0f0;padding:3px 6px;}")
+        self.annotation.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
+        self.annotation.hide()
         self.legend = QtWidgets.QLabel(style.legend_html(), self.view)
         self.legend.setStyleSheet(
             "QLabel{background:rgba(0,0,0,150);color:#f0f0f0;padding:3px 6px;}")
@@ -108,13 +114,21 @@ class SliceCanvas(QtWidgets.QWidget):
         lay.addLayout(bottom)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
 
-    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:
         super().resizeEvent(ev)
         self._place_legend()
 
     def _place_legend(self) -> None:
         self.legend.adjustSize()
-        self.legend.move(max(0, self.view.width() - self.legend.width() - 6), 6)
+        self.legend.move(6, max(0, self.view.height() - self.legend.height() - 6))
+        self.annotation.adjustSize()
+        self.annotation.move(max(0, self.view.width() - self.annotation.width() - 6), 6)
+
+    def set_annotation(self, text: str) -> None:
+        """Corner text (patient, study date, series); empty hides it."""
+        self.annotation.setText(text)
+        self.annotation.setVisible(bool(text))
+        self._place_legend()
 
     # ---- series and slices ----------------------------------------------------------------
     def set_volume(self, pixels: np.ndarray, spacing_mm: tuple[float, float],
@@ -127,9 +141,9 @@ class SliceCanvas(QtWidgets.QWidget):
         self.spacing_mm = (float(spacing_mm[0]), float(spacing_mm[1]))
         self.series_uid = series_uid
         self._dicom_window = dicom_window
-        n, rows, cols = self.pixels.shape
+        n = len(self.pixels)
         self.vb.setAspectLocked(True, ratio=self.spacing_mm[1] / self.spacing_mm[0])
-        self.image_item.setRect(QtCore.QRectF(-0.5, -0.5, cols, rows))
+        self.image_item.setPos(-0.5, -0.5)  # pixel centres at integer coordinates
         self.slider.blockSignals(True)
         self.slider.setRange(0, n - 1)
         self.slider.blockSignals(False)
@@ -159,7 +173,7 @@ class SliceCanvas(QtWidgets.QWidget):
         n = 0 if self.pixels is None else len(self.pixels)
         text = f"Slice {self.index + 1} / {n}"
         if self.analysed_here():
-            text += "  <b style='color:%s'>&#9679; analysed slice</b>" % style.ANALYSED_SLICE_COLOUR
+            text += (f"  <b style='color:{style.ANALYSED_SLICE_COLOUR}'>&#9679; analysed slice</b>")
         elif self.result is not None and self.result.series_uid == self.series_uid:
             text += f"  (analysed: {self.result.slice_index + 1})"
         self.slice_label.setText(text)
@@ -183,6 +197,7 @@ class SliceCanvas(QtWidgets.QWidget):
         self.set_window((lo + hi) / 2.0, max(float(hi - lo), 1e-3))
 
     def set_window(self, centre: float, width: float) -> None:
+        """Set the display window (centre and width in stored units)."""
         self.window = (float(centre), max(float(width), 1e-3))
         self._apply_levels()
 
@@ -213,6 +228,7 @@ class SliceCanvas(QtWidgets.QWidget):
                 ov = VertebraOverlay(v, selected=v.level == self.selected_level)
                 ov.add_to(self.vb)
                 ov.cornerMoved.connect(self.cornerMoved.emit)
+                ov.cornerDragging.connect(self.cornerDragging.emit)
                 self.overlays[v.level] = ov
         self._update_overlay_visibility()
         self._update_slice_label()
@@ -249,15 +265,17 @@ class SliceCanvas(QtWidgets.QWidget):
         return self.overlays[level].handles[corner]
 
     def view_centre_rc(self) -> tuple[float, float]:
+        """(row, col) at the centre of the view."""
         (x0, x1), (y0, y1) = self.vb.viewRange()
         return ((y0 + y1) / 2.0, (x0 + x1) / 2.0)
 
     # ---- mouse and keys -------------------------------------------------------------------
     def pixel_at(self, scene_pos: QtCore.QPointF) -> tuple[int, int] | None:
+        """(row, col) of the pixel under a scene position, or None outside."""
         if self.pixels is None:
             return None
         p = self.vb.mapSceneToView(scene_pos)
-        r, c = int(round(p.y())), int(round(p.x()))
+        r, c = round(p.y()), round(p.x())
         _, rows, cols = self.pixels.shape
         return (r, c) if 0 <= r < rows and 0 <= c < cols else None
 
@@ -282,7 +300,7 @@ class SliceCanvas(QtWidgets.QWidget):
                 self.vertebraClicked.emit(level)
                 return
 
-    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:
         keys = QtCore.Qt.Key
         steps = {keys.Key_Up: -1, keys.Key_Down: 1, keys.Key_PageUp: -5, keys.Key_PageDown: 5}
         if ev.key() in steps:

@@ -77,6 +77,7 @@ class ExportPanel(QtWidgets.QWidget):
         self.deidentify.setEnabled(not self.dicom.isChecked())
 
     def set_result(self, result: StudyResult | None, default_folder: str = "") -> None:
+        """The result to export; ``default_folder`` fills an empty folder field."""
         self.result = result
         self.export_button.setEnabled(result is not None and self._job is None)
         if default_folder and not self.folder.text():
@@ -96,6 +97,7 @@ class ExportPanel(QtWidgets.QWidget):
         return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
     def options(self) -> dict[str, Any]:
+        """Keyword options for ``io.export.export_all``."""
         return {"pdf": self.pdf.isChecked(), "csv": self.csv.isChecked(),
                 "dicom": self.dicom.isChecked() and self.dicom.isEnabled(),
                 "deidentify": self.deidentify.isChecked() and self.deidentify.isEnabled(),
@@ -148,5 +150,6 @@ class ExportPanel(QtWidgets.QWidget):
         self.export_button.setEnabled(self.result is not None)
 
     def shutdown(self) -> None:
+        """Wait for a running export to end."""
         if self._job is not None:
             workers.stop(*self._job)

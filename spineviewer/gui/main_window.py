@@ -7,23 +7,21 @@ It wires the widgets to the background jobs (indexing, series loading, analysis)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-import spineviewer
 from spineviewer.core import review
 from spineviewer.core.results import StudyResult
-from spineviewer.gui import style
+from spineviewer.gui import menus, style
 from spineviewer.gui import worker as workers
-from spineviewer.gui.about import show_about
 from spineviewer.gui.browser import DicomBrowser, IndexedFolder, index_folder
-from spineviewer.gui.canvas import WL_PRESETS, SliceCanvas
+from spineviewer.gui.canvas import SliceCanvas
 from spineviewer.gui.export_panel import ExportPanel
-from spineviewer.gui.overlays import OVERLAYS
 from spineviewer.gui.results_panel import ResultsPanel
-from spineviewer.gui.shortcuts import SHORTCUTS, shortcuts_html
+from spineviewer.gui.shortcuts import shortcuts_html
 
 logger = logging.getLogger(__name__)
 MAX_RECENT = 8
@@ -47,6 +45,17 @@ def _dicom_window(volume: Any) -> tuple[float, float] | None:
         return float(c), float(w)
     except (AttributeError, IndexError, TypeError, ValueError):
         return None
+
+
+def _annotation(series: Any) -> str:
+    """Corner text of the canvas: patient, study date, series and its TE/TR."""
+    from spineviewer.gui.browser import format_date, series_details
+
+    name = str(series.patient_name or "").replace("^", " ").strip()
+    lines = [f"{name}  [{series.patient_id}]" if name else series.patient_id,
+             f"{format_date(series.study_date)}  {series.study_description}".strip(),
+             series.label, series_details(series)]
+    return "\n".join(line for line in lines if line)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -86,9 +95,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session: review.ReviewSession | None = None
         self.last_error = ""
         self._jobs: dict[str, tuple[QtCore.QObject, QtCore.QThread]] = {}
+        self._loading_uid = ""
         self._build_widgets()
-        self._build_actions()
-        self._build_status_bar()
+        menus.build_actions(self)
+        menus.build_status_bar(self)
         self._update_actions()
 
     # ---- construction ---------------------------------------------------------------------
@@ -109,7 +119,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.openRequested.connect(self.choose_folder)
         self.browser.cancelRequested.connect(lambda: self._cancel_job("index"))
         self.browser.seriesActivated.connect(self.show_series)
-        self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, 330)
+        self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, 290)
 
         self.results = ResultsPanel()
         self.export_panel = ExportPanel()
@@ -119,13 +129,19 @@ class MainWindow(QtWidgets.QMainWindow):
         right.addWidget(self.results)
         right.addWidget(export_box)
         right.setStretchFactor(0, 1)
-        self._dock("Results", right, QtCore.Qt.DockWidgetArea.RightDockWidgetArea, 560)
+        self._dock("Results", right, QtCore.Qt.DockWidgetArea.RightDockWidgetArea, 640)
 
         self.results.levelSelected.connect(self.canvas.select_level)
-        self.results.overrideRequested.connect(self.override_call)
+        self.results.overrideRequested.connect(
+            lambda level, code, comment: self.override_call(
+                level, None if code < 0 else bool(code), comment))
         self.results.shiftRequested.connect(self.shift_levels)
         self.canvas.vertebraClicked.connect(self.results.select_level)
         self.canvas.cornerMoved.connect(self._on_corner_moved)
+        self.canvas.cornerDragging.connect(self._on_corner_dragging)
+        self._preview_timer = QtCore.QTimer(self, singleShot=True, interval=40)
+        self._preview_timer.timeout.connect(self._show_preview)
+        self._pending_preview: tuple[str, str, tuple[float, float]] | None = None
         self.export_panel.exportFinished.connect(
             lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
 
@@ -139,117 +155,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         self.resizeDocks([dock], [width], QtCore.Qt.Orientation.Horizontal)
         return dock
-
-    def _action(self, text: str, slot: Callable, key: str = "", tip: str = "",
-                checkable: bool = False) -> QtGui.QAction:
-        act = QtGui.QAction(text, self)
-        if key:
-            act.setShortcut(QtGui.QKeySequence(key))
-        act.setToolTip(f"{tip or text} ({key})" if key else (tip or text))
-        act.setCheckable(checkable)
-        (act.toggled if checkable else act.triggered).connect(slot)
-        self.addAction(act)
-        return act
-
-    def _build_actions(self) -> None:
-        k = SHORTCUTS
-        self.act_open = self._action("&Open folder\u2026", self.choose_folder, k["open"])
-        self.act_analyse = self._action("&Analyse", lambda: self.start_analysis(), k["analyse"],
-                                        "Analyse the chosen series")
-        self.act_cancel = self._action("&Cancel", self.cancel_analysis, k["cancel"],
-                                       "Cancel the running analysis")
-        self.act_reanalyse = self._action("Discard corrections and re-analyse",
-                                          self.discard_and_reanalyse)
-        self.act_export = self._action("&Export", self.export_panel.export, k["export"])
-        self.act_quit = self._action("&Quit", self.close, k["quit"])
-        self.act_undo = self._action("&Undo", self.undo, k["undo"])
-        self.act_redo = self._action("&Redo", self.redo, k["redo"])
-        self.act_fracture = self._action("Mark &fracture", lambda: self.results._override(True),
-                                         k["fracture"])
-        self.act_no_fracture = self._action("Mark &no fracture",
-                                            lambda: self.results._override(False),
-                                            k["no_fracture"])
-        self.act_up = self._action("Shift levels up", lambda: self.shift_levels(-1), k["shift_up"])
-        self.act_down = self._action("Shift levels down", lambda: self.shift_levels(+1),
-                                     k["shift_down"])
-        self.act_next = self._action("Next vertebra", lambda: self._step_vertebra(1), k["next"])
-        self.act_prev = self._action("Previous vertebra", lambda: self._step_vertebra(-1),
-                                     k["previous"])
-        self.act_fit = self._action("&Fit to window", self.canvas.fit, k["fit"])
-        self.act_dark = self._action("Dark theme", self._set_dark, checkable=True)
-        self.act_about = self._action("&About SpineViewer", lambda: show_about(
-            self, self.session.result.model if self.session else None))
-        self.act_keys = self._action("Keyboard shortcuts", self._show_shortcuts)
-
-        bar = self.menuBar()
-        m = bar.addMenu("&File")
-        m.addAction(self.act_open)
-        self.recent_menu = m.addMenu("Open &recent")
-        self._rebuild_recent()
-        m.addAction(self.act_export)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = bar.addMenu("&Edit")
-        for a in (self.act_undo, self.act_redo, None, self.act_fracture, self.act_no_fracture,
-                  self.act_up, self.act_down):
-            m.addSeparator() if a is None else m.addAction(a)
-        m = bar.addMenu("&View")
-        m.addAction(self.act_fit)
-        wl = m.addMenu("Window / level")
-        for i, name in enumerate(["DICOM", *WL_PRESETS]):
-            wl.addAction(self._action(name, lambda _=False, n=name: self.canvas.apply_preset(n),
-                                      f"Ctrl+{i + 1}"))
-        ov = m.addMenu("Overlays")
-        self.overlay_actions = {}
-        for name, text in OVERLAYS.items():
-            act = self._action(text, lambda on, n=name: self.canvas.set_overlay_visible(n, on),
-                               checkable=True)
-            act.setChecked(True)
-            ov.addAction(act)
-            self.overlay_actions[name] = act
-        self.overlay_actions["corners"].setShortcut(QtGui.QKeySequence(k["toggle_overlays"]))
-        m.addAction(self.act_next)
-        m.addAction(self.act_prev)
-        m.addSeparator()
-        m.addAction(self.act_dark)
-        m = bar.addMenu("&Analysis")
-        for a in (self.act_analyse, self.act_cancel, self.act_reanalyse):
-            m.addAction(a)
-        m = bar.addMenu("&Help")
-        m.addAction(self.act_keys)
-        m.addAction(self.act_about)
-
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main toolbar")
-        tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for a in (self.act_open, self.act_analyse, self.act_cancel, None, self.act_undo,
-                  self.act_redo, None, self.act_fit):
-            tb.addSeparator() if a is None else tb.addAction(a)
-        self.wl_combo = QtWidgets.QComboBox()
-        self.wl_combo.addItems(["DICOM", *WL_PRESETS])
-        self.wl_combo.setToolTip("Window/level preset (drag with the left mouse button to adjust)")
-        self.wl_combo.textActivated.connect(self.canvas.apply_preset)
-        tb.addWidget(QtWidgets.QLabel(" W/L "))
-        tb.addWidget(self.wl_combo)
-        tb.addSeparator()
-        for name in ("masks", "corners", "heights", "depths", "endplates", "labels"):
-            tb.addAction(self.overlay_actions[name])
-
-    def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(220)
-        self.progress.hide()
-        self.model_label = QtWidgets.QLabel("Model: -")
-        self.timing_label = QtWidgets.QLabel("")
-        self.disclaimer = QtWidgets.QLabel(f"\u26a0 {spineviewer.DISCLAIMER}")
-        self.disclaimer.setStyleSheet(f"QLabel{{color:{style.DISCLAIMER_COLOUR};"
-                                      "font-weight:bold;}")
-        self.disclaimer.setToolTip(spineviewer.DISCLAIMER)
-        for w in (self.progress, self.model_label, self.timing_label, self.disclaimer):
-            sb.addPermanentWidget(w)
-        self.canvas.cursorInfoChanged.connect(lambda t: sb.showMessage(t.strip(), 4000))
 
     # ---- jobs -----------------------------------------------------------------------------
     def _start_job(self, name: str, job: QtCore.QObject) -> None:
@@ -276,10 +181,12 @@ class MainWindow(QtWidgets.QMainWindow):
         return current is not None and self.sender() is current[0]
 
     def is_busy(self, name: str = "analysis") -> bool:
+        """True while the job ``name`` (index, load, analysis) runs."""
         return name in self._jobs
 
     # ---- folder ---------------------------------------------------------------------------
     def choose_folder(self) -> None:
+        """Ask for a folder and open it."""
         start = self.settings.value("last_folder", str(Path.home()))
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open study folder", start)
         if path:
@@ -342,8 +249,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_series(self, series_uid: str) -> None:
         """Load and show any series of the indexed folder."""
         info = self.folder.index.get(series_uid) if self.folder else None
-        if info is None:
+        if info is None or (self.is_busy("load") and self._loading_uid == series_uid):
             return
+        self._loading_uid = series_uid
         job = workers.TaskWorker(_load_volume, info, what="Loading the series",
                                  with_progress=False)
         job.succeeded.connect(self._on_volume)
@@ -361,6 +269,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.canvas.set_volume(volume.pixels, volume.pixel_spacing_mm, uid, index=index,
                                dicom_window=_dicom_window(volume))
         self.wl_combo.setCurrentText("DICOM" if _dicom_window(volume) else "Auto")
+        self.canvas.set_annotation(_annotation(volume.series))
         self.canvas.set_result(r)
         self.browser.mark_current(uid)
         self.volumeShown.emit(uid)
@@ -389,6 +298,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._start_job("analysis", job)
 
     def cancel_analysis(self) -> None:
+        """Cancel the running analysis (and indexing)."""
         self._cancel_job("analysis")
         self._cancel_job("index")
 
@@ -420,6 +330,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.analysisCancelled.emit()
 
     def discard_and_reanalyse(self) -> None:
+        """Drop the corrections (after asking) and analyse again."""
         if self.folder is None:
             return
         uid = self.session.result.series_uid if self.session else self.browser.chosen_uid
@@ -457,8 +368,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_model(self, r: StudyResult) -> None:
         m = r.model or {}
-        provider = str(m.get("provider", "")).replace("ExecutionProvider", "") or "-"
-        self.model_label.setText(f"Model: {m.get('name') or '-'} | {provider}")
+        provider = str(m.get("provider", "")).replace("ExecutionProvider", "")
+        text = f"Model: {m.get('name') or '-'}"
+        self.model_label.setText(f"{text} on {provider}" if provider else text)
         self.model_label.setToolTip(f"sha256 {m.get('sha256', '')}")
         t = r.timings_s or {}
         if t:
@@ -467,17 +379,40 @@ class MainWindow(QtWidgets.QMainWindow):
             self.timing_label.setText(f"{total:.1f} s")
             self.timing_label.setToolTip(f"Stage times (s): {main}")
 
+    def _on_corner_dragging(self, level: str, corner: str, row: float, col: float) -> None:
+        # Live table values while dragging, at most every 40 ms (remeasure takes ~10 ms).
+        self._pending_preview = (level, corner, (row, col))
+        if not self._preview_timer.isActive():
+            self._preview_timer.start()
+
+    def _show_preview(self) -> None:
+        if self.session is None or self._pending_preview is None:
+            return
+        level, corner, rc = self._pending_preview
+        try:
+            preview = review.preview_move_corner(self.session.result, level, corner, rc,
+                                                 self._remeasure)
+        except Exception:
+            logger.debug("preview failed", exc_info=True)
+            return
+        self.results.set_result(preview)
+
     def _on_corner_moved(self, level: str, corner: str, row: float, col: float) -> None:
         # Deferred: the handle that emitted this is replaced when the overlays are redrawn.
+        self._preview_timer.stop()
+        self._pending_preview = None
         QtCore.QTimer.singleShot(0, lambda: self.move_corner(level, corner, (row, col)))
 
     def move_corner(self, level: str, corner: str, rc: tuple[float, float]) -> None:
+        """Move a corner of ``level`` (undoable, autosaved)."""
         self._edit(lambda s: s.move_corner(level, corner, rc))
 
     def override_call(self, level: str, fracture: bool | None, comment: str = "") -> None:
+        """Override the fracture call of ``level`` (None removes the override)."""
         self._edit(lambda s: s.override_call(level, fracture, comment))
 
     def shift_levels(self, steps: int) -> None:
+        """Rename all levels ``steps`` down (+) or up (-)."""
         self._edit(lambda s: s.shift_levels(steps))
 
     def _edit(self, fn: Callable[[review.ReviewSession], Any]) -> None:
@@ -485,7 +420,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         try:
             fn(self.session)
-        except Exception as exc:  # noqa: BLE001 - show, keep the previous state
+        except Exception as exc:
             logger.exception("edit failed")
             self._error(f"Correction not applied: {exc}")
         else:
@@ -494,14 +429,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh()
 
     def undo(self) -> None:
+        """Undo the last correction."""
         if self.session and self.session.undo():
             self._refresh()
 
     def redo(self) -> None:
+        """Redo the last undone correction."""
         if self.session and self.session.redo():
             self._refresh()
 
-    def _step_vertebra(self, step: int) -> None:
+    def step_vertebra(self, step: int) -> None:
+        """Select the next (+1) or previous (-1) vertebra."""
         levels = self.results.levels()
         if not levels:
             return
@@ -532,35 +470,39 @@ class MainWindow(QtWidgets.QMainWindow):
         recent = [p for p in self.recent_folders() if p != path]
         self.settings.setValue("recent_folders", [path, *recent][:MAX_RECENT])
         self.settings.setValue("last_folder", path)
-        self._rebuild_recent()
+        self.rebuild_recent()
 
     def recent_folders(self) -> list[str]:
+        """Recently opened folders, newest first."""
         value = self.settings.value("recent_folders", [])
         return [value] if isinstance(value, str) else list(value or [])
 
-    def _rebuild_recent(self) -> None:
+    def rebuild_recent(self) -> None:
+        """Refill the File > Open recent menu."""
         self.recent_menu.clear()
         for p in self.recent_folders():
             self.recent_menu.addAction(p, lambda p=p: self.open_folder(p))
         self.recent_menu.setEnabled(bool(self.recent_folders()))
 
-    def _set_dark(self, dark: bool) -> None:
+    def set_dark(self, dark: bool) -> None:
+        """Switch between the dark and the light theme (remembered)."""
         style.apply_theme(QtWidgets.QApplication.instance(), dark)
         self.settings.setValue("dark", dark)
 
-    def _show_shortcuts(self) -> None:
+    def show_shortcuts(self) -> None:
+        """List the keyboard shortcuts."""
         QtWidgets.QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html())
 
-    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:
         if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
             ev.acceptProposedAction()
 
-    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:
         paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
         if paths:
             self.open_folder(paths[0])
 
-    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(ev)
 

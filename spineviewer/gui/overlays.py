@@ -46,7 +46,8 @@ def _segments(item: pg.PlotCurveItem, pairs: list[tuple[np.ndarray, np.ndarray]]
 class VertebraOverlay(QtCore.QObject):
     """All overlay items of one vertebra."""
 
-    cornerMoved = QtCore.Signal(str, str, float, float)  # level, corner, row, col
+    cornerMoved = QtCore.Signal(str, str, float, float)  # level, corner, row, col (on release)
+    cornerDragging = QtCore.Signal(str, str, float, float)  # the same, while dragging
 
     def __init__(self, v: VertebraResult, selected: bool = False) -> None:
         super().__init__()
@@ -135,6 +136,7 @@ class VertebraOverlay(QtCore.QObject):
         p = item.pos()
         self.corners[name] = np.array([p.y(), p.x()])
         self._update_lines()
+        self.cornerDragging.emit(self.level, name, float(p.y()), float(p.x()))
 
     def _on_drop(self, name: str, item: pg.TargetItem) -> None:
         p = item.pos()
@@ -153,28 +155,38 @@ class VertebraOverlay(QtCore.QObject):
 
     # ---- scene ----------------------------------------------------------------------------
     def all_items(self) -> list[QtWidgets.QGraphicsItem]:
+        """Every graphics item of this vertebra."""
         return [it for kind in self.items.values() for it in kind]
 
     def add_to(self, vb: pg.ViewBox) -> None:
+        """Add the items to a view box."""
         for kind, items in self.items.items():
             for it in items:
                 it.setZValue(_Z.get(kind, 10))
                 vb.addItem(it)
+        self.set_selected(self.selected)
 
     def remove(self, vb: pg.ViewBox) -> None:
+        """Remove the items from a view box."""
         for it in self.all_items():
             vb.removeItem(it)
 
     def set_visible(self, visible: dict[str, bool]) -> None:
+        """Show or hide each overlay kind."""
         for kind, items in self.items.items():
             for it in items:
                 it.setVisible(bool(visible.get(kind, True)))
 
     def set_selected(self, selected: bool) -> None:
+        """Highlight the outline of the selected vertebra."""
+        self.selected = selected
         if hasattr(self, "outline_item"):
             colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
             self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))
+            # the selected outline sits above the height and endplate lines
+            self.outline_item.setZValue(_Z["labels"] - 1 if selected else _Z["outlines"])
 
     def contains_rc(self, rc: tuple[float, float]) -> bool:
+        """True when (row, col) lies inside the outline."""
         return self.polygon.containsPoint(QtCore.QPointF(rc[1], rc[0]),
                                           QtCore.Qt.FillRule.OddEvenFill)

@@ -27,6 +27,10 @@ COLUMNS = [
     ("Grade", "genant_grade", "Genant semi-quantitative grade 0-3"),
     ("Flags", "flags", "schmorl_node, needs_review, ..."),
 ]
+#: short table text of common flags (the why view spells them out)
+FLAG_SHORT = {"needs_review": "review", "schmorl_node": "Schmorl", "label_uncertain": "label?",
+              "transitional_anatomy": "LSTV?", "mild_deformity": "mild", "partial_body": "partial",
+              "corners_failed": "corners?", "sacrum_not_visible": "no S1"}
 _DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
 
 
@@ -36,10 +40,12 @@ def cell_text(v: VertebraResult, attr: str) -> str:
     if attr == "level":
         return v.level + (" \u270e" if v.ai is not None else "")
     if attr == "final_fracture":
+        if v.AH_mm is None and not v.override:
+            return "-"  # not measured (e.g. a body cut by the field of view): no call
         text = "yes" if value else "no"
         return text + (" (override)" if v.override else "")
     if attr == "flags":
-        return ", ".join(f.replace("_", " ") for f in value)
+        return ", ".join(FLAG_SHORT.get(f, f.replace("_", " ")) for f in value)
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -52,8 +58,11 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
     e = html.escape
     colour = style.status_colour(v).name()
     call = "fracture" if v.final_fracture else "no fracture"
-    parts = [f"<h3 style='margin:0'>{e(v.level)}: <span style='color:{colour}'>{call}</span>"
-             f"{' - ' + e(v.deformity) + ', grade ' + str(v.genant_grade) if v.final_fracture and v.deformity != 'none' else ''}</h3>"]
+    detail = ""
+    if v.final_fracture and v.deformity != "none":
+        detail = f" - {e(v.deformity)}, grade {v.genant_grade}"
+    parts = [(f"<h3 style='margin:0'>{e(v.level)}: <span style='color:{colour}'>{call}</span>"
+              f"{detail}</h3>")]
     if v.override:
         ai = "fracture" if v.fracture else "no fracture"
         comment = e(v.override.get("comment") or "no comment")
@@ -79,7 +88,9 @@ class ResultsPanel(QtWidgets.QWidget):
     """Table of vertebrae, "why" view and correction controls."""
 
     levelSelected = QtCore.Signal(str)
-    overrideRequested = QtCore.Signal(str, object, str)  # level, True/False/None, comment
+    # level, call (1 fracture, 0 no fracture, -1 remove the override), comment. An int, not
+    # an object: PySide6 6.12 loses a reference when a bool travels as `object`.
+    overrideRequested = QtCore.Signal(str, int, str)
     shiftRequested = QtCore.Signal(int)  # +1 caudal (L4 -> L5), -1 cranial
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -95,7 +106,9 @@ class ResultsPanel(QtWidgets.QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(
             QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(
+            len(COLUMNS) - 1, QtWidgets.QHeaderView.ResizeMode.Stretch)  # flags: elided
+        self.table.setWordWrap(False)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.why = QtWidgets.QTextBrowser()
         self.why.setPlaceholderText("Select a vertebra to see why it was called.")
@@ -127,9 +140,9 @@ class ResultsPanel(QtWidgets.QWidget):
                                "for transitional anatomy")
         self.btn_down = QtWidgets.QPushButton("Levels \u2193")
         self.btn_down.setToolTip("Rename every vertebra one level down (L4 \u2192 L5)")
-        self.btn_fracture.clicked.connect(lambda: self._override(True))
-        self.btn_no_fracture.clicked.connect(lambda: self._override(False))
-        self.btn_clear.clicked.connect(lambda: self._override(None))
+        self.btn_fracture.clicked.connect(lambda: self.request_override(True))
+        self.btn_no_fracture.clicked.connect(lambda: self.request_override(False))
+        self.btn_clear.clicked.connect(lambda: self.request_override(None))
         self.btn_up.clicked.connect(lambda: self.shiftRequested.emit(-1))
         self.btn_down.clicked.connect(lambda: self.shiftRequested.emit(+1))
         grid = QtWidgets.QGridLayout(box)
@@ -159,6 +172,8 @@ class ResultsPanel(QtWidgets.QWidget):
             for col, (_, attr, _) in enumerate(COLUMNS):
                 item = QtWidgets.QTableWidgetItem(cell_text(v, attr))
                 item.setData(QtCore.Qt.ItemDataRole.UserRole, v.level)
+                if attr == "flags" and v.flags:
+                    item.setToolTip("\n".join(v.flags))
                 if col > 0 and attr not in ("deformity", "flags", "final_fracture"):
                     item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight
                                           | QtCore.Qt.AlignmentFlag.AlignVCenter)
@@ -171,6 +186,7 @@ class ResultsPanel(QtWidgets.QWidget):
                 self.table.setItem(row, col, item)
         self.table.blockSignals(False)
         self.summary.setText(self._summary(result))
+        self.summary.setToolTip("\n".join(result.warnings) if result else "")
         if keep and result and result.vertebra(keep):
             self.select_level(keep, emit=False)
         self._set_enabled(result is not None)
@@ -180,6 +196,10 @@ class ResultsPanel(QtWidgets.QWidget):
     def _summary(result: StudyResult | None) -> str:
         if result is None:
             return "No analysis yet."
+        if not result.vertebrae:
+            why = "; ".join(result.warnings[:2])
+            head = "<b>No vertebral body found on the analysed slice.</b>"
+            return f"{head} {why}" if why else head
         frac = [v for v in result.vertebrae if v.final_fracture]
         review = [v.level for v in result.vertebrae if "needs_review" in v.flags]
         text = (f"{len(result.vertebrae)} vertebrae; "
@@ -195,10 +215,12 @@ class ResultsPanel(QtWidgets.QWidget):
         return text
 
     def selected_level(self) -> str:
+        """Level of the selected row ("" when none)."""
         items = self.table.selectedItems()
         return items[0].data(QtCore.Qt.ItemDataRole.UserRole) if items else ""
 
     def select_level(self, level: str, emit: bool = True) -> None:
+        """Select the row of ``level`` (emits ``levelSelected`` unless ``emit`` is False)."""
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole) == level:
                 self.table.blockSignals(not emit)
@@ -209,6 +231,7 @@ class ResultsPanel(QtWidgets.QWidget):
                 return
 
     def levels(self) -> list[str]:
+        """Levels in table order."""
         return [self.table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole)
                 for r in range(self.table.rowCount())]
 
@@ -224,8 +247,10 @@ class ResultsPanel(QtWidgets.QWidget):
         v = self.result.vertebra(level) if self.result and level else None
         self.why.setHtml(why_html(v, self.result) if v else "")
 
-    def _override(self, fracture: bool | None) -> None:
+    def request_override(self, fracture: bool | None) -> None:
+        """Ask for an override of the selected vertebra with the typed comment."""
         level = self.selected_level()
         if level:
-            self.overrideRequested.emit(level, fracture, self.comment.text().strip())
+            code = -1 if fracture is None else int(bool(fracture))
+            self.overrideRequested.emit(level, code, self.comment.text().strip())
             self.comment.clear()

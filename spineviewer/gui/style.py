@@ -24,13 +24,17 @@ DISCLAIMER_COLOUR = "#E69F00"
 
 
 def vertebra_status(v: VertebraResult) -> str:
-    """The one status a vertebra is coloured by: fracture > review > Schmorl > normal."""
+    """The one status a vertebra is coloured by: fracture > Schmorl > review > normal.
+
+    A Schmorl node outranks "needs review" because it is the more specific finding (and the
+    classic false positive a reader checks); the label still shows "?" for review.
+    """
     if v.final_fracture:
         return "fracture"
-    if "needs_review" in v.flags:
-        return "review"
     if "schmorl_node" in v.flags:
         return "schmorl"
+    if "needs_review" in v.flags:
+        return "review"
     return "normal"
 
 
@@ -47,7 +51,7 @@ def row_tint(v: VertebraResult) -> QtGui.QColor | None:
     if status == "normal":
         return None
     c = QtGui.QColor(STATUS_COLOURS[status][0])
-    c.setAlpha(70)
+    c.setAlpha(90 if status == "fracture" else 40)  # a fracture must stand out among reviews
     return c
 
 

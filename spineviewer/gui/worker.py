@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6 import QtCore
 
@@ -59,10 +60,12 @@ class AnalysisWorker(QtCore.QObject):
 
     @property
     def cancel_requested(self) -> bool:
+        """True once cancel() was called."""
         return self._cancel.is_set()
 
     @QtCore.Slot()
     def run(self) -> None:
+        """Run the job (in the worker thread); ends with ``done``."""
         try:
             analyze = self._analyze
             if analyze is None:
@@ -98,10 +101,12 @@ class TaskWorker(QtCore.QObject):
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
+        """Ask the job to stop at its next check (thread-safe)."""
         self._cancel.set()
 
     @QtCore.Slot()
     def run(self) -> None:
+        """Run the job (in the worker thread); ends with ``done``."""
         try:
             if self._with_progress:
                 out = self._fn(*self._args, progress=self.progressChanged.emit,
@@ -128,7 +133,8 @@ def start(worker: QtCore.QObject, parent: QtCore.QObject | None = None) -> QtCor
     thread = QtCore.QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.done.connect(thread.quit)
+    # Direct: quit() is thread-safe, and the thread ends even while the GUI thread waits on it.
+    worker.done.connect(thread.quit, QtCore.Qt.ConnectionType.DirectConnection)
     thread.start()
     return thread
 

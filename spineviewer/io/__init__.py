@@ -1,1 +1,14 @@
-"""SpineViewer io package."""
+"""Outputs of an analysis: reports, tables, DICOM objects, and sending them to a PACS.
+
+- `export.export_all` writes report.pdf, results.csv and dicom/ (SEG, TID 1500 SR,
+  presentation state, Encapsulated PDF) atomically, refusing to overwrite unless asked;
+- `report_pdf` (layout), `report_figure` (key image), `report_text` (plain-language lines);
+- `csv_export` (core CSV contract, de-identification with stable hashed UIDs);
+- `dicom_out` (highdicom SEG and TID 1500 SR; entry points for all DICOM objects),
+  `dicom_pr` (presentation state with the overlays), `encapsulated_pdf` (pydicom),
+  `dicom_common` (coded concepts incl. the private scheme ``99SPV``, source slice helpers);
+- `pacs` (pynetdicom C-ECHO / C-STORE) and `send_cli` (``spineviewer send``);
+- `evaluation_report` (the validation PDF of ``spineviewer evaluate``).
+
+Depends on `spineviewer.core` only, never on the GUI.
+"""

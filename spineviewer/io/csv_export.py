@@ -18,9 +18,9 @@ from spineviewer.core.results import StudyResult, atomic_write_text
 
 #: Root of UUID-derived UIDs (ISO/IEC 9834-8, DICOM PS3.5 B.2): "2.25." + a 128-bit integer.
 UUID_UID_ROOT = "2.25."
-#: Keys of an edit (audit trail entry) kept by `deidentify_result`; everything else (user,
-#: time, comment) may identify someone and is dropped.
-_EDIT_KEYS_KEPT = ("level", "action", "field", "ai", "value")
+#: Keys of an edit (audit trail entry, see `spineviewer.core.review`) kept by
+#: `deidentify_result`; everything else (time, comment, user) may identify someone.
+_EDIT_KEYS_KEPT = ("level", "field", "ai_value", "new_value")
 
 
 def hash_uid(uid: str, salt: str = "") -> str:
@@ -77,9 +77,9 @@ def deidentify_result(result: StudyResult, salt: str = "") -> StudyResult:
 
 
 #: Columns whose values are UIDs (hashed) or identifying (dropped) in `deidentify_csv_text`.
-_UID_COLUMN = re.compile(r"(^|_)uid$", re.I)
+_UID_COLUMN = re.compile(r"(^|_)uid$", re.IGNORECASE)
 _PHI_COLUMN = re.compile(r"(name|patient|birth|date|time|accession|(^|_)id$|comment|user|path|"
-                         r"file|institution|physician|operator)", re.I)
+                         r"file|institution|physician|operator)", re.IGNORECASE)
 
 
 def deidentify_csv_text(text: str, salt: str = "") -> str:

@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 PDF_NAME = "report.pdf"
 CSV_NAME = "results.csv"
 DICOM_DIR = "dicom"
-DICOM_NAMES = {"pdf": "report_pdf.dcm", "seg": "vertebrae_seg.dcm", "sr": "morphometry_sr.dcm"}
+DICOM_NAMES = {"seg": "vertebrae_seg.dcm", "sr": "morphometry_sr.dcm", "pr": "overlay_pr.dcm",
+               "pdf": "report_pdf.dcm"}
 
 
 class ExportExists(SpineViewerError):
@@ -36,7 +37,7 @@ def planned_paths(out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
     if csv:
         paths.append(out / CSV_NAME)
     if dicom:
-        keys = ("seg", "sr", "pdf") if pdf else ("seg", "sr")
+        keys = ("seg", "sr", "pr", "pdf") if pdf else ("seg", "sr", "pr")
         paths += [out / DICOM_DIR / DICOM_NAMES[k] for k in keys]
     return paths
 
@@ -89,8 +90,9 @@ def export_all(result: StudyResult, out_dir: str | Path, *, pdf: bool = True, cs
         Created when missing.
     pdf, csv, dicom : bool
         Which outputs: ``report.pdf``, ``results.csv``, and ``dicom/`` with the SEG, the
-        TID 1500 SR and (when ``pdf``) the report as Encapsulated PDF, all new series in the
-        source study (needs ``result.source_slice_file``).
+        TID 1500 SR, a presentation state with the overlays and (when ``pdf``) the report as
+        Encapsulated PDF, all new series in the source study (needs
+        ``result.source_slice_file``).
     deidentify : bool
         CSV and PDF without names, IDs or dates, UIDs replaced by stable hashes. DICOM
         objects belong to the patient's study and cannot be de-identified: combining both

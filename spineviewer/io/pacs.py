@@ -8,12 +8,13 @@ per-file C-STORE results come back as `StoreStatus` records.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -60,7 +61,7 @@ def _probe(host: str, port: int, timeout: float) -> None:
         raise PacsError(f"unknown PACS host {host!r}: {exc.strerror or exc}") from exc
     except ConnectionRefusedError as exc:
         raise PacsError(f"no DICOM service at {host}:{port} (connection refused)") from exc
-    except (socket.timeout, TimeoutError) as exc:
+    except TimeoutError as exc:
         raise PacsError(f"{host}:{port} did not answer within {timeout:g} s") from exc
     except OSError as exc:
         raise PacsError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
@@ -77,12 +78,31 @@ def _application_entity(calling_aet: str, timeout: float):
     return ae
 
 
+@contextlib.contextmanager
+def _quiet_pynetdicom() -> Iterator[None]:
+    """Silence pynetdicom's own error lines: our `PacsError` says it in one line.
+
+    Left alone when this module logs at DEBUG, to keep pynetdicom's detail for debugging.
+    """
+    net = logging.getLogger("pynetdicom")
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    old = net.level
+    net.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        net.setLevel(old)
+
+
 def _associate(ae, host: str, port: int, aet: str, timeout: float):
     """Associate or raise `PacsError` saying why not."""
     aet = _check_aet(aet, "called")
     _probe(host, port, timeout)
     t0 = time.monotonic()
-    assoc = ae.associate(host, int(port), ae_title=aet)
+    with _quiet_pynetdicom():
+        assoc = ae.associate(host, int(port), ae_title=aet)
     if assoc.is_established:
         return assoc
     where = f"{aet}@{host}:{port}"
@@ -128,7 +148,8 @@ def echo(host: str, port: int, aet: str, calling_aet: str = DEFAULT_CALLING_AET,
     t0 = time.monotonic()
     assoc = _associate(ae, host, port, aet, timeout)
     try:
-        status = assoc.send_c_echo()
+        with _quiet_pynetdicom():
+            status = assoc.send_c_echo()
     finally:
         _close(assoc)
     code = int(status.Status) if status and "Status" in status else None
@@ -225,9 +246,10 @@ def send(paths: Iterable[str | Path], host: str, port: int, aet: str,
     assoc = _associate(ae, host, port, aet, timeout)
     results = []
     try:
-        for path, ds in items:
-            results.append(_store_one(assoc, path, ds))
-            logger.info("C-STORE %s: %s", path.name, results[-1].message)
+        with _quiet_pynetdicom():
+            for path, ds in items:
+                results.append(_store_one(assoc, path, ds))
+                logger.info("C-STORE %s: %s", path.name, results[-1].message)
     finally:
         _close(assoc)
     return results

@@ -41,7 +41,7 @@ def load_slice_pixels(path: str | Path) -> np.ndarray | None:
 
         ds = dcmread(path)
         arr = np.asarray(apply_modality_lut(ds.pixel_array, ds), np.float32)
-    except Exception as exc:  # any unreadable file: draw without the image
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: draw without the image
         logger.warning("source slice not readable for the report: %s", exc)
         return None
     return arr if arr.ndim == 2 else None
@@ -58,6 +58,20 @@ def _crop_box(result: StudyResult, shape: tuple[int, int]) -> tuple[int, int, in
     r1 = int(min(shape[0], np.ceil(arr[:, 0].max() + mr)))
     c0 = int(max(0, np.floor(arr[:, 1].min() - 1.5 * mc)))  # room for labels
     c1 = int(min(shape[1], np.ceil(arr[:, 1].max() + mc)))
+    return r0, r1, c0, c1
+
+
+def _fit_aspect(box: tuple[int, int, int, int], shape: tuple[int, ...], sr: float, sc: float,
+                lo: float = 0.6, hi: float = 1.45) -> tuple[int, int, int, int]:
+    """Widen (or heighten) the crop so its physical height/width lies in [lo, hi]."""
+    r0, r1, c0, c1 = box
+    aspect = ((r1 - r0) * sr) / max((c1 - c0) * sc, 1e-6)
+    if aspect > hi:
+        extra = ((r1 - r0) * sr / (hi * sc) - (c1 - c0)) / 2.0
+        c0, c1 = int(max(0, np.floor(c0 - extra))), int(min(shape[1], np.ceil(c1 + extra)))
+    elif aspect < lo:
+        extra = ((c1 - c0) * sc * lo / sr - (r1 - r0)) / 2.0
+        r0, r1 = int(max(0, np.floor(r0 - extra))), int(min(shape[0], np.ceil(r1 + extra)))
     return r0, r1, c0, c1
 
 
@@ -125,7 +139,7 @@ def render_slice_png(result: StudyResult, image: np.ndarray | None = None, *,
     r0, r1, c0, c1 = _crop_box(result, shape)
     sr, sc = result.pixel_spacing_mm
     aspect = ((r1 - r0) * sr) / max((c1 - c0) * sc, 1e-6)
-    aspect = float(np.clip(aspect, 0.6, 1.8))
+    aspect = float(np.clip(aspect, 0.6, 1.45))
     fig = Figure(figsize=(width_in, width_in * aspect), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     if image is not None:

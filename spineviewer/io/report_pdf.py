@@ -19,18 +19,38 @@ from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
-                                Table, TableStyle)
+from reportlab.platypus import (
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 import spineviewer
 from spineviewer.core.errors import SpineViewerError
-from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult, atomic_write_bytes
+from spineviewer.core.results import (
+    MEASUREMENT_FIELDS,
+    StudyResult,
+    VertebraResult,
+    atomic_write_bytes,
+)
 from spineviewer.io.report_figure import COLOUR, render_slice_png, vertebra_status
-from spineviewer.io.report_text import (corrections, fmt_date, fmt_person, method_lines,
-                                        series_text, summary_lines)
+from spineviewer.io.report_text import (
+    corrections,
+    fmt_date,
+    fmt_person,
+    method_lines,
+    series_text,
+    summary_lines,
+)
 
 PAPER_SIZES = {"A4": A4, "LETTER": LETTER}
 MARGIN = 14 * mm
+#: More corrections than this go below the table (a table cell cannot break across pages).
+MAX_INLINE_CORRECTIONS = 6
 _GREY = colors.HexColor("#555555")
 _FX_BG = colors.HexColor("#FBE3D6")
 _REVIEW_BG = colors.HexColor("#FFF2CC")
@@ -161,7 +181,7 @@ def _vertebra_table(result: StudyResult, st: dict[str, ParagraphStyle], width: f
                           _FX_BG if status == "fracture" else _REVIEW_BG))
         if v.final_fracture:
             style.append(("FONT", (10, i), (11, i), "Helvetica-Bold", 8))
-    frac = [0.06, 0.06, 0.06, 0.06, 0.06, 0.06, 0.06, 0.065, 0.065, 0.065, 0.12, 0.065, 0.174]
+    frac = [0.055, 0.055, 0.055, 0.055, 0.05, 0.05, 0.055, 0.06, 0.06, 0.055, 0.09, 0.065, 0.295]
     t = Table(rows, colWidths=[f * width for f in frac], repeatRows=1)
     t.setStyle(TableStyle(style))
     return t
@@ -169,6 +189,25 @@ def _vertebra_table(result: StudyResult, st: dict[str, ParagraphStyle], width: f
 
 def _bullets(lines: list[str], st: ParagraphStyle) -> list[Paragraph]:
     return [Paragraph("&#8226; " + _esc(x), st) for x in lines]
+
+
+def _top_block(result: StudyResult, st: dict[str, ParagraphStyle], width: float, image,
+               fixes: list[str] | None) -> Table:
+    """Image on the left; summary, legend and (short) corrections on the right."""
+    img_w = 0.40 * width
+    png, aspect = render_slice_png(result, image, width_in=img_w / 72.0)
+    img = Image(io.BytesIO(png), width=img_w, height=img_w * aspect)
+    right = [_summary_box(result, st, width - img_w - 8), Spacer(1, 6), _legend(st)]
+    if fixes is not None:
+        right.append(Paragraph("Corrections by a clinician", st["h2"]))
+        right += (_bullets(fixes, st["body"]) if fixes
+                  else [Paragraph("None: all values are the algorithm's.", st["body"])])
+    top = Table([[img, right]], colWidths=[img_w + 8, width - img_w - 8])
+    top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                             ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                             ("RIGHTPADDING", (0, 0), (0, 0), 8),
+                             ("RIGHTPADDING", (1, 0), (1, 0), 0)]))
+    return top
 
 
 def _footer(canvas, doc) -> None:
@@ -195,7 +234,7 @@ def build_report_pdf(result: StudyResult, *, paper: str = "A4", image=None) -> b
     Returns
     -------
     bytes
-        A PDF document (2 pages for five vertebrae).
+        A PDF document (one page for six vertebrae without long correction lists).
     """
     key = paper.upper()
     if key not in PAPER_SIZES:
@@ -209,30 +248,21 @@ def build_report_pdf(result: StudyResult, *, paper: str = "A4", image=None) -> b
                             title="SpineViewer vertebral morphometry report",
                             author=f"SpineViewer {spineviewer.__version__}",
                             subject="Research use only")
-    img_w = 0.46 * width
-    png, aspect = render_slice_png(result, image, width_in=img_w / 72.0)
-    img = Image(io.BytesIO(png), width=img_w, height=img_w * aspect)
-    right = [_summary_box(result, st, width - img_w - 8), Spacer(1, 6), _legend(st)]
-    top = Table([[img, right]], colWidths=[img_w + 8, width - img_w - 8])
-    top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
-                             ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                             ("RIGHTPADDING", (0, 0), (0, 0), 8),
-                             ("RIGHTPADDING", (1, 0), (1, 0), 0)]))
-    story: list = _header(result, st, width) + [top, Spacer(1, 6)]
-    story += [KeepTogether([
-        Paragraph("Measurements per vertebra", st["h2"]),
+    fixes = corrections(result)
+    inline = len(fixes) <= MAX_INLINE_CORRECTIONS
+    story: list = _header(result, st, width) + [_top_block(result, st, width, image,
+                                                            fixes if inline else None)]
+    story += [Spacer(1, 6), KeepTogether([
+        Spacer(1, 2), Paragraph("Measurements per vertebra", st["h2"]),
         _vertebra_table(result, st, width),
         Paragraph("AH/PH/MH: anterior, posterior, middle height; SC/IC: superior/inferior "
                   "endplate concavity depth; VA: endplate angle, positive when the endplates "
                   "converge anteriorly; Crush: PH against the neighbours' PH. "
                   "* value corrected by a clinician.", st["small"])])]
-    fixes = corrections(result)
-    story += [Paragraph("Corrections by a clinician", st["h2"])]
-    story += (_bullets(fixes, st["body"]) if fixes
-              else [Paragraph("None: all values are the algorithm's.", st["body"])])
-    story += [Paragraph("Method and provenance", st["h2"])]
-    story += _bullets(method_lines(result), st["body"])
-    story += [Spacer(1, 6), Paragraph(f"<b>{_esc(spineviewer.DISCLAIMER)}</b>", st["body"])]
+    if not inline:
+        story += [Paragraph("Corrections by a clinician", st["h2"]), *_bullets(fixes, st["body"])]
+    story += [KeepTogether([Paragraph("Method and provenance", st["h2"]),
+                            *_bullets(method_lines(result), st["small"])])]
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
     return buf.getvalue()
 
@@ -247,4 +277,4 @@ def write_report_pdf(result: StudyResult, path: str | Path, *, paper: str = "A4"
 #: The name the command line uses.
 write_report = write_report_pdf
 
-__all__ = ["write_report", "build_report_pdf", "write_report_pdf", "PAPER_SIZES"]
+__all__ = ["PAPER_SIZES", "build_report_pdf", "write_report", "write_report_pdf"]

@@ -16,6 +16,7 @@ PAPER_CITATION = ("Germann C, Meyer AN, Staib M, Sutter R, Fritz B. Performance 
                   "convolutional neural network for MRI-based vertebral body measurements and "
                   "insufficiency fracture detection. Eur Radiol 2023;33:3188-3199, "
                   "doi:10.1007/s00330-022-09354-6")
+SCHMORL_CAUSE = "possible Schmorl node"
 _LOSS = re.compile(r"(anterior|middle|posterior) height loss (\d+(?:\.\d+)?)%")
 _FIELD_LABEL = {"AH_mm": ("AH", "mm"), "PH_mm": ("PH", "mm"), "MH_mm": ("MH", "mm"),
                 "SC_mm": ("SC", "mm"), "IC_mm": ("IC", "mm"), "VA_deg": ("VA", "deg"),
@@ -87,6 +88,24 @@ def fracture_line(v: VertebraResult) -> str:
     return line + (" (confirmed by a clinician)" if overridden else "")
 
 
+def review_cause(v: VertebraResult) -> str:
+    """Why a vertebra needs review, in a few words, from its flags and reasons."""
+    text = " ".join(v.reasons)
+    if "label_uncertain" in v.flags or "labelling" in text:
+        return "level label uncertain"
+    if "partial_body" in v.flags:
+        return "body only partly in view"
+    if "schmorl_node" in v.flags:
+        return SCHMORL_CAUSE
+    if "corner overlap" in text:
+        return "outline uncertain"
+    if "measurements missing" in text:
+        return "measurements missing"
+    if "borderline" in text:
+        return "ratio close to its threshold"
+    return "low confidence"
+
+
 def summary_lines(result: StudyResult) -> list[str]:
     """Headline first (fractures or ``NO_FRACTURE``), then review notes.
 
@@ -94,10 +113,12 @@ def summary_lines(result: StudyResult) -> list[str]:
     -------
     list of str
         Line 0 is the headline; e.g. ``"Fracture suspected at L1: wedge deformity, grade 2,
-        32% anterior height loss"``.
+        32% anterior height loss"``. Review notes are grouped by cause, e.g.
+        ``"Needs review (level label uncertain): T12, L1"``.
     """
     fx = [v for v in result.vertebrae if v.final_fracture]
     lines = ["; ".join(fracture_line(v) for v in fx) if fx else NO_FRACTURE]
+    review: dict[str, list[str]] = {}
     for v in result.vertebrae:
         if v.fracture and not v.final_fracture:
             lines.append(f"{v.level}: the algorithm's {v.deformity} call was overruled by a "
@@ -105,10 +126,12 @@ def summary_lines(result: StudyResult) -> list[str]:
         if "schmorl_node" in v.flags:
             lines.append(f"{v.level}: focal endplate notch, possibly a Schmorl node; not "
                          "called a fracture. Review advised.")
-        elif "needs_review" in v.flags:
-            lines.append(f"{v.level}: needs review (low confidence in outline or label).")
         if "mild_deformity" in v.flags:
             lines.append(f"{v.level}: mild deformity (height loss below 20%).")
+        cause = review_cause(v)
+        if "needs_review" in v.flags and cause != SCHMORL_CAUSE:  # that has its own line
+            review.setdefault(cause, []).append(v.level)
+    lines += [f"Needs review ({cause}): {', '.join(levels)}" for cause, levels in review.items()]
     lines += [_STUDY_FLAG_TEXT.get(f, f.replace("_", " ")) for f in result.flags]
     if not result.vertebrae:
         lines.append("No vertebral body was measured.")
@@ -121,23 +144,58 @@ def _fmt_value(v: Any, unit: str) -> str:
     return str(v)
 
 
-def corrections(result: StudyResult) -> list[str]:
-    """What a clinician changed: corrected values (AI -> now), overrides, audit-trail size."""
+def _call_words(fracture: Any, deformity: Any, grade: Any) -> str:
+    if not fracture:
+        return "no fracture"
+    return f"{deformity or 'fracture'} grade {grade}"
+
+
+def _moved_corners(v: VertebraResult) -> list[str]:
+    before = (v.ai or {}).get("corners_rc") or {}
+    moved = []
+    for name, rc in v.corners_rc.items():
+        old = before.get(name)
+        if old is not None and max(abs(float(old[0]) - rc[0]), abs(float(old[1]) - rc[1])) > 0.01:
+            moved.append(name)
+    return moved
+
+
+def _vertebra_corrections(v: VertebraResult) -> list[str]:
+    ai = v.ai or {}
     out = []
-    for v in result.vertebrae:
-        for name in MEASUREMENT_FIELDS:
-            if v.ai and name in v.ai and v.ai[name] is not None and getattr(v, name) is not None:
-                label, unit = _FIELD_LABEL[name]
-                if abs(float(v.ai[name]) - float(getattr(v, name))) > 1e-6:
-                    out.append(f"{v.level} {label}: {_fmt_value(v.ai[name], unit)} (algorithm)"
-                               f" -> {_fmt_value(getattr(v, name), unit)} (corrected)")
-        if v.ai and "corners_rc" in v.ai:
-            out.append(f"{v.level}: corner points moved by a clinician")
-        if v.override and "fracture" in v.override:
-            call = "fracture" if v.override["fracture"] else "no fracture"
-            note = f" ({v.override['comment']})" if v.override.get("comment") else ""
-            out.append(f"{v.level}: call set to {call} by a clinician{note}; "
-                       f"algorithm: {'fracture' if v.fracture else 'no fracture'}")
+    if ai.get("level") and ai["level"] != v.level:
+        out.append(f"{v.level}: relabelled by a clinician (algorithm: {ai['level']})")
+    moved = _moved_corners(v)
+    if moved:
+        out.append(f"{v.level}: corner{'s' if len(moved) > 1 else ''} {', '.join(moved)} "
+                   "moved by a clinician")
+    for name in MEASUREMENT_FIELDS:
+        old, new = ai.get(name), getattr(v, name)
+        if old is not None and new is not None and abs(float(old) - float(new)) > 1e-6:
+            label, unit = _FIELD_LABEL[name]
+            out.append(f"{v.level} {label}: {_fmt_value(old, unit)} (algorithm) -> "
+                       f"{_fmt_value(new, unit)} (corrected)")
+    if "fracture" in ai:
+        old_call = _call_words(ai["fracture"], ai.get("deformity"), ai.get("genant_grade"))
+        new_call = _call_words(v.fracture, v.deformity, v.genant_grade)
+        if old_call != new_call:
+            out.append(f"{v.level}: call after the corrections {new_call} (algorithm: "
+                       f"{old_call})")
+    if v.override and "fracture" in v.override:
+        call = "fracture" if v.override["fracture"] else "no fracture"
+        note = f" ({v.override['comment']})" if v.override.get("comment") else ""
+        out.append(f"{v.level}: call set to {call} by a clinician{note}; "
+                   f"algorithm: {'fracture' if v.fracture else 'no fracture'}")
+    return out
+
+
+def corrections(result: StudyResult) -> list[str]:
+    """What a clinician changed, AI value against corrected value, and the audit-trail size.
+
+    Reads ``VertebraResult.ai`` (the network's values, kept at the first edit), the current
+    values, user overrides and ``StudyResult.edits``; unchanged fields are not listed.
+    """
+    out = [line for v in result.vertebrae for line in _vertebra_corrections(v)]
     if result.edits:
         levels = sorted({str(e.get("level")) for e in result.edits if e.get("level")})
         out.append(f"{len(result.edits)} edit(s) in the audit trail"
@@ -167,14 +225,16 @@ def method_lines(result: StudyResult) -> list[str]:
     if m.get("version"):
         model += f" version {m['version']}"
     lines = [
-        "Method: U-Net segmentation of the vertebral bodies on the mid-sagittal T2 slice, "
-        "four corners per body, heights, endplate concavities and angle, after " + PAPER_CITATION,
+        ("Method: U-Net segmentation of the vertebral bodies on the mid-sagittal T2 slice, "
+         "four corners per body, heights, endplate concavities and angle, after "
+         + PAPER_CITATION),
         f"Model: {model}; sha256 {m.get('sha256') or 'unknown'}"
         + (f"; run on {m['provider']}" if m.get("provider") else ""),
-        f"Fracture rule: a ratio (AH/PH wedge, MH/PH biconcave, PH/neighbours' PH crush) more "
-        f"than {sd:g} SD below the healthy mean for its level ({genant.THRESHOLD_SOURCE}).",
-        f"Genant grade from the height loss: 0 below {g1:.0%}, 1 {g1:.0%}-{g2:.0%}, "
-        f"2 {g2:.0%}-{g3:.0%}, 3 above {g3:.0%} ({genant.GRADE_SOURCE}).",
+        (f"Fracture rule: a ratio (AH/PH wedge, MH/PH biconcave, PH/neighbours' PH crush) "
+         f"more than {sd:g} SD below the healthy mean for its level "
+         f"({genant.THRESHOLD_SOURCE})."),
+        (f"Genant grade from the height loss: 0 below {g1:.0%}, 1 {g1:.0%}-{g2:.0%}, "
+         f"2 {g2:.0%}-{g3:.0%}, 3 above {g3:.0%} ({genant.GRADE_SOURCE})."),
         f"Reference ratios: {_reference_source(result)}",
     ]
     if result.software.get("version"):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from spineviewer.core.errors import SpineViewerError
 from spineviewer.io import pacs

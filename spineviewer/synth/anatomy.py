@@ -10,12 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import ConvexHull
 
 from spineviewer.synth.geometry import (
-    BodyGeom, Bump, chord_slope, outline, rotate_slope, up_normal,
+    BodyGeom,
+    Bump,
+    chord_slope,
+    outline,
+    rotate_slope,
+    up_normal,
 )
 from spineviewer.synth.params import (
-    GRADE_LOSS, HEIGHT_SD, LEVEL_DESIGN, THORACIC_ABOVE, WEDGE_SD, PhantomParams,
+    GRADE_LOSS,
+    HEIGHT_SD,
+    LEVEL_DESIGN,
+    THORACIC_ABOVE,
+    WEDGE_SD,
+    PhantomParams,
+    view_box_mm,
 )
 
 
@@ -43,6 +55,9 @@ class Anatomy:
     fat_depth_mm: float = 60.0
     fat_thickness_mm: float = 20.0
     blobs: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    hemangiomas: list[tuple[np.ndarray, int]] = field(default_factory=list)  # (poly, body index)
+    roots: list[np.ndarray] = field(default_factory=list)       # cauda equina strands
+    vessel: tuple[np.ndarray, float] | None = None              # aorta/IVC anterior to column
 
 
 def _healthy_bumps(rng: np.random.Generator, which: str) -> list[Bump]:
@@ -100,7 +115,7 @@ def _sacrum(rng, size: float) -> BodyGeom:
     corners = {"AS": np.array([-h_a / 2, -depth / 2]), "AI": np.array([h_a / 2, -depth / 2 + 6.0]),
                "PS": np.array([-h_p / 2, depth / 2]), "PI": np.array([h_p / 2, depth / 2 - 6.0])}
     return BodyGeom(level="S1", corners=corners, superior=_healthy_bumps(rng, "superior"),
-                    inferior=[], corner_radius_mm=0.5)
+                    inferior=[], corner_radius_mm=0.5, in_truth=False)
 
 
 def _place(body: BodyGeom, slope_rad: float, pi_target: np.ndarray, corner: str = "PI") -> BodyGeom:
@@ -174,6 +189,11 @@ def build_anatomy(rng: np.random.Generator, params: PhantomParams) -> Anatomy:
                    fat_thickness_mm=float(rng.uniform(8.0, 30.0)))
     anat.posterior_elements = _posterior_elements(rng, anat)
     anat.blobs = _blobs(rng, anat)
+    detail_rng = np.random.default_rng(int(rng.integers(2**62)))
+    for b in anat.bodies:
+        k = params.wall_concavity_mm
+        b.wall_concavity_mm = (float(detail_rng.uniform(0.0, k)), float(detail_rng.uniform(0.0, 0.6 * k)))
+    _add_details(detail_rng, anat)
     return _position(anat, params)
 
 
@@ -194,6 +214,19 @@ def _sacrum_lower(rng, s1: BodyGeom) -> list[np.ndarray]:
     return segs
 
 
+def _convex(points: np.ndarray) -> np.ndarray:
+    """Convex hull of a few points, in order."""
+    return points[ConvexHull(points).vertices]
+
+
+def _chaikin(poly: np.ndarray, iterations: int) -> np.ndarray:
+    """Corner-cutting smoothing of a closed polygon."""
+    for _ in range(iterations):
+        nxt = np.roll(poly, -1, axis=0)
+        poly = np.stack([0.75 * poly + 0.25 * nxt, 0.25 * poly + 0.75 * nxt], axis=1).reshape(-1, 2)
+    return poly
+
+
 def _posterior_elements(rng, anat: Anatomy) -> list[np.ndarray]:
     """Lamina + spinous process blocks behind the canal, one per lumbar-type body."""
     polys = []
@@ -205,10 +238,10 @@ def _posterior_elements(rng, anat: Anatomy) -> list[np.ndarray]:
         h = np.linalg.norm(c["PI"] - c["PS"])
         top = c["PS"] + back * gap + down * h * rng.uniform(0.05, 0.2)
         length = rng.uniform(30.0, 45.0)
-        polys.append(np.array([
+        polys.append(_chaikin(_convex(np.array([
             top, top + back * length * 0.45 - down * 1.5, top + back * length + down * h * 0.25,
             top + back * length + down * h * 0.75, top + back * length * 0.4 + down * h * 0.85,
-            top + down * h * rng.uniform(0.9, 1.1)]))
+            top + down * h * rng.uniform(0.9, 1.1)])), 2))
     return polys
 
 
@@ -227,45 +260,84 @@ def _blobs(rng, anat: Anatomy) -> list[tuple[np.ndarray, float]]:
     return out
 
 
+def _ellipse(cy: float, cx: float, ry: float, rx: float, n: int = 20) -> np.ndarray:
+    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([cy + ry * np.sin(th), cx + rx * np.cos(th)], axis=1)
+
+
+def _add_details(rng, anat: Anatomy) -> None:
+    """Haemangiomas inside bodies, cauda equina strands in the canal, a vessel in front."""
+    for i, b in enumerate(anat.bodies[:-1]):
+        if rng.random() < 0.08:
+            c = sum(b.corners.values()) / 4
+            height = min(np.linalg.norm(b.corners["AS"] - b.corners["AI"]),
+                         np.linalg.norm(b.corners["PS"] - b.corners["PI"]))
+            r = min(rng.uniform(2.0, 4.5), 0.22 * height)
+            off = rng.uniform(-0.1, 0.1, 2) * height
+            anat.hemangiomas.append((_ellipse(c[0] + off[0], c[1] + off[1], r, r * 1.1), i))
+    lum = [b for b in anat.bodies if b.level.startswith("L")]
+    if len(lum) >= 3 and rng.random() < 0.7:
+        gap = anat.canal_ligament_mm
+        for _ in range(int(rng.integers(2, 6))):
+            depth = gap + rng.uniform(0.2, 0.8) * anat.canal_width_mm
+            pts = []
+            for b in lum[1:]:
+                back = (b.corners["PS"] - b.corners["AS"]) / np.linalg.norm(b.corners["PS"] - b.corners["AS"])
+                pts += [b.corners["PS"] + back * depth, b.corners["PI"] + back * depth]
+            line = np.array(pts)
+            normal = np.array([0.0, rng.uniform(0.3, 0.6)])
+            anat.roots.append(np.concatenate([line - normal, (line + normal)[::-1]]))
+    if rng.random() < 0.6:
+        ant = np.array([b.corners[k] for b in anat.bodies[:-2] for k in ("AS", "AI")])
+        coef = np.polyfit(ant[:, 0], ant[:, 1], 2)
+        ys = np.linspace(ant[0, 0] - 300.0, ant[-1, 0] - rng.uniform(0.0, 30.0), 80)
+        xs = np.polyval(coef, np.clip(ys, ant[0, 0], None)) - rng.uniform(2.0, 6.0)
+        dia = rng.uniform(14.0, 24.0)
+        anat.vessel = (np.concatenate([np.stack([ys, xs], 1), np.stack([ys, xs - dia], 1)[::-1]]),
+                       float(rng.choice([0.04, 0.08, 0.5, 0.7])))
+
+
 def _position(anat: Anatomy, params: PhantomParams) -> Anatomy:
-    """Move and tilt the column into the field of view."""
-    h_mm = params.shape[0] * params.spacing_mm[0]
-    w_mm = params.shape[1] * params.spacing_mm[1]
+    """Move and tilt the column into the part of the slice the model sees (``view_box_mm``)."""
+    top_mm, left_mm, bottom_mm, right_mm = view_box_mm(params.spacing_mm, params.shape)
+    h_mm, w_mm = bottom_mm - top_mm, right_mm - left_mm
     bodies = anat.bodies
     first = next(i for i, b in enumerate(bodies) if b.in_truth)
     top = bodies[first].corners["PS"]
     s1 = bodies[-1].corners["PS"]
     if not params.t12_in_fov:
         anchor_y = (bodies[first].corners["PI"][0] + bodies[first + 1].corners["PS"][0]) / 2 + 2.0
-        dy = 0.0 - anchor_y
+        dy = top_mm - anchor_y
     elif not params.sacrum_in_fov:
         anchor_y = (bodies[-2].corners["PI"][0] + s1[0]) / 2 - 2.0
-        dy = h_mm - anchor_y
+        dy = bottom_mm - anchor_y
     else:
-        dy = h_mm / 2 - (top[0] - 6.0 + s1[0] + 25.0) / 2
+        dy = top_mm + h_mm / 2 - (top[0] - 6.0 + s1[0] + 25.0) / 2
     post_x = np.mean([b.corners["PS"][1] for b in bodies[first:-1]])
-    dx = w_mm * 0.56 - post_x
+    dx = left_mm + w_mm * 0.56 - post_x
     shift = np.array([dy + params.column_offset_mm[0], dx + params.column_offset_mm[1]])
-    centre = np.array([h_mm / 2, w_mm / 2])
+    centre = np.array([top_mm + h_mm / 2, left_mm + w_mm / 2])
     tilt = np.radians(params.tilt_deg)
-
     corr = np.zeros(2)
 
     def fn(pts: np.ndarray) -> np.ndarray:
         return rotate_slope(pts + shift, tilt, centre) + corr
 
-    corr[:] = _keep_in_view(anat, params, fn, first, (h_mm, w_mm))
-
+    corr[:] = _keep_in_view(anat, params, fn, first, (top_mm, left_mm, bottom_mm, right_mm))
     anat.bodies = [b.transformed(fn) for b in bodies]
     anat.sacrum_lower = [fn(p) for p in anat.sacrum_lower]
     anat.posterior_elements = [fn(p) for p in anat.posterior_elements]
     anat.blobs = [(fn(p), v) for p, v in anat.blobs]
+    anat.hemangiomas = [(fn(p), i) for p, i in anat.hemangiomas]
+    anat.roots = [fn(p) for p in anat.roots]
+    if anat.vessel is not None:
+        anat.vessel = (fn(anat.vessel[0]), anat.vessel[1])
     return anat
 
 
-def _keep_in_view(anat: Anatomy, params: PhantomParams, fn, first: int, size_mm,
+def _keep_in_view(anat: Anatomy, params: PhantomParams, fn, first: int, box_mm,
                   margin_mm: float = 4.0) -> np.ndarray:
-    """Translation that brings the bodies meant to be visible inside the field of view."""
+    """Translation that brings the bodies meant to be visible inside the view box."""
     bodies = anat.bodies[first + (0 if params.t12_in_fov else 1):-1]
     pts = [p for b in bodies for p in b.corners.values()]
     if params.sacrum_in_fov:
@@ -276,7 +348,8 @@ def _keep_in_view(anat: Anatomy, params: PhantomParams, fn, first: int, size_mm,
     hi = np.array([pts[:, 0].max(), back])
     corr = np.zeros(2)
     for k in range(2):
-        room_lo, room_hi = margin_mm - lo[k], size_mm[k] - margin_mm - hi[k]
+        room_lo = box_mm[k] + margin_mm - lo[k]
+        room_hi = box_mm[k + 2] - margin_mm - hi[k]
         if room_lo > room_hi:            # does not fit: centre it
             corr[k] = (room_lo + room_hi) / 2
         elif room_lo > 0:

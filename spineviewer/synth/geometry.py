@@ -51,8 +51,9 @@ class BodyGeom:
     corner_radius_mm: float = 0.3
     marrow_gain: float = 1.0
     in_truth: bool = True
+    wall_concavity_mm: tuple[float, float] = (0.0, 0.0)   # (anterior, posterior)
 
-    def transformed(self, fn) -> "BodyGeom":
+    def transformed(self, fn) -> BodyGeom:
         """Copy with every point mapped by ``fn`` ((N, 2) -> (N, 2)); bumps are unchanged."""
         corners = {k: fn(v[None, :])[0] for k, v in self.corners.items()}
         out = BodyGeom(**{**self.__dict__, "corners": corners,
@@ -99,21 +100,33 @@ def _round_corner(prev: np.ndarray, v: np.ndarray, nxt: np.ndarray, r: float) ->
     return (1 - s) ** 2 * p0 + 2 * (1 - s) * s * v + s**2 * p2
 
 
+def _wall(a: np.ndarray, b: np.ndarray, depth_mm: float, inside: np.ndarray,
+          m: int = 9) -> np.ndarray:
+    """Interior points of a body wall from a to b, bowed into the body by ``depth_mm``."""
+    t = np.linspace(0.0, 1.0, m + 2)[1:-1, None]
+    return a + t * (b - a) + depth_mm * np.sin(np.pi * t) * _inward_normal(a, b, inside)
+
+
 def outline(body: BodyGeom, n: int = 200, rounded: bool = True) -> np.ndarray:
-    """Closed body outline (without osteophytes): AS -> PS -> PI -> AI, (N, 2) mm."""
-    sup = endplate_curve(body, "superior", n)
-    inf = endplate_curve(body, "inferior", n)[::-1]
-    pts = np.concatenate([sup, inf])
+    """Closed body outline (without osteophytes): AS -> PS -> PI -> AI, (N, 2) mm.
+
+    The walls between the corners bow slightly into the body (``wall_concavity_mm``); the
+    corners may be rounded by ``corner_radius_mm``. Neither changes the corner truth.
+    """
+    c = body.corners
+    centre = sum(c.values()) / 4.0
+    sup = endplate_curve(body, "superior", n)                 # AS .. PS
+    inf = endplate_curve(body, "inferior", n)[::-1]           # PI .. AI
+    post = _wall(c["PS"], c["PI"], body.wall_concavity_mm[1], centre)
+    ant = _wall(c["AI"], c["AS"], body.wall_concavity_mm[0], centre)
     if not rounded or body.corner_radius_mm <= 0:
-        return pts
+        return np.concatenate([sup, post, inf, ant])
     r = body.corner_radius_mm
-    k = len(sup)
-    # corner vertices: AS (0), PS (k-1), PI (k), AI (2k-1); neighbours across the straight walls
-    out = [_round_corner(pts[-1], pts[0], pts[2], r), pts[3:k - 3],
-           _round_corner(pts[k - 3], pts[k - 1], pts[k], r),
-           _round_corner(pts[k - 1], pts[k], pts[k + 2], r), pts[k + 3:2 * k - 3],
-           _round_corner(pts[2 * k - 3], pts[2 * k - 1], pts[0], r)]
-    return np.concatenate(out)
+    return np.concatenate([
+        _round_corner(ant[-1], sup[0], sup[3], r), sup[3:-3],
+        _round_corner(sup[-4], sup[-1], post[0], r), post,
+        _round_corner(post[-1], inf[0], inf[3], r), inf[3:-3],
+        _round_corner(inf[-4], inf[-1], ant[0], r), ant])
 
 
 def _line_crossing(curve: np.ndarray, p: np.ndarray, d: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ T2_INTENSITY: dict[str, float] = {
     "air": 0.01, "muscle": 0.2, "abdomen": 0.12, "fat": 0.7, "csf": 1.0, "cord": 0.35,
     "marrow": 0.4, "sacrum": 0.38, "posterior_bone": 0.33, "annulus": 0.32, "nucleus": 0.85,
     "annulus_degen": 0.12, "nucleus_degen": 0.17, "blob": 0.3,
+    "vessel": 0.3, "root": 0.3, "hemangioma": 0.85,
 }
 
 
@@ -125,6 +126,8 @@ def build_layers(anat: Anatomy, spacing_mm, shape, ss: int = 4, ss_soft: int = 1
     add(np.concatenate([near, [[near[-1, 0], -2000.0], [near[0, 0], -2000.0]]]), "abdomen")
     for poly, val in anat.blobs:
         add(poly, "blob", gain=val / T2_INTENSITY["blob"])
+    if anat.vessel is not None:
+        add(anat.vessel[0], "vessel", gain=anat.vessel[1] / T2_INTENSITY["vessel"])
     back = _smooth_back(post[:n_b - 2])
     skin = anat.fat_depth_mm + anat.fat_thickness_mm
     fat0, skin_line = back + [0, anat.fat_depth_mm], back + [0, skin]
@@ -140,6 +143,8 @@ def build_layers(anat: Anatomy, spacing_mm, shape, ss: int = 4, ss_soft: int = 1
     cord = canal_line[:5]
     add(_band(cord, lig + width * np.linspace(0.3, 0.48, len(cord)),
               lig + width * np.linspace(0.75, 0.52, len(cord))), "cord", cls=CLASS_IDS["canal"])
+    for poly in anat.roots:
+        add(poly, "root", cls=CLASS_IDS["canal"])
     for poly in anat.posterior_elements + anat.sacrum_lower:
         add(poly, "posterior_bone", cls=CLASS_IDS["other_bone"], textured=True)
     for disc in anat.discs:
@@ -153,6 +158,9 @@ def build_layers(anat: Anatomy, spacing_mm, shape, ss: int = 4, ss_soft: int = 1
         add(outline(b, n=120), "sacrum" if is_s1 else "marrow",
             cls=CLASS_IDS["sacrum" if is_s1 else "body"], inst=INSTANCE_IDS.get(b.level, 0),
             gain=b.marrow_gain, textured=True, s=ss, extra=b.extras)
+    for poly, i in anat.hemangiomas:
+        b = anat.bodies[i]
+        add(poly, "hemangioma", cls=CLASS_IDS["body"], inst=INSTANCE_IDS.get(b.level, 0), s=ss)
     return layers
 
 

@@ -22,6 +22,9 @@ INSTANCE_IDS: dict[str, int] = {
     "T12": 1, "L1": 2, "L2": 3, "L3": 4, "L4": 5, "L5": 6, "S1": 7, "L6": 8, "T11": 9, "T10": 10,
 }
 
+#: Level name of each instance-map id.
+LEVEL_OF_INSTANCE: dict[int, str] = {v: k for k, v in INSTANCE_IDS.items()}
+
 #: Thoracic bodies drawn above the top truth level (in the masks as bodies, never in the truth).
 THORACIC_ABOVE: dict[str, tuple[str, ...]] = {
     "T12": ("T10", "T11"), "L1": ("T11", "T12"),
@@ -50,6 +53,22 @@ GRADE_LOSS: dict[int, tuple[float, float]] = {1: (0.205, 0.245), 2: (0.27, 0.38)
 
 DEFORMITY_TYPES: tuple[str, ...] = ("wedge", "biconcave", "crush")
 
+#: Region the paper's pre-processing keeps (448 x 320 pixels of 0.6 mm, centred on the slice).
+MODEL_VIEW_MM: tuple[float, float] = (448 * 0.6, 320 * 0.6)
+
+
+def view_box_mm(spacing_mm, shape) -> tuple[float, float, float, float]:
+    """(top, left, bottom, right) in mm of the centred part of the slice the model sees.
+
+    Pixel (r, c) has its centre at (r * spacing_row, c * spacing_col) mm.
+    """
+    box = []
+    for k in range(2):
+        centre = (shape[k] - 1) / 2.0 * spacing_mm[k]
+        half = min(shape[k] * spacing_mm[k], MODEL_VIEW_MM[k]) / 2.0
+        box.append((centre - half, centre + half))
+    return box[0][0], box[1][0], box[0][1], box[1][1]
+
 
 @dataclass
 class PhantomParams:
@@ -75,6 +94,8 @@ class PhantomParams:
         sacrum (bottom) falls (mostly) outside the field of view.
     n_lumbar : 4, 5 (default) or 6 lumbar-type bodies (transitional anatomy).
     corner_radius_mm : rounding of the body corners (at most 0.5 mm).
+    wall_concavity_mm : largest inward bow of the anterior body wall (posterior: 0.6 x);
+        0 keeps the walls straight (default; the training samples use up to 1.5 mm).
     """
 
     spacing_mm: tuple[float, float] = (0.6, 0.6)
@@ -95,6 +116,7 @@ class PhantomParams:
     sacrum_in_fov: bool = True
     n_lumbar: int = 5
     corner_radius_mm: float = 0.3
+    wall_concavity_mm: float = 0.0
 
     def levels(self) -> tuple[str, ...]:
         """Truth levels above the sacrum, top to bottom (T12 is dropped with 6 lumbar)."""
@@ -118,10 +140,11 @@ class PhantomParams:
             "intensity_scale": self.intensity_scale, "noise_sd": self.noise_sd,
             "t12_in_fov": self.t12_in_fov, "sacrum_in_fov": self.sacrum_in_fov,
             "n_lumbar": self.n_lumbar, "corner_radius_mm": self.corner_radius_mm,
+            "wall_concavity_mm": self.wall_concavity_mm,
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PhantomParams":
+    def from_dict(cls, d: dict) -> PhantomParams:
         """Inverse of :meth:`to_dict`."""
         d = dict(d)
         for key in ("spacing_mm", "shape", "column_offset_mm"):

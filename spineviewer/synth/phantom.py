@@ -19,12 +19,24 @@ from scipy.ndimage import gaussian_filter
 from spineviewer.synth.anatomy import Anatomy, build_anatomy
 from spineviewer.synth.geometry import CORNER_NAMES, Bump, measure_geometry
 from spineviewer.synth.layers import (
-    T2_INTENSITY, bone_rim, build_layers, compose_image, compose_labels,
+    T2_INTENSITY,
+    bone_rim,
+    build_layers,
+    compose_image,
+    compose_labels,
 )
-from spineviewer.synth.params import PhantomParams, random_params
+from spineviewer.synth.params import PhantomParams, random_params, view_box_mm
 
-__all__ = ["BodyTruth", "PhantomParams", "PhantomSlice", "make_slice", "random_params",
-           "render_slice", "lateral_variant", "body_truths"]
+__all__ = [
+    "BodyTruth",
+    "PhantomParams",
+    "PhantomSlice",
+    "body_truths",
+    "lateral_variant",
+    "make_slice",
+    "random_params",
+    "render_slice",
+]
 
 
 @dataclass
@@ -53,7 +65,7 @@ class BodyTruth:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BodyTruth":
+    def from_dict(cls, d: dict) -> BodyTruth:
         """Inverse of :meth:`to_dict`."""
         d = dict(d)
         d["corners_rc"] = {k: (float(v[0]), float(v[1])) for k, v in d["corners_rc"].items()}
@@ -65,7 +77,8 @@ class PhantomSlice:
     """A rendered phantom slice.
 
     ``image`` float32 in scanner-like units; ``class_map`` uint8 (0 background, 1 body, 2 sacrum,
-    3 disc, 4 canal, 5 other bone); ``instance_map`` uint8 (0 none, 1..6 T12..L5, 7 S1, 8 L6);
+    3 disc, 4 canal, 5 other bone); ``instance_map`` uint8 (0 none, 1..6 T12..L5, 7 S1, 8 L6,
+    9 T11, 10 T10: the thoracic bodies above the top truth level are drawn but carry no truth);
     ``truth`` holds the bodies (not S1) whose four corners lie inside the image.
     """
 
@@ -78,7 +91,9 @@ class PhantomSlice:
 
 
 def body_truths(anat: Anatomy, spacing_mm, shape, margin_px: float = 2.0) -> list[BodyTruth]:
-    """Truth of every non-sacral body whose corners lie inside the image."""
+    """Truth of every non-sacral body whose corners lie inside the image and inside the centred
+    part the paper's pre-processing keeps (``params.view_box_mm``)."""
+    top, left, bottom, right = view_box_mm(spacing_mm, shape)
     out = []
     for b in anat.bodies:
         if b.level == "S1" or not b.in_truth:
@@ -87,6 +102,7 @@ def body_truths(anat: Anatomy, spacing_mm, shape, margin_px: float = 2.0) -> lis
               for k in CORNER_NAMES}
         inside = all(margin_px <= r <= shape[0] - 1 - margin_px
                      and margin_px <= c <= shape[1] - 1 - margin_px for r, c in rc.values())
+        inside &= all(top <= p[0] <= bottom and left <= p[1] <= right for p in b.corners.values())
         if not inside:
             continue
         g = measure_geometry(b)
@@ -115,7 +131,7 @@ def t1_values() -> dict[str, float]:
     v = dict(T2_INTENSITY)
     v.update(fat=0.95, csf=0.12, cord=0.3, marrow=0.6, sacrum=0.6, posterior_bone=0.55,
              annulus=0.28, nucleus=0.3, annulus_degen=0.22, nucleus_degen=0.24, muscle=0.3,
-             abdomen=0.25, blob=0.3)
+             abdomen=0.25, blob=0.3, root=0.2, hemangioma=0.8)
     return v
 
 

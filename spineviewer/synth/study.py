@@ -4,7 +4,10 @@ Layout of one study::
 
     out_dir/dicom/...          DICOM files (T2 sagittal + optional T1 sagittal and T2 axial)
     out_dir/truth.json         UIDs, centre slice, spacing, per-level truth, phantom params
-    out_dir/truth_labels.npy   instance map of the T2 centre slice (0 none, 1..6 T12..L5, 7 S1)
+    out_dir/truth_labels.npy   instance map of the T2 centre slice (0 none, 1..6 T12..L5, 7 S1;
+                               8 L6, 9 T11, 10 T10 where drawn; see params.INSTANCE_IDS)
+    out_dir/truth_classes.npy  class map of the centre slice (0 background, 1 body, 2 sacrum,
+                               3 disc, 4 canal, 5 other bone)
 
 The T2 series uses ImageOrientationPatient [0,1,0, 0,0,-1] (rows run superior -> inferior,
 columns anterior -> posterior), so the written centre slice is the canonical phantom itself and
@@ -18,6 +21,7 @@ import argparse
 import copy
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +29,12 @@ import numpy as np
 
 from spineviewer.synth.anatomy import build_anatomy
 from spineviewer.synth.dicom_writer import (
-    VENDORS, SeriesSpec, StudySpec, mr_dataset, to_stored, uid_for,
+    VENDORS,
+    SeriesSpec,
+    StudySpec,
+    mr_dataset,
+    to_stored,
+    uid_for,
 )
 from spineviewer.synth.params import DEFORMITY_TYPES, PhantomParams, random_params
 from spineviewer.synth.phantom import BodyTruth, lateral_variant, render_slice, t1_values
@@ -95,14 +104,15 @@ def load_truth(path: str | Path) -> StudyTruth:
 
 def _intensity_scale(rng: np.random.Generator, vendor: str, field_T: float) -> float:
     """Scanner units of relative intensity 1 (CSF): vendor and field dependent."""
-    lo, hi = {"siemens": (1300.0, 2000.0), "ge": (2300.0, 3400.0), "philips": (1200.0, 2200.0)}[vendor]
+    lo, hi = {"siemens": (1300.0, 2000.0), "ge": (2100.0, 3000.0), "philips": (1200.0, 2200.0)}[vendor]
     return float(rng.uniform(lo, hi) * (1.15 if field_T > 2 else 1.0))
 
 
 def _rescale(rng: np.random.Generator, vendor: str) -> tuple[float, float]:
-    """Philips stores scaled values (slope != 1); the others store real values."""
+    """Philips stores scaled values (slope != 1, chosen so that real values up to ~4500 still fit
+    in 12 bits); the others store real values."""
     if vendor == "philips":
-        return float(np.round(rng.uniform(0.45, 0.95), 6)), 0.0
+        return float(np.round(rng.uniform(1.1, 2.2), 6)), 0.0
     return 1.0, 0.0
 
 
@@ -207,6 +217,7 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
         slope, intercept, truth_slice.truth, params, distractor_uids)
     (out / "truth.json").write_text(json.dumps(truth.to_dict(), indent=1))
     np.save(out / "truth_labels.npy", truth_slice.instance_map)
+    np.save(out / "truth_classes.npy", truth_slice.class_map)
     return truth
 
 
@@ -256,9 +267,11 @@ def _write_dicomdir(root: Path, writer: _Writer) -> None:
     """Rewrite the files as a pydicom FileSet with a DICOMDIR under ``root``."""
     from pydicom.fileset import FileSet
 
-    for path in list(root.rglob("*")):
+    for path in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
         if path.is_file():
             path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
     fs = FileSet()
     for ds in writer.datasets:
         fs.add(ds)
@@ -306,7 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
-    truths = write_cohort(args.out, args.n, args.seed, distractors=not args.no_distractors)
+    try:
+        truths = write_cohort(args.out, args.n, args.seed, distractors=not args.no_distractors)
+    except OSError as exc:
+        print(f"spineviewer synth: cannot write to {args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     n_frac = sum(v.fracture for t in truths for v in t.vertebrae)
     n_vert = sum(len(t.vertebrae) for t in truths)
     print(f"wrote {len(truths)} studies to {args.out} ({n_vert} vertebrae, {n_frac} fractured)")

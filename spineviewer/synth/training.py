@@ -14,7 +14,12 @@ from scipy.ndimage import gaussian_filter, zoom
 
 from spineviewer.synth.anatomy import build_anatomy
 from spineviewer.synth.layers import (
-    CLASS_IDS, T2_INTENSITY, bone_rim, build_layers, compose_image, compose_labels,
+    CLASS_IDS,
+    T2_INTENSITY,
+    bone_rim,
+    build_layers,
+    compose_image,
+    compose_labels,
 )
 from spineviewer.synth.params import random_params
 from spineviewer.synth.phantom import lateral_variant
@@ -101,6 +106,7 @@ def train_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     params.tilt_deg = float(rng.uniform(-15.0, 15.0))
     params.column_offset_mm = (float(rng.normal(0, 15.0)), float(rng.normal(0, 12.0)))
     params.size_scale = float(rng.uniform(0.85, 1.15))
+    params.wall_concavity_mm = float(rng.uniform(0.0, 1.5))
     anat = build_anatomy(rng, params)
     if rng.random() < 0.3:
         anat = lateral_variant(anat, rng.uniform(0.0, 7.0))

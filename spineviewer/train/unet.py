@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["UNet", "count_parameters", "conv_flops"]
+__all__ = ["UNet", "conv_flops", "count_parameters"]
 
 
 def _block(in_ch: int, out_ch: int) -> nn.Sequential:

@@ -94,6 +94,8 @@ def test_cohen_kappa_textbook_example():
     # 20 yes/yes, 5 yes/no, 10 no/yes, 15 no/no: p_o = 0.70, p_e = 0.50 -> kappa 0.40.
     assert cohen_kappa(tp=20, fp=5, tn=15, fn=10) == pytest.approx(0.40)
     assert cohen_kappa(tp=10, fp=0, tn=0, fn=0) is None
+    assert cohen_kappa(tp=15, fp=0, tn=0, fn=6) is None  # reference all fractured
+    assert cohen_kappa(tp=0, fp=0, tn=40, fn=10) == pytest.approx(0.0)  # app never calls
 
 
 def test_bland_altman_by_hand():

@@ -9,8 +9,14 @@ import pytest
 
 from spineviewer.core import genant
 from spineviewer.core.genant import (
-    GRADE_BOUNDARIES, THRESHOLD_SD, RatioStats, ReferenceTable, classify, crush_ratios,
-    grade_from_loss, load_reference_table,
+    GRADE_BOUNDARIES,
+    THRESHOLD_SD,
+    RatioStats,
+    ReferenceTable,
+    classify,
+    crush_ratios,
+    grade_from_loss,
+    load_reference_table,
 )
 
 LEVELS = ["T12", "L1", "L2", "L3", "L4", "L5"]
@@ -27,6 +33,8 @@ class M:
     IC_mm: float = 0.8
     sc_notch_width_mm: float = 0.0
     ic_notch_width_mm: float = 0.0
+    sc_chord_mm: float = 0.0
+    ic_chord_mm: float = 0.0
 
 
 def _table() -> ReferenceTable:
@@ -179,7 +187,36 @@ def test_load_reference_table_roundtrip(tmp_path):
 def test_shipped_table_covers_t12_to_l5():
     t = load_reference_table()
     for lv in LEVELS:
-        for r in ("wedge", "biconcavity", "crush", "crush_above", "crush_below"):
+        need = ["wedge", "biconcavity", "crush_above"]
+        need += ["crush", "crush_below"] if lv != "L5" else []  # L5 has no body below
+        for r in need:
             st = t.levels[lv][r]
-            assert 0.6 < st.mean < 1.4 and 0.0 < st.sd < 0.2
+            assert 0.6 < st.mean < 1.4 and 0.0 < st.sd < 0.2, (lv, r)
     assert t.source
+
+
+def test_wide_biconcave_depression_is_not_a_schmorl_node():
+    # half-depth width 14.5 mm on a 36 mm chord (40%): a biconcave fracture, not a node
+    ms = _healthy()
+    ms[3] = M(AH_mm=26.0 * 0.93, PH_mm=26.0, MH_mm=26.0 * 0.69, SC_mm=3.6, IC_mm=3.6,
+              sc_notch_width_mm=14.5, ic_notch_width_mm=14.5, sc_chord_mm=36.0, ic_chord_mm=36.0)
+    call = classify(LEVELS, ms, _table())[3]
+    assert call.fracture and call.deformity == "biconcave" and "schmorl_node" not in call.flags
+    # 8 mm wide on the same chord (22%): narrow enough
+    ms[3] = M(AH_mm=26.0 * 0.93, PH_mm=26.0, MH_mm=26.0 * 0.69, SC_mm=3.6, IC_mm=0.8,
+              sc_notch_width_mm=8.0, sc_chord_mm=36.0, ic_chord_mm=36.0)
+    call = classify(LEVELS, ms, _table())[3]
+    assert not call.fracture and "schmorl_node" in call.flags
+    assert any("22% of the chord" in r for r in call.reasons)
+
+
+def test_site_table_from_environment(tmp_path, monkeypatch):
+    p = tmp_path / "site.json"
+    p.write_text(json.dumps({"source": "site X", "levels": {
+        "L1": {"wedge": {"mean": 0.8, "sd": 0.01, "n": 5}}}}))
+    monkeypatch.setenv(genant.TABLE_ENV, str(p))
+    assert load_reference_table().source == "site X"
+    p.write_text("{not json")
+    from spineviewer.core.errors import SpineViewerError
+    with pytest.raises(SpineViewerError, match="unreadable"):
+        load_reference_table()

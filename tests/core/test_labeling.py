@@ -14,7 +14,7 @@ BODY_H, DISC_H, DEPTH = 42, 14, 58  # px at 0.6 mm: 25 mm bodies, 8 mm discs, 35
 
 def _col(r: float) -> int:
     """Anterior edge of the column: a lordotic curve."""
-    return int(round(110 + 0.0006 * (r - 250) ** 2))
+    return round(110 + 0.0006 * (r - 250) ** 2)
 
 
 def _column(n_bodies=6, top=20, sacrum=True, heights=None, depths=None, disc_h=None,
@@ -61,7 +61,7 @@ def test_seven_bodies_name_t11():
 
 
 def test_touching_bodies_are_split():
-    cm, truth = _column(6, top=40, heights=[BODY_H] * 6, depths=[58, 58, 58, 58, 58, 60])
+    cm, _truth = _column(6, top=40, heights=[BODY_H] * 6, depths=[58, 58, 58, 58, 58, 60])
     # turn the disc between the 3rd and 4th bodies (L1-L2) into bone: they touch
     lo = 40 + 3 * BODY_H + 2 * DISC_H
     band = cm[lo:lo + DISC_H]
@@ -106,7 +106,7 @@ def test_cropped_top_body_is_partial():
 
 def test_six_lumbar_sized_bodies_flag_transitional():
     # T12 as large as the lumbar bodies
-    cm, _ = _column(6, top=40, heights=[BODY_H] * 6, depths=[DEPTH] * 6)
+    cm, _ = _column(6, top=40, heights=[BODY_H] * 6, depths=[DEPTH + 2] + [DEPTH] * 5)
     lab = label_vertebrae(cm, CLASSES, 0.6)
     assert "transitional_anatomy" in lab.flags
     assert any("six lumbar" in w for w in lab.warnings)
@@ -126,16 +126,28 @@ def test_missing_l5_s1_disc_flags_sacralisation():
     assert any("sacralisation" in w for w in lab.warnings)
 
 
-def test_small_lowest_body_cue():
-    masks = []
-    for i, h in enumerate([40, 40, 40, 40, 18]):
-        m = np.zeros((400, 100), bool)
-        m[10 + 60 * i:10 + 60 * i + h, 20:80] = True
-        masks.append(m)
-    cues = transitional_cues(masks, None)
-    assert any("sacralised" in c for c in cues)
+def test_small_lowest_body_cue_uses_depth_not_height():
+    def column(last_depth, last_height):
+        masks = []
+        for i in range(5):
+            m = np.zeros((400, 100), bool)
+            h, d = (last_height, last_depth) if i == 4 else (40, 60)
+            m[10 + 60 * i:10 + 60 * i + h, 20:20 + d] = True
+            masks.append(m)
+        return masks
+
+    assert any("sacralised" in c for c in transitional_cues(column(40, 40), None))
+    # a crushed lowest body (half height, full depth) is a fracture, not a transitional cue
+    assert transitional_cues(column(60, 20), None) == []
 
 
 def test_body_class_required():
     with pytest.raises(ValueError, match="body"):
         label_vertebrae(np.zeros((10, 10), int), ["background", "sacrum"])
+
+
+def test_debris_is_not_counted_as_a_body():
+    cm, _ = _column(6, top=40)
+    cm[5:8, 150:153] = 1  # 9 px = 3 mm^2 above T12
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]

@@ -210,3 +210,11 @@ def test_real_remeasure_after_corner_move(tmp_path):
     s = review.ReviewSession(res)
     s.move_corner("L3", "AS", (res.vertebra("L3").corners_rc["AS"][0] + 10, 30.0))
     assert res.vertebra("L3").AH_mm == pytest.approx(ah0 - 5.0, abs=0.05)
+
+
+def test_preview_move_corner_leaves_result_untouched(session):
+    res = session.result
+    before = res.to_json()
+    preview = review.preview_move_corner(res, "L2", "PS", (90.0, 100.0), stub_remeasure)
+    assert preview.vertebra("L2").PH_mm == pytest.approx((130 - 90) * 0.5)
+    assert res.to_json() == before and res.edits == [] and preview.edits == []

@@ -13,7 +13,11 @@ from onnx import TensorProto, helper, numpy_helper
 from spineviewer.core import segment
 from spineviewer.core.errors import ModelError
 from spineviewer.core.segment import (
-    SegmentationModel, choose_providers, column_curve, postprocess, softmax,
+    SegmentationModel,
+    choose_providers,
+    column_curve,
+    postprocess,
+    softmax,
 )
 
 H, W = 16, 12

@@ -14,16 +14,17 @@ import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _PRIVATE = tempfile.mkdtemp(prefix="spineviewer-guitest-")
-os.environ.setdefault("XDG_CONFIG_HOME", os.path.join(_PRIVATE, "config"))
-os.environ.setdefault("XDG_DATA_HOME", os.path.join(_PRIVATE, "data"))
+# QSettings (recent folders) and fallback autosaves must not touch the user's own folders.
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_PRIVATE, "config")
+os.environ["XDG_DATA_HOME"] = os.path.join(_PRIVATE, "data")
 
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from tests import dicom_factory as df  # noqa: E402
+from tests import dicom_factory as df
 
 ROWS, COLS = 300, 160
 SPACING_MM = (0.8, 0.8)

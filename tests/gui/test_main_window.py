@@ -50,7 +50,7 @@ def test_open_study_analyses_and_shows_lumbar_rows(qtbot, window, lumbar_study):
     assert len(items) == 3 and window.browser.chosen_uid == lumbar_study.t2_uid
     chosen = items[lumbar_study.t2_uid]
     assert chosen.font(0).bold() and chosen.text(0).startswith("\u2605")
-    assert "102 / 3500" == chosen.text(2)
+    assert "sagittal \u00b7 TE 102 / TR 3500 \u00b7 5 sl" in chosen.text(0)
     assert "Auto-chosen" in chosen.toolTip(0)
     # the wedge-fractured L1 stands out in table, summary and overlay
     assert cell(window, "L1", "Fracture").startswith("yes")
@@ -217,8 +217,62 @@ def test_not_a_study_shows_message(qtbot, tmp_path, masks_analyze):
 def test_any_series_can_be_viewed(qtbot, window, lumbar_study):
     open_and_wait(qtbot, window, lumbar_study.path)
     axial = next(uid for uid, it in window.browser.series_items().items()
-                 if it.text(1) == "axial")
+                 if "axial" in it.text(0))
     with qtbot.waitSignal(window.volumeShown, timeout=10000):
         window.browser.seriesActivated.emit(axial)
     assert window.canvas.series_uid == axial and not window.canvas.analysed_here()
     assert window.canvas.pixels.shape[0] == 5
+
+
+def test_drop_a_folder_opens_it_and_remembers_it(qtbot, window, lumbar_study):
+    from PySide6 import QtGui
+
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(lumbar_study.path))])
+    drop = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.resultsShown, timeout=ANALYSIS_TIMEOUT_MS):
+        window.dropEvent(drop)
+    assert window.recent_folders()[0] == str(lumbar_study.path)
+    assert window.recent_menu.actions()[0].text() == str(lumbar_study.path)
+
+
+def test_table_follows_a_corner_while_it_is_dragged(qtbot, window, lumbar_study):
+    result = open_and_wait(qtbot, window, lumbar_study.path)
+    ah0 = result.vertebra("L4").AH_mm
+    handle = window.canvas.corner_handle("L4", "AI")
+    p = handle.pos()
+    handle.setPos(p.x(), p.y() - 5.0)  # mid-drag: the inferior corner 5 px up (4 mm)
+    qtbot.waitUntil(lambda: float(cell(window, "L4", "AH")) < ah0 - 3.0, timeout=3000)
+    assert float(cell(window, "L4", "AH")) == pytest.approx(ah0 - 4.0, abs=0.3)
+    assert window.session.result.vertebra("L4").AH_mm == pytest.approx(ah0)  # not committed
+    assert window.session.result.edits == [] and not window.act_undo.isEnabled()
+    handle.sigPositionChangeFinished.emit(handle)  # release commits one edit
+    qtbot.waitUntil(lambda: len(window.session.result.edits) == 1, timeout=3000)
+    assert window.session.result.vertebra("L4").AH_mm == pytest.approx(ah0 - 4.0, abs=0.3)
+
+
+def test_indexing_can_be_cancelled_from_the_browser(qtbot, lumbar_study, masks_analyze,
+                                                    monkeypatch):
+    import spineviewer.gui.main_window as mw
+    from spineviewer.core.errors import Cancelled
+
+    def slow_index(path, progress=None, cancel=None):
+        for i in range(500):
+            if cancel():
+                raise Cancelled("indexing cancelled")
+            progress(f"reading headers {i + 1}/500", i / 500)
+            time.sleep(0.01)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(mw, "index_folder", slow_index)
+    w = MainWindow(analyze=masks_analyze)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_folder(lumbar_study.path)
+    qtbot.waitUntil(lambda: w.browser.progress.value() > 0, timeout=5000)
+    assert w.browser.cancel_button.isVisible()
+    w.browser.cancel_button.click()
+    qtbot.waitUntil(lambda: not w.is_busy("index"), timeout=5000)
+    assert not w.browser.progress.isVisible() and w.folder is None
+    w.shutdown()

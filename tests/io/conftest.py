@@ -7,7 +7,6 @@ brighter discs between them. The result's outlines are those rectangles, L1 wedg
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from pathlib import Path
 
@@ -121,24 +120,46 @@ def _vertebra(i: int, level: str) -> VertebraResult:
     if level == "L1":
         v.fracture, v.deformity, v.genant_grade = True, "wedge", 2
         v.reasons = [
-            f"wedge ratio AH/PH = {ah / ph:.2f} < threshold 0.76 (L1 mean 0.91 - 3 x 0.050): "
-            "anterior height loss 35% -> grade 2",
+            (f"wedge ratio AH/PH = {ah / ph:.2f} < threshold 0.76 (L1 mean 0.91 - 3 x 0.050): "
+             "anterior height loss 35% -> grade 2"),
             "fracture: wedge deformity, anterior height loss 35%, Genant grade 2",
         ]
     else:
         v.reasons = ["no deformity: every assessable ratio within 3 SD of its level mean"]
     if level == "L4":
         v.flags = ["schmorl_node", "needs_review"]
-    if level == "L3":
-        # a reader moved the AS corner: keep the network's value in ``ai``
-        v.ai = {"AH_mm": ah - 1.2, "PH_mm": ph, "corners_rc": {"AS": [c["AS"][0] + 0.8, ANT_COL]}}
-    if level == "L5":
-        v.override = {"fracture": False, "comment": "old healed endplate irregularity"}
     return v
 
 
+def _heights_from_corners(result: StudyResult) -> None:
+    """A minimal remeasure for the fixture's edits: AH, PH and AH/PH from the corners."""
+    sr = result.pixel_spacing_mm[0]
+    for v in result.vertebrae:
+        c = v.corners_rc
+        v.AH_mm = abs(c["AI"][0] - c["AS"][0]) * sr
+        v.PH_mm = abs(c["PI"][0] - c["PS"][0]) * sr
+        v.wedge_ratio = v.AH_mm / v.PH_mm
+
+
 def make_result(source_file: Path, ds: Dataset) -> StudyResult:
-    """Five vertebrae on the source slice with one fracture (L1), an edit and an override."""
+    """Five vertebrae on the source slice with one fracture (L1), an edit and an override.
+
+    The edits go through `spineviewer.core.review` (the GUI's edit functions): a reader moves
+    L3's AS corner 0.8 px up (AH 25.5 -> 26.7 mm) and confirms "no fracture" at L5.
+    """
+    from spineviewer.core import review
+
+    result = _bare_result(source_file, ds)
+    as_rc = result.vertebra("L3").corners_rc["AS"]
+    review.move_corner(result, "L3", "AS", (as_rc[0] - 0.8, as_rc[1]),
+                       remeasure=_heights_from_corners)
+    review.override_call(result, "L5", False, comment="old healed endplate irregularity")
+    for e in result.edits:
+        e["user"] = "reader1"
+    return result
+
+
+def _bare_result(source_file: Path, ds: Dataset) -> StudyResult:
     return StudyResult(
         study_uid=str(ds.StudyInstanceUID), series_uid=str(ds.SeriesInstanceUID),
         sop_instance_uid=str(ds.SOPInstanceUID), slice_index=7, pixel_spacing_mm=SPACING_MM,
@@ -149,12 +170,6 @@ def make_result(source_file: Path, ds: Dataset) -> StudyResult:
         vertebrae=[_vertebra(i, lv) for i, lv in enumerate(LEVELS)],
         patient=dict(PATIENT),
         parameters={"threshold_sd": 3.0, "reference_table": "PROVISIONAL test table"},
-        edits=[{"time": dt.datetime(2024, 1, 3, 9, 0).isoformat(), "level": "L3",
-                "action": "move_corner", "field": "AS", "ai": [18.8, 40.0], "value": [18.0, 40.0],
-                "user": "reader1"},
-               {"time": dt.datetime(2024, 1, 3, 9, 2).isoformat(), "level": "L5",
-                "action": "override", "field": "fracture", "ai": False, "value": False,
-                "comment": "old healed endplate irregularity", "user": "reader1"}],
         source_path=str(source_file.parent), source_slice_file=str(source_file),
         software={"name": "spineviewer", "version": "0.1.0"}, image_shape=(ROWS, COLS),
     )
@@ -184,7 +199,8 @@ def dciodvfy_errors(path: str | Path) -> list[str]:
     exe = shutil.which("dciodvfy")
     if exe is None:
         pytest.skip("dciodvfy not installed (Debian package dicom3tools)")
-    proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60,
+                          check=False)
     out = proc.stdout + proc.stderr
     assert out.strip(), "dciodvfy printed nothing"
     return [line for line in out.splitlines() if line.startswith("Error")]

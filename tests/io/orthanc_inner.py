@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from spineviewer.io import export, pacs, send_cli
+from spineviewer import cli
+from spineviewer.io import export, pacs
 
 ORTHANC_AET = "ORTHANCTEST"
 OUR_AET = "SPINEVIEWER"
@@ -55,10 +56,11 @@ class Orthanc:
             "DicomModalities": {"spineviewer": [OUR_AET, "127.0.0.1", 104]},
             "Plugins": [], "SaveJobs": False, "StorageCompression": False,
         }))
-        self.log = open(root / "orthanc.log", "wb")
-        self.proc = subprocess.Popen([shutil.which("Orthanc") or "/usr/sbin/Orthanc",
-                                      str(self.config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.log = open(root / "orthanc.log", "wb")  # noqa: SIM115 - lives as long as Orthanc
+        cmd = [shutil.which("Orthanc") or "/usr/sbin/Orthanc", str(self.config)]
+        if shutil.which("setpriv"):  # util-linux: Orthanc gets SIGTERM if this test dies
+            cmd = [shutil.which("setpriv"), "--pdeathsig", "TERM", *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.http_port}"
         deadline = time.monotonic() + 60
         while True:
@@ -116,14 +118,15 @@ def test_send_cli_delivers_all_objects(orthanc, study_result, tmp_path, capsys):
     paths = export.export_all(study_result, tmp_path / "out", dicom=True)
     dcm = [p for p in paths if p.suffix == ".dcm"]
     before = set(orthanc.get("/instances"))
-    code = send_cli.main(["send", str(tmp_path / "out"), "--host", "127.0.0.1", "--port",
+    # through the top-level command, as a user types it: spineviewer send DIR ...
+    code = cli.main(["send", str(tmp_path / "out"), "--host", "127.0.0.1", "--port",
                           str(orthanc.dicom_port), "--aet", ORTHANC_AET, "--calling-aet",
                           OUR_AET, "--echo", "--timeout", "20"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert f"sent {len(dcm)} of {len(dcm)} file(s)" in err
     new = set(orthanc.get("/instances")) - before
-    assert len(new) == len(dcm) == 3
+    assert len(new) == len(dcm) == 4
     sop_uids, modalities = set(), set()
     for oid in new:
         tags = orthanc.get(f"/instances/{oid}/simplified-tags")
@@ -134,7 +137,7 @@ def test_send_cli_delivers_all_objects(orthanc, study_result, tmp_path, capsys):
     from pydicom import dcmread
 
     assert sop_uids == {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in dcm}
-    assert modalities == {"SEG", "SR", "DOC"}
+    assert modalities == {"SEG", "SR", "PR", "DOC"}
     studies = orthanc.get("/studies")
     uids = {orthanc.get(f"/studies/{s}")["MainDicomTags"]["StudyInstanceUID"] for s in studies}
     assert study_result.study_uid in uids
@@ -142,4 +145,4 @@ def test_send_cli_delivers_all_objects(orthanc, study_result, tmp_path, capsys):
     study = next(s for s in studies
                  if orthanc.get(f"/studies/{s}")["MainDicomTags"]["StudyInstanceUID"]
                  == study_result.study_uid)
-    assert len(orthanc.get(f"/studies/{study}")["Series"]) == 3
+    assert len(orthanc.get(f"/studies/{study}")["Series"]) == 4

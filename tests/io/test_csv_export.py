@@ -60,8 +60,9 @@ def test_deidentified_result_drops_phi_everywhere(study_result):
                    "healed endplate", study_result.sop_instance_uid, "IM0008"):
         assert secret not in js
     assert d.vertebra("L5").override == {"fracture": False}
-    assert d.edits[0] == {"level": "L3", "action": "move_corner", "field": "AS",
-                          "ai": [18.8, 40.0], "value": [18.0, 40.0]}
+    assert d.edits[0] == {"level": "L3", "field": "corner_AS", "ai_value": [54.0, 40.0],
+                          "new_value": [53.2, 40.0]}  # no time, user or comment
+    assert study_result.edits[0]["time"] not in js
     assert study_result.patient["id"] == PATIENT["id"]  # the original is untouched
 
 

@@ -123,3 +123,40 @@ def test_outline_mask_rasterises_polygon():
     mask = dicom_out.outline_mask([(2, 2), (2, 9), (7, 9), (7, 2)], (12, 12))
     assert mask.sum() == 6 * 8 and mask[2, 2] and mask[7, 9] and not mask[8, 5]
     assert not dicom_out.outline_mask([], (4, 4)).any()
+
+
+def test_minimal_source_gets_type2_attributes(study_result, tmp_path):
+    """Anonymised sources without birth date / accession still give valid objects."""
+    ds = dcmread(study_result.source_slice_file)
+    for kw in ("PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
+        delattr(ds, kw)
+    ds.save_as(study_result.source_slice_file, enforce_file_format=True)
+    source = dicom_out.read_source(study_result)
+    assert source.PatientBirthDate == ""
+    for build in (dicom_out.build_seg, dicom_out.build_sr):
+        path = _save(build(study_result, source), tmp_path / f"{build.__name__}.dcm")
+        assert dciodvfy_errors(path) == []
+    del source.FrameOfReferenceUID
+    with pytest.raises(SpineViewerError, match="Frame of Reference UID"):
+        dicom_out.build_seg(study_result, source)
+
+
+def test_presentation_state_draws_outlines_labels_and_heights(study_result, source, tmp_path):
+    path = _save(dicom_out.build_pr(study_result, source), tmp_path / "pr.dcm")
+    assert dciodvfy_errors(path) == []
+    pr = dcmread(path)
+    assert pr.Modality == "PR" and pr.StudyInstanceUID == source.StudyInstanceUID
+    ref = pr.ReferencedSeriesSequence[0].ReferencedImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    layers = {a.GraphicLayer: a for a in pr.GraphicAnnotationSequence}
+    assert set(layers) == {"FRACTURE", "REVIEW", "NORMAL", "HEIGHTS"}
+    fx_texts = [t.UnformattedTextValue for t in layers["FRACTURE"].TextObjectSequence]
+    assert fx_texts == ["L1 FX wedge g2 AH 16.5 PH 25.5"]
+    assert [t.UnformattedTextValue for t in layers["REVIEW"].TextObjectSequence] == \
+        ["L4 AH 25.5 PH 25.5"]
+    heights = layers["HEIGHTS"].GraphicObjectSequence
+    assert len(heights) == 10  # AH and PH of five vertebrae
+    c = vertebra_corners(0)
+    ah = np.asarray(heights[0].GraphicData, float).reshape(-1, 2)
+    assert np.allclose(ah, [[c["AS"][1] + 0.5, c["AS"][0] + 0.5], [c["AI"][1] + 0.5,
+                                                                  c["AI"][0] + 0.5]])

@@ -18,7 +18,7 @@ def test_export_all_writes_every_output(study_result, tmp_path):
     paths = export.export_all(study_result, out, dicom=True)
     names = [p.relative_to(out).as_posix() for p in paths]
     assert names == ["report.pdf", "results.csv", "dicom/vertebrae_seg.dcm",
-                     "dicom/morphometry_sr.dcm", "dicom/report_pdf.dcm"]
+                     "dicom/morphometry_sr.dcm", "dicom/overlay_pr.dcm", "dicom/report_pdf.dcm"]
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
     assert paths[0].read_bytes().startswith(b"%PDF")
     assert len(read_csv_rows(paths[1])) == 5
@@ -28,9 +28,9 @@ def test_export_all_writes_every_output(study_result, tmp_path):
         ds = dcmread(p)
         assert ds.StudyInstanceUID == study_result.study_uid
         modalities.add(ds.Modality)
-    assert modalities == {"SEG", "SR", "DOC"}
+    assert modalities == {"SEG", "SR", "PR", "DOC"}
     # the encapsulated document is the report written beside it
-    enc = dcmread(paths[4])
+    enc = dcmread(paths[5])
     assert enc.EncapsulatedDocument[: enc.EncapsulatedDocumentLength] == paths[0].read_bytes()
     # atomic writes leave no temporary files behind
     leftovers = [p for p in out.rglob("*") if p.is_file() and p not in paths]
@@ -74,11 +74,30 @@ def test_write_dicom_outputs_for_the_command_line(study_result, tmp_path):
     from spineviewer.io.dicom_out import write_dicom_outputs
 
     paths = write_dicom_outputs(study_result, tmp_path / "dcm")
-    assert sorted(p.name for p in paths) == ["morphometry_sr.dcm", "report_pdf.dcm",
-                                             "vertebrae_seg.dcm"]
+    assert sorted(p.name for p in paths) == ["morphometry_sr.dcm", "overlay_pr.dcm",
+                                             "report_pdf.dcm", "vertebrae_seg.dcm"]
     enc = dcmread(tmp_path / "dcm" / "report_pdf.dcm")
     assert enc.EncapsulatedDocument.startswith(b"%PDF")
     with pytest.raises(export.ExportExists, match="vertebrae_seg.dcm already exists"):
         write_dicom_outputs(study_result, tmp_path / "dcm", include_pdf=False)
     again = write_dicom_outputs(study_result, tmp_path / "dcm", include_pdf=False, overwrite=True)
-    assert len(again) == 2
+    assert len(again) == 3
+
+
+def test_unmeasurable_vertebra_and_empty_result(study_result, tmp_path):
+    from spineviewer.core.results import VertebraResult
+
+    study_result.vertebrae.append(VertebraResult(level="S1", flags=["needs_review"],
+                                                 reasons=["needs review: measurements missing"]))
+    paths = export.export_all(study_result, tmp_path / "a", dicom=True)
+    seg = dcmread(paths[2])
+    assert len(seg.SegmentSequence) == 5  # S1 has no outline: left out
+    text = pdf_text(paths[0].read_bytes(), tmp_path / "a")
+    assert "Needs review (measurements missing): S1" in text
+    study_result.vertebrae = []
+    text = pdf_text(export.export_all(study_result, tmp_path / "b")[0].read_bytes(),
+                    tmp_path / "b")
+    assert "No vertebral fracture detected by the algorithm" in text
+    assert "No vertebral body was measured." in text
+    with pytest.raises(SpineViewerError, match="no vertebra has an outline"):
+        export.export_all(study_result, tmp_path / "c", pdf=False, csv=False, dicom=True)

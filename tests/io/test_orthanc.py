@@ -25,7 +25,8 @@ def _unshare_prefix() -> list[str] | None:
     if unshare is None:
         return None
     for flags in (["-n"], ["-r", "-n"]):
-        probe = subprocess.run([unshare, *flags, "true"], capture_output=True, timeout=30)
+        probe = subprocess.run([unshare, *flags, "true"], capture_output=True, timeout=30,
+                               check=False)
         if probe.returncode == 0:
             return [unshare, *flags]
     return None
@@ -44,10 +45,11 @@ def test_orthanc_end_to_end_in_private_netns():
         pytest.skip("cannot create a private network namespace (unshare -n / -rn failed)")
     env = dict(os.environ, SPINEVIEWER_IN_NETNS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    cmd = [*prefix, "sh", "-c",
-           f'"{ip}" link set lo up && exec "{sys.executable}" -m pytest -q -p no:cacheprovider '
-           f'-o addopts="" "{INNER}"']
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    script = (f'"{ip}" link set lo up && exec "{sys.executable}" -m pytest -q '
+              f'-p no:cacheprovider -o addopts="" "{INNER}"')
+    cmd = [*prefix, "sh", "-c", script]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "5 passed" in out, out[-4000:]

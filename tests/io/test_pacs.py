@@ -75,11 +75,11 @@ def test_echo(fake_pacs):
 
 def test_send_stores_every_file(fake_pacs, dicom_files):
     results = pacs.send(dicom_files, "127.0.0.1", fake_pacs.port, SCP_AET, timeout=10)
-    assert [r.ok for r in results] == [True, True, True]
+    assert [r.ok for r in results] == [True] * 4
     assert all(r.status == 0 and r.message == "stored" for r in results)
     got = {str(ds.SOPInstanceUID) for ds in fake_pacs.received}
     assert got == {r.sop_instance_uid for r in results}
-    assert {ds.Modality for ds in fake_pacs.received} == {"SEG", "SR", "DOC"}
+    assert {ds.Modality for ds in fake_pacs.received} == {"SEG", "SR", "PR", "DOC"}
     assert fake_pacs.associations == 1  # one association for all files
 
 
@@ -137,8 +137,8 @@ def test_cli_send_and_echo(fake_pacs, dicom_files, capsys):
                           str(fake_pacs.port), "--aet", SCP_AET, "--echo", "--timeout", "5"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "C-ECHO TESTPACS@127.0.0.1" in err and "sent 3 of 3 file(s)" in err
-    assert len(fake_pacs.received) == 3
+    assert "C-ECHO TESTPACS@127.0.0.1" in err and "sent 4 of 4 file(s)" in err
+    assert len(fake_pacs.received) == 4
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 import numpy as np
 import pytest
 
@@ -22,7 +23,14 @@ def _media_boxes(pdf: bytes) -> list[tuple[float, float]]:
 def test_summary_line_from_reasons(study_result):
     lines = report_text.summary_lines(study_result)
     assert lines[0] == "Fracture suspected at L1: wedge deformity, grade 2, 35% anterior height loss"
-    assert any(line.startswith("L4: focal endplate notch") for line in lines)
+    assert ("L4: focal endplate notch, possibly a Schmorl node; not called a fracture. "
+            "Review advised.") in lines
+    assert not any(line.startswith("Needs review") for line in lines)  # L4 said it already
+    study_result.vertebra("L2").flags = ["label_uncertain", "needs_review"]
+    study_result.vertebra("L2").reasons.append("needs review: labelling (label_uncertain)")
+    study_result.vertebra("L4").flags.append("label_uncertain")
+    lines = report_text.summary_lines(study_result)
+    assert "Needs review (level label uncertain): L2, L4" in lines
 
 
 def test_summary_without_fracture_and_with_overrides(study_result):
@@ -37,7 +45,9 @@ def test_summary_without_fracture_and_with_overrides(study_result):
 
 def test_corrections_list_ai_versus_corrected(study_result):
     fixes = report_text.corrections(study_result)
-    assert "L3 AH: 24.3 mm (algorithm) -> 25.5 mm (corrected)" in fixes
+    assert fixes[0] == "L3: corner AS moved by a clinician"
+    assert "L3 AH/PH: 1.00 (algorithm) -> 1.05 (corrected)" in fixes
+    assert "L3 AH: 25.5 mm (algorithm) -> 26.7 mm (corrected)" in fixes
     assert any(f.startswith("L5: call set to no fracture by a clinician (old healed") for f in fixes)
     assert fixes[-1] == "2 edit(s) in the audit trail (levels L3, L5)"
 
@@ -52,13 +62,13 @@ def test_pdf_content_and_paper(study_result, tmp_path, paper, size):
     for needle in ("Muster, Erika", "PID-4711", "1948-03-12", "2024-01-02",
                    "t2_tse_sag (series 3)", "Fracture suspected at L1: wedge deformity, grade 2,",
                    "unet-test", "ab" * 32, "Eastell", "Genant", "Germann",
-                   "L3 AH: 24.3 mm (algorithm) -> 25.5 mm (corrected)",
+                   "L3 AH: 25.5 mm (algorithm) -> 26.7 mm (corrected)",
                    "PROVISIONAL test table"):
         assert needle in text, needle
     assert text.count(spineviewer.DISCLAIMER[:40]) >= 2  # header/footer of every page
     # the table row of L1: AH 16.5, PH 25.5, ratio 0.65, grade 2
     assert re.search(r"L1 16\.5 25\.5 21\.0 0\.4 0\.9 14\.6 0\.65 0\.82 1\.00 wedge 2", text)
-    assert re.search(r"L3 25\.5\* 25\.5 ", text)  # the corrected AH is starred
+    assert re.search(r"L3 26\.7\* 25\.5 ", text)  # the corrected AH is starred
 
 
 def test_pdf_without_source_image_still_renders(study_result, tmp_path):
@@ -84,3 +94,13 @@ def test_figure_draws_overlays_on_the_slice(study_result):
     # the fracture colour (vermillion #D55E00) appears: L1 is outlined and labelled as fracture
     vermillion = np.all(np.abs(rgb - np.array([0xD5, 0x5E, 0x00]) / 255) < 0.08, axis=-1)
     assert vermillion.sum() > 30
+
+
+def test_many_corrections_flow_onto_a_second_page(study_result, tmp_path):
+    for v in study_result.vertebrae:
+        v.ai = {name: 1.0 for name in ("AH_mm", "PH_mm", "MH_mm", "SC_mm", "IC_mm", "VA_deg")}
+    pdf = report_pdf.build_report_pdf(study_result)
+    assert len(report_text.corrections(study_result)) > 30
+    assert len(_media_boxes(pdf)) == 2
+    text = pdf_text(pdf, tmp_path)
+    assert "L5 IC: 1.0 mm (algorithm) -> 0.9 mm (corrected)" in text

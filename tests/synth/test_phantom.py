@@ -54,8 +54,8 @@ def test_corners_lie_on_their_body_mask():
         centre = corners.mean(axis=0)
         for rc in corners:
             inner = rc + (centre - rc) / np.linalg.norm(centre - rc) * 1.5
-            assert ps.instance_map[int(round(inner[0])), int(round(inner[1]))] == lid
-            r, c = int(round(rc[0])), int(round(rc[1]))
+            assert ps.instance_map[round(inner[0]), round(inner[1])] == lid
+            r, c = round(rc[0]), round(rc[1])
             assert lid in ps.instance_map[r - 1:r + 2, c - 1:c + 2]
 
 
@@ -162,3 +162,14 @@ def test_crops_remove_t12_or_sacrum_and_transitional_counts():
     assert [t.level for t in six.truth][-2:] == ["L5", "L6"]
     four = _slice(seed=1, n_lumbar=4)
     assert [t.level for t in four.truth][-1] == "L4"
+
+
+def test_wall_concavity_narrows_the_mask_but_keeps_the_corner_truth():
+    straight = _slice(seed=6)
+    bowed = _slice(seed=6, wall_concavity_mm=1.5)
+    t0, t1 = _truth(straight, "L3"), _truth(bowed, "L3")
+    assert t1.corners_rc == t0.corners_rc and t1.AH_mm == t0.AH_mm and t1.MH_mm == t0.MH_mm
+    lid = INSTANCE_IDS["L3"]
+    lost_mm2 = ((straight.instance_map == lid).sum() - (bowed.instance_map == lid).sum()) * 0.36
+    # at most the area of two sine bows (2/pi * depth * height), anterior 1.5 mm + posterior 0.9 mm
+    assert 3.0 < lost_mm2 <= 2 / np.pi * (1.5 * t1.AH_mm + 0.9 * t1.PH_mm) + 5

@@ -64,9 +64,12 @@ def test_centre_slice_is_the_truth_slice_with_philips_rescale(philips_study):
     real = centre.pixel_array * slope + float(centre.RescaleIntercept)
     labels = np.load(out / "truth_labels.npy")
     assert labels.shape == real.shape
-    csf_like = real[labels == 0].max()
+    classes = np.load(out / "truth_classes.npy")
+    assert np.array_equal(classes[(labels >= 1) & (labels <= 6)] == 1, np.ones(1, bool).repeat(
+        ((labels >= 1) & (labels <= 6)).sum()))
+    csf = np.median(real[classes == 4])
     marrow = np.median(real[(labels >= 1) & (labels <= 6)])
-    assert 300 < marrow < 2500 and csf_like > 1.5 * marrow
+    assert 300 < marrow < 2500 and csf > 1.5 * marrow          # T2: CSF bright
     assert pydicom.pixels.apply_rescale(centre.pixel_array, centre) == pytest.approx(real)
     # truth corners sit on their labelled body in the written slice
     l1 = next(v for v in truth.vertebrae if v.level == "L1")
@@ -86,7 +89,8 @@ def test_truth_roundtrip_and_determinism(philips_study, tmp_path):
     assert twin.sop_instance_uid == truth.sop_instance_uid
     assert twin.to_dict()["vertebrae"] == truth.to_dict()["vertebrae"]
     a = pydicom.dcmread(tmp_path / "dicom" / f"{twin.sop_instance_uid}.dcm")
-    centre = [d for d in _read_all(out / "dicom") if d.SOPInstanceUID == truth.sop_instance_uid][0]
+    centre = next(d for d in _read_all(out / "dicom")
+                  if d.SOPInstanceUID == truth.sop_instance_uid)
     assert np.array_equal(a.pixel_array, centre.pixel_array)
 
 
@@ -94,6 +98,7 @@ def test_vendor_styles_and_dicomdir(tmp_path):
     ge = write_study(tmp_path / "ge", 3, vendor="ge", n_slices=3, distractors=False,
                      file_names="numbered", dicomdir=True)
     assert (tmp_path / "ge" / "dicom" / "DICOMDIR").is_file()
+    assert not any(p.is_dir() and not any(p.iterdir()) for p in (tmp_path / "ge").rglob("*"))
     ds = _read_all(tmp_path / "ge" / "dicom")
     assert len(ds) == 3 and ds[0].Manufacturer == "GE MEDICAL SYSTEMS"
     assert ds[0].SeriesDescription == "Sag T2 FRFSE" and float(ds[0].RescaleSlope) == 1.0
@@ -119,3 +124,11 @@ def test_cli_main_writes_studies(tmp_path, capsys):
     assert main([str(tmp_path), "--n", "1", "--seed", "4", "--no-distractors"]) == 0
     assert "wrote 1 studies" in capsys.readouterr().out
     assert load_truth(tmp_path / "study_000").n_slices >= 11
+
+
+def test_cli_main_reports_unwritable_output_in_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main([str(blocker / "out"), "--n", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err and err.count("\n") == 1

@@ -1,0 +1,84 @@
+"""Time from "open folder" to "results shown" in the desktop viewer, for the demo study.
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--repeat 3] [--threads N]
+
+Prints the time to the indexed browser tree, to the first image on the canvas and to the
+results table with overlays, for a cold first run (model session created) and warm repeats.
+Without a model in ``models/`` the analysis uses the phantom's ground-truth masks (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_run(app, dicom: Path, analyze, threads: int | None) -> dict[str, float]:
+    from PySide6 import QtCore
+
+    from spineviewer.gui.main_window import MainWindow
+
+    win = MainWindow(analyze=analyze, threads=threads)
+    win.resize(1600, 1000)
+    win.show()
+    marks: dict[str, float] = {}
+    loop = QtCore.QEventLoop()
+    t0 = time.perf_counter()
+    win.folderIndexed.connect(lambda _f: marks.setdefault("indexed", time.perf_counter() - t0))
+    win.volumeShown.connect(lambda _u: marks.setdefault("image", time.perf_counter() - t0))
+
+    def shown(_r) -> None:
+        app.processEvents()  # let the table and overlays paint
+        marks["results"] = time.perf_counter() - t0
+        loop.quit()
+
+    win.resultsShown.connect(shown)
+    win.analysisFailed.connect(lambda m: (print(m, file=sys.stderr), loop.quit()))
+    win.open_folder(dicom)
+    loop.exec()
+    win.shutdown()
+    win.close()
+    return marks
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    sys.path.insert(0, str(ROOT))
+    from PySide6 import QtWidgets
+
+    from spineviewer.gui.demo import prepare_demo
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory(prefix="spineviewer-bench-") as tmp:
+        dicom, analyze, note = prepare_demo(tmp)
+        print(f"demo study: {note}; {os.cpu_count()} CPUs, threads={args.threads or 'auto'}")
+        runs = [one_run(app, dicom, analyze, args.threads) for _ in range(max(1, args.repeat))]
+    if any("results" not in r for r in runs):
+        print("analysis failed", file=sys.stderr)
+        return 1
+    print(f"{'':12s} {'indexed':>9s} {'image':>9s} {'results':>9s}")
+    print(f"{'cold (1st)':12s} " + " ".join(f"{runs[0].get(k, float('nan')):8.2f}s"
+                                            for k in ("indexed", "image", "results")))
+    if len(runs) > 1:
+        warm = runs[1:]
+        print(f"{'warm median':12s} " + " ".join(
+            f"{statistics.median(r.get(k, float('nan')) for r in warm):8.2f}s"
+            for k in ("indexed", "image", "results")))
+    print(f"open folder -> results shown: {statistics.median(r['results'] for r in runs):.2f} s "
+          f"(median of {len(runs)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

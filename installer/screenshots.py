@@ -1,0 +1,83 @@
+"""Screenshot of the main window after analysing the demo study.
+
+Run under a virtual screen::
+
+    xvfb-run -s "-screen 0 1600x1000x24" python installer/screenshots.py
+
+(``QT_QPA_PLATFORM=offscreen`` works too). Writes ``assets/screenshots/main_window.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(ROOT / "assets" / "screenshots" / "main_window.png"))
+    p.add_argument("--size", default="1600x1000", help="window size WxH")
+    p.add_argument("--light", action="store_true", help="light theme instead of dark")
+    p.add_argument("--select", default="", help="level to select (default: first fracture)")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+
+    from PySide6 import QtCore, QtWidgets
+
+    from spineviewer.gui import style
+    from spineviewer.gui.demo import prepare_demo
+    from spineviewer.gui.main_window import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    style.apply_theme(app, dark=not args.light)
+    with tempfile.TemporaryDirectory(prefix="spineviewer-shot-") as tmp:
+        dicom, analyze, note = prepare_demo(tmp)
+        print(f"demo study: {note}", file=sys.stderr)
+        w, h = (int(x) for x in args.size.split("x"))
+        win = MainWindow(analyze=analyze)
+        win.settings.setValue("recent_folders", [])
+        win.resize(w, h)
+        win.show()
+        loop = QtCore.QEventLoop()
+        win.resultsShown.connect(lambda _r: loop.quit())
+        win.analysisFailed.connect(lambda m: (print(m, file=sys.stderr), loop.quit()))
+        QtCore.QTimer.singleShot(180000, loop.quit)
+        win.open_folder(dicom)
+        loop.exec()
+        if win.session is None:
+            print("analysis did not finish; no screenshot", file=sys.stderr)
+            return 1
+        _settle(app, win)
+        result = win.session.result
+        level = args.select or next((v.level for v in result.vertebrae if v.final_fracture),
+                                    result.vertebrae[0].level if result.vertebrae else "")
+        if level:
+            win.results.select_level(level)
+        win.canvas.fit()
+        _settle(app, win)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        win.grab().save(str(out))
+        print(f"wrote {out}", file=sys.stderr)
+        win.shutdown()
+    return 0
+
+
+def _settle(app, win, rounds: int = 20) -> None:
+    import time
+
+    for _ in range(rounds):
+        app.processEvents()
+        time.sleep(0.02)
+    while win.is_busy("load"):
+        app.processEvents()
+        time.sleep(0.02)
+    app.processEvents()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""``python -m spineviewer.train {train,export,evaluate,targets} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m spineviewer.train")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train (or resume) the U-Net")
+    t.add_argument("--spider", required=True, help="SPIDER T2 SPACE folder (manifest.csv)")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, log)")
+    t.add_argument("--base", type=int, default=8)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--steps", type=int, default=2500)
+    t.add_argument("--max-minutes", type=float, default=90.0)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--synth-fraction", type=float, default=0.5)
+    t.add_argument("--seed", type=int, default=20261129)
+    t.add_argument("--val-every", type=int, default=200)
+    t.add_argument("--ckpt-minutes", type=float, default=5.0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only with AMX/AVX512-BF16)")
+    t.add_argument("--num-workers", type=int, default=1)
+    t.add_argument("--crop", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
+                   help="train on random crops of the 448x320 grid (faster steps)")
+
+    e = sub.add_parser("export", help="export a checkpoint to ONNX + model card")
+    e.add_argument("--ckpt", required=True)
+    e.add_argument("--out", required=True, help="models/<name>.onnx")
+    e.add_argument("--name", default=None)
+    e.add_argument("--version", default="1.0.0")
+    e.add_argument("--recipe", default=None, help="recipe.json of the run (default: beside ckpt)")
+
+    v = sub.add_parser("evaluate", help="evaluate an ONNX model (onnxruntime) and update its card")
+    v.add_argument("--model", required=True, help="models/<name>.onnx")
+    v.add_argument("--spider", required=True)
+    v.add_argument("--n-phantoms", type=int, default=30)
+    v.add_argument("--phantom-seed", type=int, default=913_377)
+    v.add_argument("--threads", type=int, default=2)
+    v.add_argument("--no-card", action="store_true", help="do not write metrics into the card")
+
+    g = sub.add_parser("targets", help="montage of derived SPIDER targets (PNG)")
+    g.add_argument("--spider", required=True)
+    g.add_argument("--out", default="/tmp/spider_targets.png")
+    g.add_argument("--n", type=int, default=8)
+
+    a = p.parse_args(argv)
+    if a.cmd == "train":
+        from spineviewer.train.loop import TrainConfig, train
+
+        cfg = TrainConfig(spider_root=a.spider, out_dir=a.out, base=a.base, batch=a.batch,
+                          steps=a.steps, max_minutes=a.max_minutes, lr=a.lr,
+                          synth_fraction=a.synth_fraction, seed=a.seed, val_every=a.val_every,
+                          ckpt_minutes=a.ckpt_minutes, threads=a.threads, bf16=a.bf16,
+                          num_workers=a.num_workers,
+                          crop=tuple(a.crop) if a.crop else None)
+        train(cfg)
+    elif a.cmd == "export":
+        from spineviewer.train.export import export_checkpoint
+
+        export_checkpoint(a.ckpt, a.out, name=a.name, version=a.version, recipe_path=a.recipe)
+    elif a.cmd == "evaluate":
+        from spineviewer.train.evaluate import evaluate_model
+
+        evaluate_model(a.model, a.spider, n_phantoms=a.n_phantoms, phantom_seed=a.phantom_seed,
+                       threads=a.threads, write_card=not a.no_card)
+    elif a.cmd == "targets":
+        from spineviewer.train.evaluate import targets_montage
+
+        targets_montage(a.spider, a.out, n=a.n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

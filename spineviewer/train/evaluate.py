@@ -1,0 +1,275 @@
+"""Evaluate a shipped ONNX model through onnxruntime (no PyTorch): Dice and level naming.
+
+- Vertebral-body Dice on all SPIDER ``val`` slices (8 patients never trained on), in the
+  model grid (assumed native spacing 0.65 mm, rows centred on the labelled discs), with the
+  region caudal to the lowest labelled disc excluded.
+- Body Dice on fresh phantoms from ``spineviewer.synth.training.train_sample`` (seed not
+  used in training).
+- Per-level naming accuracy on SPIDER val slices where the sacrum is in the field of view:
+  the ground-truth body directly above the lowest labelled disc is L5, counting upwards;
+  each ground-truth L1-L5 body is matched to the predicted body it overlaps most
+  (``core.segment.postprocess`` + ``core.labeling.label_vertebrae``) and the names compared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spineviewer.train.data import (
+    IGNORE,
+    MODEL_SPACING_MM,
+    SPIDER_EVAL_SPACING_MM,
+    TARGET_CLASSES,
+    _affine_params,
+    _resample,
+    derive_spider_target,
+    load_spider,
+    read_manifest,
+)
+
+__all__ = [
+    "OnnxPredictor",
+    "dice",
+    "evaluate_model",
+    "gt_levels",
+    "naming_matches",
+    "spider_val_pairs",
+    "targets_montage",
+]
+
+LUMBAR = ("L1", "L2", "L3", "L4", "L5")
+#: Sacrum counted as visible when the grid extends this far below the lowest disc.
+SACRUM_VISIBLE_MM = 25.0
+
+
+def dice(pred: np.ndarray, target: np.ndarray, cls: int = 1, ignore: int = IGNORE) -> float:
+    """Dice of class ``cls`` over non-ignored pixels; NaN when absent from both."""
+    valid = target != ignore
+    p = (pred == cls) & valid
+    t = (target == cls) & valid
+    s = int(p.sum() + t.sum())
+    return float("nan") if s == 0 else 2.0 * float((p & t).sum()) / s
+
+
+class OnnxPredictor:
+    """Thin onnxruntime session: ``logits(x (H, W)) -> (C, H, W)``."""
+
+    def __init__(self, path: str | Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: np.asarray(x, np.float32)[None, None]})[0][0]
+
+
+def spider_val_pairs(spider_root: str | Path, split: str = "val",
+                     spacing_mm: float = SPIDER_EVAL_SPACING_MM
+                     ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """(case, model-grid image in [0,1], model-grid target) for every slice of ``split``.
+
+    Rows are centred on the mean row of the labelled discs (the lumbar column, as a lumbar
+    protocol centres it), columns on the image centre (as ``core.preprocess`` does).
+    """
+    out = []
+    for c in read_manifest(spider_root, split):
+        img, m = load_spider(spider_root, c)
+        tgt = derive_spider_target(m)
+        rows = np.nonzero(m == 2)[0]
+        shift_r = (rows.mean() - (m.shape[0] - 1) / 2) * spacing_mm if rows.size else 0.0
+        mat, off = _affine_params(None, m.shape, tgt, spacing_mm, 0.0, (shift_r, 0.0))
+        a, b = _resample(img.astype(np.float32) / 255.0, tgt, mat, off)
+        out.append((c, np.clip(a, 0, 1).astype(np.float32), b))
+    return out
+
+
+def gt_levels(target: np.ndarray, min_area_px: int = 150) -> tuple[list[tuple[str, np.ndarray]], bool]:
+    """Ground-truth named bodies of a model-grid SPIDER target, and sacrum visibility.
+
+    The body component just above the lowest labelled disc is L5; names go upwards
+    (L4..L1, T12, T11, ...). Returns ([(level, mask)], sacrum_visible).
+    """
+    disc_rows = np.nonzero(target == 3)[0]
+    if disc_rows.size == 0:
+        return [], False
+    lab, n = ndi.label(target == 3)
+    comps = [np.nonzero(lab == k)[0] for k in range(1, n + 1)]
+    comps = [r for r in comps if r.size >= 30]
+    if not comps:
+        return [], False
+    lowest_disc_top = min(comps, key=lambda r: -r.mean()).min()
+    lowest_disc_bottom = max(comps, key=lambda r: r.mean()).max()
+    visible = (target.shape[0] - 1 - lowest_disc_bottom) * MODEL_SPACING_MM >= SACRUM_VISIBLE_MM
+    blab, nb = ndi.label(target == 1)
+    bodies = []
+    for k in range(1, nb + 1):
+        mk = blab == k
+        if mk.sum() < min_area_px:
+            continue
+        r = np.nonzero(mk)[0].mean()
+        if r < lowest_disc_top + 5:
+            bodies.append((r, mk))
+    bodies.sort(key=lambda t: -t[0])          # bottom first
+    names = ["L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9", "T8"]
+    named = [(names[i] if i < len(names) else f"T{12 - (i - 5)}", mk)
+             for i, (_, mk) in enumerate(bodies)]
+    return named[::-1], bool(visible)
+
+
+def naming_matches(gt: list[tuple[str, np.ndarray]], pred_bodies: list[Any],
+                   levels: tuple[str, ...] = LUMBAR, min_iou: float = 0.3
+                   ) -> list[tuple[str, str | None]]:
+    """(true level, predicted level or None) for each ground-truth body in ``levels``."""
+    out = []
+    for level, mk in gt:
+        if level not in levels:
+            continue
+        best, best_iou = None, 0.0
+        for b in pred_bodies:
+            inter = np.logical_and(mk, b.mask).sum()
+            if inter == 0:
+                continue
+            iou = inter / np.logical_or(mk, b.mask).sum()
+            if iou > best_iou:
+                best, best_iou = b, iou
+        out.append((level, best.level if best is not None and best_iou >= min_iou else None))
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=0, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: int = 30,
+                   phantom_seed: int = 913_377, threads: int = 2, write_card: bool = True
+                   ) -> dict[str, Any]:
+    """Measure the ONNX model; print a summary and (optionally) write ``metrics`` into its card."""
+    t0 = time.time()
+    pred = OnnxPredictor(model_path, threads)
+    metrics: dict[str, Any] = {}
+    # SPIDER val
+    pairs = spider_val_pairs(spider_root, "val")
+    per_slice, per_case, disc_d = [], {}, []
+    naming: list[tuple[str, str | None]] = []
+    slices_named, slices_all_ok, n_visible = 0, 0, 0
+    try:
+        from spineviewer.core.labeling import label_vertebrae
+        from spineviewer.core.segment import postprocess
+    except Exception as e:  # pragma: no cover - depends on the other modules' state
+        label_vertebrae = None
+        metrics["naming_pending"] = f"labelling module unavailable: {e}"
+    for c, img, tgt in pairs:
+        logits = pred.logits(img)
+        cls = logits.argmax(0)
+        d = dice(cls, tgt, 1)
+        per_slice.append(d)
+        per_case.setdefault(c.case, []).append(d)
+        dd = dice(cls, tgt, 3)
+        if not np.isnan(dd):
+            disc_d.append(dd)
+        gt, visible = gt_levels(tgt)
+        if label_vertebrae is not None and visible:
+            n_visible += 1
+            cmap = postprocess(_softmax(logits), MODEL_SPACING_MM, TARGET_CLASSES)
+            lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM)
+            m = naming_matches(gt, lab.bodies)
+            naming += m
+            if m:
+                slices_named += 1
+                slices_all_ok += all(t == p for t, p in m)
+    metrics["spider_val_body_dice_mean"] = round(float(np.nanmean(per_slice)), 4)
+    metrics["spider_val_body_dice_median"] = round(float(np.nanmedian(per_slice)), 4)
+    metrics["spider_val_body_dice_min"] = round(float(np.nanmin(per_slice)), 4)
+    metrics["spider_val_body_dice_per_patient"] = {
+        str(k): round(float(np.nanmean(v)), 4) for k, v in sorted(per_case.items())}
+    metrics["spider_val_disc_dice_mean"] = round(float(np.mean(disc_d)), 4) if disc_d else None
+    metrics["spider_val_slices"] = len(pairs)
+    metrics["spider_val_protocol"] = (
+        f"all val slices, assumed native spacing {SPIDER_EVAL_SPACING_MM} mm, rows centred on "
+        "the labelled discs, argmax of the logits, region caudal to the lowest disc excluded")
+    if label_vertebrae is not None:
+        ok = sum(t == p for t, p in naming)
+        metrics["spider_val_naming_accuracy"] = round(ok / len(naming), 4) if naming else None
+        metrics["spider_val_naming_bodies"] = len(naming)
+        metrics["spider_val_naming_slices_all_correct"] = (
+            round(slices_all_ok / slices_named, 4) if slices_named else None)
+        metrics["spider_val_naming_slices"] = n_visible
+        metrics["spider_val_naming_protocol"] = (
+            "slices with >= 25 mm of grid below the lowest labelled disc; GT L5 = body above "
+            "the lowest labelled disc (transitional anatomy not adjudicated); each GT L1-L5 "
+            "body matched to the predicted body of largest IoU (>= 0.3) after "
+            "core.segment.postprocess + core.labeling.label_vertebrae")
+    # Phantoms
+    try:
+        from spineviewer.synth.training import train_sample
+        rng = np.random.default_rng(phantom_seed)
+        pd_, sd_ = [], []
+        for _ in range(n_phantoms):
+            img, tgt = train_sample(rng)
+            cls = pred.logits(img).argmax(0)
+            pd_.append(dice(cls, tgt, 1))
+            s = dice(cls, tgt, 2)
+            if not np.isnan(s):
+                sd_.append(s)
+        metrics["phantom_body_dice_mean"] = round(float(np.nanmean(pd_)), 4)
+        metrics["phantom_body_dice_min"] = round(float(np.nanmin(pd_)), 4)
+        metrics["phantom_sacrum_dice_mean"] = round(float(np.mean(sd_)), 4) if sd_ else None
+        metrics["phantom_slices"] = n_phantoms
+        metrics["phantom_seed"] = phantom_seed
+    except ImportError as e:  # pragma: no cover
+        metrics["phantom_pending"] = str(e)
+    metrics["evaluated_with"] = "onnxruntime CPU"
+    metrics["evaluation_seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(metrics, indent=1))
+    if write_card:
+        _merge_card_metrics(Path(model_path), metrics)
+    return metrics
+
+
+def _merge_card_metrics(model_path: Path, metrics: dict[str, Any]) -> None:
+    """Write ``metrics`` into the card (if the card's sha256 is this file's)."""
+    from spineviewer.train.card import merge_metrics
+
+    merge_metrics(model_path, metrics)
+
+
+def targets_montage(spider_root: str | Path, out: str | Path, n: int = 8, seed: int = 1) -> Path:
+    """PNG montage of derived targets (red body, green disc, blue ignore, yellow canal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = read_manifest(spider_root, "train")
+    rng = np.random.default_rng(seed)
+    sel = [cases[i] for i in rng.choice(len(cases), n, replace=False)]
+    fig, axs = plt.subplots(1, n, figsize=(4 * n, 5))
+    for ax, c in zip(np.atleast_1d(axs), sel):
+        img, m = load_spider(spider_root, c)
+        t = derive_spider_target(m)
+        ax.imshow(img, cmap="gray")
+        ov = np.zeros(t.shape + (4,))
+        ov[m == 3] = (1, 1, 0, 0.3)
+        ov[t == 1] = (1, 0, 0, 0.4)
+        ov[t == 3] = (0, 1, 0, 0.4)
+        ov[t == IGNORE] = (0, 0, 1, 0.25)
+        ax.imshow(ov)
+        ax.set_title(c.file, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=60)
+    plt.close(fig)
+    return Path(out)

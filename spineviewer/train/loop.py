@@ -1,0 +1,375 @@
+"""Training loop: mixed SPIDER + synthetic batches, Dice + CE, checkpoints, resume, time budget.
+
+Run as ``python -m spineviewer.train train --spider PATH --out runs/NAME ...``. The run writes
+``train.log``, ``last.pt`` (every ``ckpt_minutes`` and at the end), ``best.pt`` (best
+validation body Dice) and ``recipe.json`` into ``--out``; re-running the same command resumes
+from ``last.pt``. A file named ``STOP`` in the run folder ends the run cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset
+
+from spineviewer.train.data import (
+    IGNORE,
+    TARGET_CLASSES,
+    augment_spider,
+    derive_spider_target,
+    load_spider,
+    read_manifest,
+    spider_eval_sample,
+)
+from spineviewer.train.unet import UNet, count_parameters
+
+__all__ = ["TrainConfig", "build_val_set", "dice_ce_loss", "dice_per_class", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """All hyperparameters of one run (written to ``recipe.json``)."""
+
+    spider_root: str
+    out_dir: str
+    base: int = 8
+    batch: int = 4
+    steps: int = 2500
+    max_minutes: float = 90.0
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    weight_decay: float = 0.0
+    synth_fraction: float = 0.5
+    synth_reuse: float = 0.5
+    seed: int = 20261129
+    val_every: int = 200
+    n_val_spider: int = 40
+    n_val_synth: int = 40
+    val_synth_seed: int = 777_001
+    ckpt_minutes: float = 5.0
+    threads: int = 2
+    bf16: bool = False
+    num_workers: int = 1
+    crop: tuple[int, int] | None = None
+    notes: dict = field(default_factory=dict)
+
+
+def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, ignore: int = IGNORE,
+                 smooth: float = 1.0) -> torch.Tensor:
+    """Soft Dice over the foreground classes + cross-entropy; ``ignore`` pixels excluded.
+
+    Parameters
+    ----------
+    logits : (N, C, H, W) float tensor
+    target : (N, H, W) long tensor with values in 0..C-1 or ``ignore``.
+    """
+    logits = logits.float()
+    n_cls = logits.shape[1]
+    valid = target != ignore
+    ce = F.cross_entropy(logits, target, ignore_index=ignore)
+    probs = torch.softmax(logits, dim=1)
+    tgt = torch.where(valid, target, torch.zeros_like(target))
+    onehot = F.one_hot(tgt, n_cls).permute(0, 3, 1, 2).float()
+    v = valid.unsqueeze(1).float()
+    probs = probs * v
+    onehot = onehot * v
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)[1:]
+    denom = (probs.sum(dims) + onehot.sum(dims))[1:]
+    dice = (2 * inter + smooth) / (denom + smooth)
+    return ce + (1.0 - dice.mean())
+
+
+def dice_per_class(pred: np.ndarray, target: np.ndarray, cls: int, ignore: int = IGNORE
+                   ) -> float:
+    """Hard Dice of class ``cls`` (valid pixels only); NaN when absent from both."""
+    valid = target != ignore
+    p = (pred == cls) & valid
+    t = (target == cls) & valid
+    s = p.sum() + t.sum()
+    return float("nan") if s == 0 else float(2.0 * (p & t).sum() / s)
+
+
+def _synth_available() -> bool:
+    try:
+        from spineviewer.synth.training import train_sample  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+class MixedStream(IterableDataset):
+    """Endless stream of (image (1,H,W) float32, target (H,W) int64) training pairs."""
+
+    def __init__(self, cfg: TrainConfig, start_step: int) -> None:
+        self.cfg = cfg
+        self.start_step = start_step
+
+    def __iter__(self):
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, self.start_step])
+        cases = read_manifest(cfg.spider_root, "train")
+        spider = []
+        for c in cases:
+            img, m = load_spider(cfg.spider_root, c)
+            spider.append((img, derive_spider_target(m)))
+        synth_fn = None
+        cache: list[tuple[np.ndarray, np.ndarray]] = []
+        while True:
+            use_synth = rng.random() < cfg.synth_fraction
+            if use_synth and synth_fn is None:
+                try:
+                    from spineviewer.synth.training import train_sample as synth_fn
+                except Exception:
+                    synth_fn = None
+            if use_synth and synth_fn is not None:
+                if len(cache) >= 8 and rng.random() < cfg.synth_reuse:
+                    img, tgt = _rejitter(rng, *cache[rng.integers(len(cache))])
+                else:
+                    try:
+                        img, tgt = synth_fn(rng)
+                    except Exception:
+                        continue
+                    img = np.asarray(img, np.float32)
+                    tgt = np.asarray(tgt, np.uint8)
+                    if len(cache) < 64:
+                        cache.append((img, tgt))
+                    else:
+                        cache[rng.integers(len(cache))] = (img, tgt)
+            else:
+                img, tgt = spider[rng.integers(len(spider))]
+                img, tgt = augment_spider(rng, img, tgt)
+            if cfg.crop is not None:
+                ch, cw = cfg.crop
+                r0 = int(rng.integers(0, img.shape[0] - ch + 1))
+                c0 = int(rng.integers(0, img.shape[1] - cw + 1))
+                img, tgt = img[r0:r0 + ch, c0:c0 + cw], tgt[r0:r0 + ch, c0:c0 + cw]
+            yield (torch.from_numpy(np.ascontiguousarray(img[None], np.float32)),
+                   torch.from_numpy(tgt.astype(np.int64)))
+
+
+def _rejitter(rng: np.random.Generator, img: np.ndarray, tgt: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Reuse a cached synthetic pair: integer shift, gain and gamma change, fresh noise."""
+    dr, dc = rng.integers(-40, 41), rng.integers(-25, 26)
+    img = np.roll(img, (dr, dc), axis=(0, 1))
+    tgt = np.roll(tgt, (dr, dc), axis=(0, 1))
+    if dr > 0:
+        img[:dr], tgt[:dr] = 0, 0
+    elif dr < 0:
+        img[dr:], tgt[dr:] = 0, 0
+    if dc > 0:
+        img[:, :dc], tgt[:, :dc] = 0, 0
+    elif dc < 0:
+        img[:, dc:], tgt[:, dc:] = 0, 0
+    gamma = float(np.exp(rng.uniform(np.log(0.75), np.log(1.33))))
+    img = np.clip(img, 0, 1) ** gamma * rng.uniform(0.7, 1.3)
+    img = img + rng.normal(0, rng.uniform(0, 0.02), img.shape)
+    return np.clip(img, 0, 1).astype(np.float32), tgt
+
+
+def build_val_set(cfg: TrainConfig, cache_path: Path | None = None
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fixed validation set: ``n_val_spider`` SPIDER val slices + ``n_val_synth`` phantoms.
+
+    Returns {"spider": (images (N,H,W), targets (N,H,W)), "synth": (...)}; synthetic part
+    empty when the generator is unavailable. Cached as .npz when ``cache_path`` is given.
+    """
+    if cache_path is not None and cache_path.exists():
+        z = np.load(cache_path)
+        out = {"spider": (z["si"], z["st"])}
+        if z["pi"].shape[0]:
+            out["synth"] = (z["pi"], z["pt"])
+        return out
+    cases = read_manifest(cfg.spider_root, "val")
+    # 5 slices per patient nearest the middle (8 patients -> 40).
+    by_case: dict[int, list] = {}
+    for c in cases:
+        by_case.setdefault(c.case, []).append(c)
+    chosen = []
+    per = max(1, cfg.n_val_spider // max(1, len(by_case)))
+    for k in sorted(by_case):
+        chosen += sorted(by_case[k], key=lambda c: abs(c.central_rank))[:per]
+    si, st = [], []
+    for c in chosen[: cfg.n_val_spider]:
+        img, m = load_spider(cfg.spider_root, c)
+        a, b = spider_eval_sample(img, derive_spider_target(m))
+        si.append(a)
+        st.append(b)
+    pi, pt = [], []
+    if _synth_available() and cfg.n_val_synth:
+        from spineviewer.synth.training import train_sample
+
+        rng = np.random.default_rng(cfg.val_synth_seed)
+        for _ in range(cfg.n_val_synth):
+            a, b = train_sample(rng)
+            pi.append(np.asarray(a, np.float32))
+            pt.append(np.asarray(b, np.uint8))
+    shape = (0, *st[0].shape)
+    arrays = dict(si=np.stack(si), st=np.stack(st),
+                  pi=np.stack(pi) if pi else np.zeros(shape, np.float32),
+                  pt=np.stack(pt) if pt else np.zeros(shape, np.uint8))
+    if cache_path is not None:
+        np.savez_compressed(cache_path, **arrays)
+    out = {"spider": (arrays["si"], arrays["st"])}
+    if pi:
+        out["synth"] = (arrays["pi"], arrays["pt"])
+    return out
+
+
+@torch.no_grad()
+def evaluate_torch(model: torch.nn.Module, val: dict, batch: int = 4) -> dict[str, float]:
+    """Mean per-slice Dice (body, disc, sacrum) per validation subset, torch forward."""
+    model.eval()
+    res: dict[str, float] = {}
+    for name, (imgs, tgts) in val.items():
+        scores: dict[int, list[float]] = {1: [], 2: [], 3: []}
+        for i in range(0, len(imgs), batch):
+            x = torch.from_numpy(imgs[i:i + batch][:, None]).contiguous(
+                memory_format=torch.channels_last)
+            pred = model(x).argmax(1).numpy()
+            for p, t in zip(pred, tgts[i:i + batch]):
+                for c in scores:
+                    d = dice_per_class(p, t, c)
+                    if not math.isnan(d):
+                        scores[c].append(d)
+        for c, nm in ((1, "body"), (2, "sacrum"), (3, "disc")):
+            if scores[c]:
+                res[f"{name}_{nm}_dice"] = float(np.mean(scores[c]))
+    model.train()
+    return res
+
+
+def _lr(cfg: TrainConfig, progress: float) -> float:
+    progress = min(max(progress, 0.0), 1.0)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) training; returns the run folder. Stops at ``steps``,
+    ``max_minutes`` of wall clock (this invocation), or a ``STOP`` file."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log_fh = open(out / "train.log", "a", buffering=1)
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S', time.gmtime())} {msg}"
+        print(line, flush=True)
+        log_fh.write(line + "\n")
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    model = UNet(1, len(TARGET_CLASSES), cfg.base).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, train_s, best = 0, 0.0, -1.0
+    history: list[dict] = []
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, train_s, best = ck["step"], ck["train_s"], ck["best"]
+        history = ck.get("history", [])
+        torch.set_rng_state(ck["torch_rng"])
+        log(f"resumed from step {step} (train time {train_s / 60:.1f} min, best {best:.4f})")
+    # The cosine schedule runs over the planned steps or the time budget, whichever
+    # is reached first, so a slow machine still ends at a low learning rate.
+    budget_s = cfg.max_minutes * 60.0
+    log(f"config {json.dumps(asdict(cfg))}")
+    log(f"params {count_parameters(model)}; synth available: {_synth_available()}")
+    val = build_val_set(cfg, out / "val_set.npz")
+    log("val set: " + ", ".join(f"{k}={len(v[0])}" for k, v in val.items()))
+    loader = DataLoader(MixedStream(cfg, step), batch_size=cfg.batch,
+                        num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+                        prefetch_factor=4 if cfg.num_workers > 0 else None)
+
+    def save(path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "train_s": train_s, "best": best, "history": history,
+                    "torch_rng": torch.get_rng_state(), "config": asdict(cfg),
+                    "base": cfg.base, "classes": list(TARGET_CLASSES)}, tmp)
+        os.replace(tmp, path)
+
+    t_start = time.time()
+    t_ckpt = time.time()
+    t_seg = time.time()
+    seg_steps, loss_acc = 0, 0.0
+    model.train()
+    stop_reason = "steps"
+    for x, y in loader:
+        if step >= cfg.steps:
+            break
+        now = time.time()
+        if (now - t_start) > budget_s:
+            stop_reason = "max_minutes"
+            break
+        if (out / "STOP").exists():
+            stop_reason = "STOP file"
+            break
+        progress = max(step / cfg.steps, (train_s + now - t_seg) / budget_s)
+        lr = _lr(cfg, progress)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = model(x)
+        loss = dice_ce_loss(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        seg_steps += 1
+        loss_acc += loss.item()
+        if step % 20 == 0:
+            el = time.time() - t_seg
+            log(f"step {step} loss {loss_acc / seg_steps:.4f} lr {lr:.2e} "
+                f"{el / seg_steps:.2f} s/step")
+            train_s += el
+            t_seg = time.time()
+            seg_steps, loss_acc = 0, 0.0
+        if step % cfg.val_every == 0:
+            t_v = time.time()
+            metrics = evaluate_torch(model, val)
+            score = float(np.mean([v for k, v in metrics.items() if k.endswith("body_dice")]))
+            history.append({"step": step, "score": score, **metrics})
+            log(f"val step {step}: {json.dumps(metrics)} score {score:.4f} "
+                f"({time.time() - t_v:.0f} s)")
+            if score > best:
+                best = score
+                save(out / "best.pt")
+                log(f"new best {best:.4f}")
+            t_seg += time.time() - t_v      # validation time does not count as training
+        if time.time() - t_ckpt > cfg.ckpt_minutes * 60:
+            save(last)
+            t_ckpt = time.time()
+    train_s += time.time() - t_seg if seg_steps else 0.0
+    # Final validation so the last weights are compared too.
+    if not history or history[-1]["step"] != step:
+        metrics = evaluate_torch(model, val)
+        score = float(np.mean([v for k, v in metrics.items() if k.endswith("body_dice")]))
+        history.append({"step": step, "score": score, **metrics})
+        log(f"val step {step}: {json.dumps(metrics)} score {score:.4f}")
+        if score > best:
+            best = score
+            save(out / "best.pt")
+            log(f"new best {best:.4f}")
+    save(last)
+    recipe = {"config": asdict(cfg), "steps_done": step, "train_minutes": train_s / 60,
+              "stop_reason": stop_reason, "best_val_score": best, "history": history,
+              "machine": f"{platform.processor() or platform.machine()}, "
+                         f"{os.cpu_count()} CPUs, torch {torch.__version__}"}
+    (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
+    log(f"stopped ({stop_reason}) at step {step}; best {best:.4f}")
+    log_fh.close()
+    return out

@@ -1,0 +1,86 @@
+"""U-Net shapes, the Dice + CE loss with ignored pixels, ONNX export round-trip (PyTorch)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from spineviewer.train.data import IGNORE  # noqa: E402
+from spineviewer.train.loop import dice_ce_loss, dice_per_class  # noqa: E402
+from spineviewer.train.unet import UNet, conv_flops, count_parameters  # noqa: E402
+
+
+def test_unet_shapes_and_width():
+    torch.manual_seed(0)
+    m = UNet(1, 4, base=4).eval()
+    with torch.no_grad():
+        y = m(torch.zeros(2, 1, 64, 48))
+    assert tuple(y.shape) == (2, 4, 64, 48)
+    enc_widths = [blk[0].out_channels for blk in m.encoders]
+    assert enc_widths == [4, 8, 16, 32, 64]
+    assert len(m.ups) == 4                       # skips from the first four blocks
+
+
+def test_parameter_and_flop_counts_scale_with_width():
+    small, big = UNet(base=4), UNet(base=8)
+    # conv weights scale with width squared (the 1-channel input layer and biases do not)
+    assert 3.6 < count_parameters(big) / count_parameters(small) < 4.0
+    assert 3.5 < conv_flops(big, (64, 64)) / conv_flops(small, (64, 64)) < 4.0
+
+
+def test_loss_ignores_ignore_pixels():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 4, 16, 16)
+    target = torch.randint(0, 4, (2, 16, 16))
+    target[:, 8:] = IGNORE
+    base = dice_ce_loss(logits, target)
+    changed = logits.clone()
+    changed[:, :, 8:] = torch.randn(2, 4, 8, 16) * 10     # only ignored pixels change
+    assert torch.isclose(dice_ce_loss(changed, target), base, atol=1e-6)
+    changed[:, :, :8] += torch.randn(2, 4, 8, 16)          # valid pixels change
+    assert not torch.isclose(dice_ce_loss(changed, target), base, atol=1e-4)
+
+
+def test_loss_near_zero_for_perfect_prediction():
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[0, 4:8, 4:8] = 1
+    target[0, 10:12] = 3
+    logits = torch.nn.functional.one_hot(target, 4).permute(0, 3, 1, 2).float() * 50
+    assert float(dice_ce_loss(logits, target)) < 0.02
+    assert float(dice_ce_loss(-logits, target)) > 1.0
+
+
+def test_hard_dice():
+    t = np.zeros((10, 10), np.uint8)
+    t[:5] = 1
+    p = np.zeros_like(t)
+    p[:5, :5] = 1
+    assert dice_per_class(p, t, 1) == pytest.approx(2 * 25 / (25 + 50))
+    t2 = t.copy()
+    t2[:, 5:] = IGNORE
+    assert dice_per_class(p, t2, 1) == pytest.approx(1.0)
+    assert np.isnan(dice_per_class(p, t, 2))
+
+
+def test_export_round_trip(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from spineviewer.train.export import check_onnx, export_onnx
+
+    torch.manual_seed(0)
+    m = UNet(1, 4, base=2)
+    # non-trivial batch-norm statistics so that folding them matters
+    m.train()
+    with torch.no_grad():
+        for _ in range(3):
+            m(torch.rand(2, 1, 64, 48) * 2)
+    m.eval()
+    path = export_onnx(m, tmp_path / "tiny.onnx", shape=(64, 48))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    assert [o.name for o in sess.get_outputs()] == ["logits"]
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "BatchNormalization" not in ops
+    assert check_onnx(m, path, n=1, shape=(64, 48)) < 1e-4
