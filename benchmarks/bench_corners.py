@@ -3,8 +3,9 @@
 Run: ``python benchmarks/bench_corners.py [--repeats N] [--seed S]``. The bodies are the
 T12..L5 instance masks of a phantom slice (``spineviewer.synth``, segmentation bypassed), or
 analytic wedges when the phantom is not importable. Prints the median and the best of the
-repeats (the best is the figure least disturbed by other load on the machine) and the error
-of the measurements against the phantom's truth.
+repeats (the best is the figure least disturbed by other load on the machine), the study's
+CPU time (its cost on an idle machine; single-threaded code) and the error of the
+measurements against the phantom's truth.
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ def main() -> None:
     bodies = bodies[:6]
     genant = genant_step()
     per_body: dict[str, list[float]] = {b[0]: [] for b in bodies}
-    corners_t, morph_t, genant_t, study_t = [], [], [], []
+    corners_t, morph_t, genant_t, study_t, cpu_t = [], [], [], [], []
     for _ in range(args.repeats):
-        t_study = time.perf_counter()
+        t_study, c_study = time.perf_counter(), time.process_time()
         ms, ovs, tc, tm = [], [], 0.0, 0.0
         for level, mask, sp, _truth in bodies:
             t0 = time.perf_counter()
@@ -94,6 +95,7 @@ def main() -> None:
         corners_t.append(tc)
         morph_t.append(tm)
         study_t.append(time.perf_counter() - t_study)
+        cpu_t.append(time.process_time() - c_study)
 
     def fmt(xs):
         return f"median {1e3 * statistics.median(xs):7.1f} ms   best {1e3 * min(xs):7.1f} ms"
@@ -107,6 +109,7 @@ def main() -> None:
     print(f"study morphometry        {fmt(morph_t)}")
     print(f"study Genant             {fmt(genant_t)}")
     print(f"study total              {fmt(study_t)}   (goal < 100 ms)")
+    print(f"study total, CPU time    {fmt(cpu_t)}   (what it costs without other load)")
     if bodies[0][3] is not None:
         print("errors against the phantom truth (measured - true):")
         for (level, _m, _sp, t), m in zip(bodies, ms):

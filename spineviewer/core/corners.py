@@ -313,8 +313,9 @@ def _body_frame(hull: np.ndarray, centre: np.ndarray
     """Axes (anterior->posterior, superior->inferior) and corners of the min-area rectangle.
 
     A body is deeper (AP) than high, so a clearly elongated rectangle's long side is the AP
-    axis, whatever the tilt; a squarish one takes the rectangle axis nearest the image axes
-    (right up to +-45 deg). Posterior is towards larger columns, inferior towards larger rows.
+    axis up to 60 deg of tilt; a squarish (or upright) one takes the rectangle axis nearest
+    the image axes (right up to +-45 deg). Posterior is towards larger columns, inferior
+    towards larger rows.
     """
     edges = np.diff(hull, axis=0)
     ang = np.unique(np.round(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2), 6))
@@ -326,8 +327,8 @@ def _body_frame(hull: np.ndarray, centre: np.ndarray
     d = np.array([np.cos(ang[k]), np.sin(ang[k])])
     d_perp = np.array([-d[1], d[0]])
     ext_d, ext_perp = float(np.ptp(a[k])), float(np.ptp(b[k]))
-    if max(ext_d, ext_perp) >= _ELONGATED * min(ext_d, ext_perp):
-        ap, si = (d, d_perp) if ext_d > ext_perp else (d_perp, d)
+    ap, si = (d, d_perp) if ext_d > ext_perp else (d_perp, d)
+    if max(ext_d, ext_perp) >= _ELONGATED * min(ext_d, ext_perp) and abs(ap[1]) >= 0.5:
         e_ap = ap if ap[1] >= 0 else -ap
         e_si = si if si[0] >= 0 else -si
     else:

@@ -5,9 +5,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from spineviewer.train.data import IGNORE  # noqa: E402
-from spineviewer.train.loop import dice_ce_loss, dice_per_class  # noqa: E402
-from spineviewer.train.unet import UNet, conv_flops, count_parameters  # noqa: E402
+from spineviewer.train.data import IGNORE
+from spineviewer.train.loop import dice_ce_loss, dice_per_class
+from spineviewer.train.unet import UNet, conv_flops, count_parameters
 
 
 def test_unet_shapes_and_width():
