@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
+    # keep the user's recent-folder list free of this run's temporary study
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="spineviewer-settings-")
     from PySide6 import QtWidgets
 
     from spineviewer.gui.demo import prepare_demo

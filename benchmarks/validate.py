@@ -242,8 +242,28 @@ def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> lis
     return out
 
 
+def headline_table(summaries: dict[str, dict[str, Any]]) -> list[str]:
+    """Overall rates and ICCs of each mode beside the paper's."""
+    modes = list(summaries)
+    names = {"onnx": "end to end (ONNX)", "masks": "truth masks"}
+    lines = ["| | " + " | ".join(names[m] for m in modes) + " | paper |",
+             "|---|" + "---|" * (len(modes) + 1)]
+    for i, rate in enumerate(("sensitivity", "specificity", "accuracy")):
+        cells = [_ci(summaries[m]["fracture"]["all"][rate]) for m in modes]
+        lines.append(f"| {rate} | " + " | ".join(cells) + f" | {PAPER_RATES['all'][i]:.3f} |")
+    kappas = [summaries[m]["fracture"]["all"]["kappa"] for m in modes]
+    lines.append("| kappa | " + " | ".join("-" if k is None else f"{k:.3f}" for k in kappas)
+                 + " | 0.907 / 0.894 |")
+    for name in ("AH_mm", "PH_mm", "SC_mm", "IC_mm", "VA_deg"):
+        vals = [summaries[m]["measurements"][name]["icc"] for m in modes]
+        lines.append(f"| ICC(2,1) {name} | " + " | ".join(
+            "-" if v is None else f"{v:.3f}" for v in vals) + f" | {PAPER_ICC_DCNN[name]} |")
+    return lines
+
+
 def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
-                   sections: list[str], skipped: list[str]) -> None:
+                   sections: list[str], skipped: list[str],
+                   summaries: dict[str, dict[str, Any]]) -> None:
     n_vert = sum(len(t.vertebrae) for t in truths)
     frac = [v for t in truths for v in t.vertebrae if v.fracture]
     kinds = sorted({(v.deformity, v.genant_grade) for v in frac})
@@ -267,6 +287,9 @@ def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
         "its printed values (PAPER.md; its L5 sensitivity upper bound 0.999 is a misprint "
         "for 0.975). A truth fracture is Genant grade >= 1."), ""]
     lines += [f"*Not run: {s}*" for s in skipped] + ([""] if skipped else [])
+    if summaries:
+        lines += [("## Summary (all vertebrae; paper: DCNN against the consensus reference, "
+                  "ICC R1/R2 vs DCNN)"), ""] + headline_table(summaries) + [""]
     lines += sections
     lines += [("The SPIDER `val` segmentation/labelling check asked for in issue 6 is not part "
               "of this script yet."), ""]
@@ -293,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cohort: {len(truths)} studies in {time.perf_counter() - t0:.0f} s", flush=True)
     ref_path = args.out / "reference.csv"
     atomic_write_text(ref_path, rows_to_csv(reference_rows(truths), REF_COLUMNS))
-    sections, skipped = [], []
+    sections, skipped, summaries = [], [], {}
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         t1 = time.perf_counter()
         try:
@@ -314,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
                              title=f"SpineViewer phantom validation ({mode})",
                              inputs={"reference": ref_path.name, "results": res_path.name})
         sections += mode_section(mode, summary, run)
+        summaries[mode] = summary
         g = summary["fracture"]["all"]
         print(f"{mode}: {time.perf_counter() - t1:.0f} s; sensitivity "
               f"{_ci(g['sensitivity'])}, specificity {_ci(g['specificity'])}", flush=True)
-    write_markdown(args.doc, args, truths, sections, skipped)
+    write_markdown(args.doc, args, truths, sections, skipped, summaries)
     print(f"wrote {args.doc}")
     return 0
 

@@ -10,6 +10,7 @@ Run under a virtual screen::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,8 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="1600x1000", help="window size WxH")
     p.add_argument("--light", action="store_true", help="light theme instead of dark")
     p.add_argument("--select", default="", help="level to select (default: first fracture)")
+    p.add_argument("--correct", default="", metavar="LEVEL",
+                   help="also write correction.png after overriding the call of LEVEL")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    # keep the user's recent-folder list free of this run's temporary study
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="spineviewer-settings-")
 
     from PySide6 import QtCore, QtWidgets
 
@@ -39,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo study: {note}", file=sys.stderr)
         w, h = (int(x) for x in args.size.split("x"))
         win = MainWindow(analyze=analyze)
-        win.settings.setValue("recent_folders", [])
         win.resize(w, h)
         win.show()
         loop = QtCore.QEventLoop()
@@ -63,6 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         win.grab().save(str(out))
         print(f"wrote {out}", file=sys.stderr)
+        if args.correct and result.vertebra(args.correct) is not None:
+            v = result.vertebra(args.correct)
+            win.results.select_level(args.correct)
+            win.override_call(args.correct, not v.final_fracture,
+                              "reader: call reversed after review (demo of the audit trail)")
+            win.results.select_level(args.correct)
+            _settle(app, win)
+            shot = out.with_name("correction.png")
+            win.grab().save(str(shot))
+            print(f"wrote {shot}", file=sys.stderr)
+            from spineviewer.core import review
+
+            review.discard_autosave(dicom, result.series_uid)
         win.shutdown()
     return 0
 

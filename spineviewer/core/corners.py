@@ -46,12 +46,13 @@ _BORDER_SIGMA_PX = 0.5
 _STEP_MM = 0.3
 _ON_HULL_MM = 0.5
 _MIN_EDGE_MM = 0.3
-#: The side lines are fitted to the outer 15% of each side at both ends, dropping points more
-#: than 0.3 px inside the line: endplate depressions (healthy ones span 65-85% of the chord)
-#: and bowed walls stay out of the fit. Chosen on 264 phantom bodies (segmentation bypassed):
-#: 15%/0.3 px gave 2 bodies beyond +-0.5 mm / +-1 deg, 25%/0.6 px 7.
-_END_FRACTION = 0.15
-_TOL_IN_PX = 0.3
+#: The side lines are fitted to the outer quarter of each side at both ends, dropping points
+#: more than 0.45 px inside the line: endplate depressions (healthy ones span 65-85% of the
+#: chord) and bowed walls stay out of the fit, pixel staircases stay in. Chosen on 264 phantom
+#: bodies (segmentation bypassed) and rasterised quadrilaterals: 25%/0.45 px left none of the
+#: 264 beyond +-0.5 mm / +-1 deg (15%/0.3 px: 1, 25%/0.6 px: 7).
+_END_FRACTION = 0.25
+_TOL_IN_PX = 0.45
 #: Basin-hopping: one hop after the first descent; the start (the rectangle) is already close.
 _BH_NITER = 1
 _BH_STEP_MM = 1.0
@@ -76,6 +77,9 @@ class CornerResult:
         IoU of the winning quadrilateral with the mask.
     candidates : dict
         strategy -> (corners dict, IoU with the mask) for every strategy.
+    rim_overlap : float
+        IoU of the winning quadrilateral with the rim shape (the body without beaks, its
+        depressions filled): stays high for a deep biconcave body, whose ``overlap`` cannot.
     """
 
     corners_rc: dict[str, tuple[float, float]]
@@ -84,6 +88,7 @@ class CornerResult:
     overlap: float
     candidates: dict[str, tuple[dict[str, tuple[float, float]], float]] = field(
         default_factory=dict)
+    rim_overlap: float = float("nan")
 
 
 @dataclass
@@ -146,6 +151,7 @@ def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6),
         corners_rc=to_rc[best], outline_rc=body.border_rc,
         strategy=best, overlap=overlaps[best],
         candidates={k: (to_rc[k], overlaps[k]) for k in STRATEGIES},
+        rim_overlap=1.0 - _PolygonIoU(body.ref)(_as_vector(cands[best]))[0],
     )
 
 
@@ -251,13 +257,14 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
     poly = points[hull.vertices]
     if _signed_area(poly) < 0:
         poly = poly[::-1]
-    # drop vertices crowding their predecessor: offsetting a tiny edge would turn it inside out
-    # (any subset of a convex polygon's vertices is still convex)
-    step = np.sqrt(np.sum((poly - np.roll(poly, 1, axis=0)) ** 2, axis=1))
-    keep = step >= _MIN_EDGE_MM
-    keep[0] = True
-    if keep.sum() < 3:
-        keep[:] = True
+    # drop vertices crowding the last kept one: offsetting a tiny edge would turn it inside
+    # out (any subset of a convex polygon's vertices is still convex)
+    keep = [0]
+    for i in range(1, len(poly)):
+        if np.hypot(*(poly[i] - poly[keep[-1]])) >= _MIN_EDGE_MM:
+            keep.append(i)
+    if len(keep) > 3 and np.hypot(*(poly[keep[-1]] - poly[0])) < _MIN_EDGE_MM:
+        keep.pop()
     poly = poly[keep]
     return np.vstack([poly, poly[:1]])
 
@@ -445,10 +452,10 @@ def _green(px: np.ndarray, py: np.ndarray, ex: np.ndarray, ey: np.ndarray, lo: n
 def _basin_hopping(body: _Body, seed: int) -> dict[str, np.ndarray]:
     """Maximise the IoU with the rim shape, starting from the minimum-area rectangle."""
     res = optimize.basinhopping(
-        _PolygonIoU(body.ref), _as_vector(body.rect), niter=_BH_NITER, T=0.005, stepsize=_BH_STEP_MM, seed=seed,
-        minimizer_kwargs={"method": _bfgs, "jac": True,
+        _PolygonIoU(body.ref), _as_vector(body.rect), niter=_BH_NITER, T=0.005,
+        stepsize=_BH_STEP_MM, seed=seed, minimizer_kwargs={"method": _bfgs, "jac": True,
                           "options": {"maxiter": _BH_MAXITER, "gtol": 1e-4, "ftol": 1e-5}})
-    return dict(zip(_ORDER, res.x.reshape(4, 2)))
+    return dict(zip(_ORDER, res.x.reshape(4, 2), strict=True))
 
 
 def _bfgs(fun, x0: np.ndarray, args: tuple = (), jac=True, maxiter: int = 30,

@@ -17,6 +17,11 @@ so the loss is ``1 - ratio / mean_ratio``.
 Decision documented here: the paper calls a fracture whenever a 3 SD rule fires, so a
 rule-positive vertebra is a fracture even when its height loss is below 20 %; it then gets
 grade 0 and the flag ``mild_deformity`` (Genant's "0.5, suspected").
+
+Flags: ``schmorl_node`` (narrow deep endplate notch with AH and PH preserved; the
+biconcavity rule alone then calls no fracture), ``mild_deformity``, ``needs_review`` (corner
+overlap < 0.85, labelling doubt, measurements missing, a ratio within 0.5 SD of its threshold
+on either side, or a Schmorl node).
 """
 
 from __future__ import annotations
@@ -153,6 +158,8 @@ def load_reference_table(path: str | Path | None = None) -> ReferenceTable:
         d = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise SpineViewerError(f"reference table {p} is unreadable: {e}") from e
+    if not isinstance(d, dict) or not isinstance(d.get("levels"), dict):
+        raise SpineViewerError(f"reference table {p} has no 'levels' section")
     levels = {
         lv: {r: RatioStats(float(s["mean"]), float(s["sd"]), int(s.get("n", 0)))
              for r, s in per.items() if isinstance(s, dict) and "mean" in s}
@@ -308,7 +315,7 @@ def _classify_one(level: str, m: Any, crush: tuple[float | None, str], table: Re
             call.height_loss[ratio] = loss
             line += (f": {_HEIGHT_OF[ratio]} height loss {100 * loss:.0f}% -> grade "
                      f"{grade_from_loss(loss)}")
-        elif value - st.threshold < BORDERLINE_SD * st.sd:
+        if abs(value - st.threshold) < BORDERLINE_SD * st.sd:
             _add(call.flags, "needs_review")
             line += f" (borderline: within {BORDERLINE_SD:g} SD of the threshold)"
         call.reasons.append(line)

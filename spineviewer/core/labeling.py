@@ -5,6 +5,11 @@ slice cannot settle is flagged rather than guessed silently: a sacrum outside th
 (``sacrum_not_visible``; every body ``label_uncertain``), and size/spacing patterns that suggest
 a lumbosacral transitional vertebra or a sixth/fourth lumbar-type body (``transitional_anatomy``).
 All masks are in the canonical model grid (superior = row 0, anterior = col 0).
+
+Study flags: ``sacrum_not_visible``, ``sacrum_inferred`` (no sacrum class, but a body cluster
+under the lowest disc with no disc beneath it was taken as S1), ``transitional_anatomy``.
+Body flags: ``partial_body`` (cut by the image border: list it, do not measure it),
+``label_uncertain`` and ``needs_review`` (no sacrum, or transitional cues).
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ NAMES_FROM_BOTTOM = ("L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9", "T
 DEFAULT_BODY_HEIGHT_MM = 26.0
 #: A component longer than this many body heights along the column holds touching bodies.
 MERGED_FACTOR = 1.6
+#: A lowest body cluster touching the sacrum and smaller than this fraction of the median
+#: body area is part of S1 read as body.
+S1_FRAGMENT = 0.5
+#: Without a sacrum class, the lowest body is taken as S1 only when the image continues at
+#: least this far below it (a disc under a true L5 would then be visible).
+S1_CLEARANCE_MM = 10.0
 #: Body clusters smaller than this are debris, not bodies (as post-processing drops them).
 MIN_BODY_AREA_MM2 = 40.0
 #: Sacrum smaller than this is not trusted as visible.
@@ -213,6 +224,54 @@ def _find_sacrum(class_map: np.ndarray, k: int | None, spacing_mm: float) -> np.
     return sac
 
 
+def _disc_sides(body: np.ndarray, disc: np.ndarray, axis_rc: np.ndarray,
+                reach_px: int) -> tuple[int, int]:
+    """Disc pixels within ``reach_px`` of the body, above and below it along ``axis_rc``."""
+    near = ndi.binary_dilation(body, iterations=reach_px) & disc
+    if not near.any():
+        return 0, 0
+    s = (np.argwhere(near) - np.argwhere(body).mean(axis=0)) @ axis_rc
+    return int((s < 0).sum()), int((s > 0).sum())
+
+
+def _looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float) -> bool:
+    """The lowest body cluster is S1 read as body: a disc above it, none below it, although
+    the image goes on for more than ``S1_CLEARANCE_MM`` below it (so a disc would show)."""
+    if len(masks) < 3:
+        return False
+    low = masks[-1]
+    if (low.shape[0] - 1 - np.nonzero(low.any(axis=1))[0].max()) * spacing_mm < S1_CLEARANCE_MM:
+        return False
+    axis = np.argwhere(low).mean(axis=0) - np.argwhere(masks[-2]).mean(axis=0)
+    axis = axis / np.linalg.norm(axis)
+    above, below = _disc_sides(low, disc, axis, max(2, round(5.0 / spacing_mm)))
+    width_px = np.ptp(np.nonzero(low.any(axis=0))[0]) + 1
+    return above >= 0.5 * width_px and below < 0.1 * width_px
+
+
+def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
+                   ) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """Drop "body" clusters that belong to the sacrum.
+
+    S2.. segments read as body lie below the sacrum's centre (L5 always lies above it); a
+    small body cluster fused to the top of the sacrum is part of S1 read as body.
+    """
+    notes = []
+    centre = np.argwhere(sacrum)[:, 0].mean()
+    below = [i for i, m in enumerate(masks) if np.argwhere(m)[:, 0].mean() > centre]
+    if below:
+        notes.append(f"{len(below)} body cluster(s) below the sacrum ignored")
+        masks = [m for i, m in enumerate(masks) if i not in below]
+    if len(masks) >= 2:
+        low = masks[-1]
+        touching = (ndi.binary_dilation(low, iterations=2) & sacrum).any()
+        median_area = np.median([m.sum() for m in masks[:-1]])
+        if touching and low.sum() < S1_FRAGMENT * median_area:
+            notes.append("a small body cluster fused to the sacrum was taken as part of S1")
+            masks, sacrum = masks[:-1], sacrum | low
+    return masks, sacrum, notes
+
+
 def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
                     spacing_mm: float = 0.6) -> Labelling:
     """Split, order and name the vertebral bodies of a post-processed class map.
@@ -236,12 +295,15 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
     masks, warnings = _instances(class_map == kb, spacing_mm)
     sacrum = _find_sacrum(class_map, _index(class_names, "sacrum"), spacing_mm)
     flags: list[str] = []
+    kd = _index(class_names, "disc")
+    if sacrum is None and kd is not None and _looks_like_s1(masks, class_map == kd, spacing_mm):
+        sacrum, masks = masks[-1], masks[:-1]
+        flags.append("sacrum_inferred")
+        warnings.append("no sacrum segmented: the body cluster below the lowest disc, with no "
+                        "disc beneath it, was taken as S1")
     if sacrum is not None:
-        top = np.argwhere(sacrum)[:, 0].min()
-        below = [m for m in masks if np.argwhere(m)[:, 0].mean() > top]
-        if below:
-            warnings.append(f"{len(below)} body cluster(s) below the top of the sacrum ignored")
-            masks = [m for m in masks if not any(m is b for b in below)]
+        masks, sacrum, notes = _settle_sacrum(masks, sacrum)
+        warnings.extend(notes)
     else:
         flags.append("sacrum_not_visible")
         warnings.append("sacrum not in the field of view: levels counted from the lowest "

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from spineviewer.core.genant import crush_ratios
+from spineviewer.core.genant import MIN_CORNER_OVERLAP, crush_ratios
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,21 @@ def _canal_front(mask: np.ndarray) -> np.ndarray:
     return np.interp(np.arange(mask.shape[0]), rows, front)
 
 
+def _disc_beside(mask: np.ndarray, body: np.ndarray, above: bool) -> bool:
+    """Whether an annotated disc touches the body's upper (or lower) endplate.
+
+    SPIDER annotates the topmost vertebra of a slice only in part when its upper disc is not
+    labelled; a body bounded by discs on both sides is completely annotated.
+    """
+    rr, cc = np.nonzero(body)
+    reach = max(3, int(0.25 * (rr.max() - rr.min() + 1)))
+    grown = ndi.binary_dilation(body, iterations=reach)
+    centre = rr.mean()
+    rows = np.arange(mask.shape[0])[:, None]
+    side = rows < centre if above else rows > centre
+    return bool(((mask == DISC) & grown & side).sum() >= 0.05 * len(np.unique(cc)) * reach)
+
+
 def extract_bodies(mask: np.ndarray) -> list[tuple[np.ndarray, bool]]:
     """Vertebral bodies of a SPIDER mask, top to bottom, in the mask's own orientation.
 
@@ -115,7 +130,8 @@ def extract_bodies(mask: np.ndarray) -> list[tuple[np.ndarray, bool]]:
     Returns
     -------
     list of (body mask bool (H, W), complete): complete is False for a body cut by the
-    image border or a fragment much smaller than the slice's median body.
+    image border, a fragment much smaller than the slice's median body, or a body without an
+    annotated disc above and below it (the topmost vertebra is often only partly annotated).
     """
     flip = not anterior_is_left(mask)
     m = mask[:, ::-1] if flip else mask
@@ -134,7 +150,8 @@ def extract_bodies(mask: np.ndarray) -> list[tuple[np.ndarray, bool]]:
             continue
         rr, cc = np.nonzero(b)
         cut = rr.min() == 0 or rr.max() == m.shape[0] - 1 or cc.min() == 0
-        complete = not cut and areas[i - 1] >= MIN_BODY_FRACTION * med
+        complete = (not cut and areas[i - 1] >= MIN_BODY_FRACTION * med
+                    and _disc_beside(m, b, above=True) and _disc_beside(m, b, above=False))
         out.append((b[:, ::-1] if flip else b, complete, rr.mean()))
     out.sort(key=lambda t: t[2])
     return [(b, c) for b, c, _ in out]
@@ -308,6 +325,7 @@ def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1),
     except ImportError:
         corner_method = "fallback diagonal-extreme corners (reference.fallback_corners)"
     overlaps = [b.overlap for b in bodies if b.overlap is not None]
+    trusted = [b for b in bodies if b.overlap is None or b.overlap >= MIN_CORNER_OVERLAP]
     return {
         "schema": "spineviewer.reference_ratios/1",
         "provisional": corner_method.startswith("fallback"),
@@ -329,12 +347,16 @@ def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1),
                       "pixel spacing unknown, assumed isotropic (ratios are scale-free)",
             "trimming": "per level and ratio, drop values > 3 SD from the mean, recompute, "
                         "until no value changes (SD with ddof=1)",
+            "quality": f"bodies whose corner overlap is below {MIN_CORNER_OVERLAP} (those the "
+                       "app marks needs_review) excluded; a neighbour so excluded leaves no "
+                       "crush ratio",
             "n_bodies": len(bodies),
+            "n_bodies_used": len(trusted),
             "median_corner_overlap": float(np.median(overlaps)) if overlaps else None,
             "command": "python -m spineviewer.core.reference --data <spider_t2space> "
                        "--out assets/reference_ratios.json",
         },
-        "levels": ratio_table(bodies),
+        "levels": ratio_table(trusted),
     }
 
 

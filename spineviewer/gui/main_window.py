@@ -281,10 +281,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ---- analysis -------------------------------------------------------------------------
     def start_analysis(self, series_uid: str | None = None) -> None:
-        """Analyse ``series_uid`` (default: the auto-chosen one) in the background."""
+        """Analyse ``series_uid`` (default: the series on the canvas, else the auto-chosen one)
+        in the background."""
         if self.folder is None:
             return
-        uid = series_uid or self.browser.chosen_uid or None
+        uid = series_uid or self.canvas.series_uid or self.browser.chosen_uid or None
         job = workers.AnalysisWorker(self.folder.path, series_uid=uid, provider=self.provider,
                                      threads=self.threads, analyze=self._analyze)
         job.progressChanged.connect(self._on_progress)
@@ -328,6 +329,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.progress.hide()
             self.statusBar().showMessage("Analysis cancelled", 5000)
             self.analysisCancelled.emit()
+
+    def analyse_shown_series(self) -> None:
+        """The Analyse action: the series on the canvas; asks first when it has corrections."""
+        uid = self.canvas.series_uid or self.browser.chosen_uid
+        if self.session and self.session.result.edits and self.session.result.series_uid == uid:
+            self.discard_and_reanalyse()
+        else:
+            self.start_analysis(uid)
 
     def discard_and_reanalyse(self) -> None:
         """Drop the corrections (after asking) and analyse again."""
@@ -424,9 +433,17 @@ class MainWindow(QtWidgets.QMainWindow):
             logger.exception("edit failed")
             self._error(f"Correction not applied: {exc}")
         else:
-            where = self.session.last_autosave_path
-            self.statusBar().showMessage(f"Saved corrections to {where}" if where else "", 6000)
+            self.statusBar().showMessage(self._autosave_message(), 8000)
         self._refresh()
+
+    def _autosave_message(self) -> str:
+        where = self.session.last_autosave_path if self.session else None
+        if where is None:
+            return ""
+        n = len(self.session.result.edits)
+        beside = review.study_folder(self.session.result) in where.parents
+        place = "beside the study" if beside else f"in {where.parent} (study folder read-only)"
+        return f"{n} correction(s) autosaved {place}"
 
     def undo(self) -> None:
         """Undo the last correction."""

@@ -39,7 +39,7 @@ def build_actions(win: Any) -> None:
     k = SHORTCUTS
     win.act_open = action(win, "&Open folder\u2026", win.choose_folder, k["open"])
     win.act_analyse = action(
-        win, "&Analyse", lambda: win.start_analysis(), k["analyse"], "Analyse the chosen series"
+        win, "&Analyse", win.analyse_shown_series, k["analyse"], "Analyse the series shown"
     )
     win.act_cancel = action(
         win, "&Cancel", win.cancel_analysis, k["cancel"], "Cancel the running analysis"

@@ -84,6 +84,7 @@ class VertebraOverlay(QtCore.QObject):
         if marks:
             deep = np.array([a for a, _ in marks.values()])
             tips.setData(x=deep[:, 1], y=deep[:, 0])
+        self.vertebra = v
         self.label = pg.TextItem(html=self._label_html(v), fill=pg.mkBrush(0, 0, 0, 150))
         self.items["labels"].append(self.label)
         self._place_label()
@@ -92,7 +93,7 @@ class VertebraOverlay(QtCore.QObject):
                 self._add_handle(name)
         self._update_lines()
 
-    def _label_html(self, v: VertebraResult) -> str:
+    def _label_html(self, v: VertebraResult, details: bool = False) -> str:
         text = f"<b>{v.level}</b>"
         if v.ai is not None:
             text += " &#9998;"
@@ -101,9 +102,16 @@ class VertebraOverlay(QtCore.QObject):
             text += f" {v.deformity if v.deformity != 'none' else 'fracture'}{grade}"
         elif "schmorl_node" in v.flags:
             text += " Schmorl"
+        doubt = ""
         if "needs_review" in v.flags:
-            text += " ?"
-        return f"<span style='color:{self.colour.name()};font-size:10pt'>{text}</span>"
+            doubt = f" <b style='color:{style.STATUS_COLOURS['review'][0]}'>?</b>"
+        html = f"<span style='color:{self.colour.name()};font-size:10pt'>{text}</span>{doubt}"
+        if details:  # the selected vertebra shows its heights on the image
+            nums = " ".join(f"{k[:2]} {getattr(v, k):.1f}" for k in ("AH_mm", "MH_mm", "PH_mm")
+                            if getattr(v, k) is not None)
+            if nums:
+                html += f"<br><span style='color:#f0f0f0;font-size:9pt'>{nums} mm</span>"
+        return html
 
     def _place_label(self) -> None:
         c = self.corners
@@ -180,6 +188,8 @@ class VertebraOverlay(QtCore.QObject):
     def set_selected(self, selected: bool) -> None:
         """Highlight the outline of the selected vertebra."""
         self.selected = selected
+        if hasattr(self, "label"):
+            self.label.setHtml(self._label_html(self.vertebra, details=selected))
         if hasattr(self, "outline_item"):
             colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
             self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))

@@ -46,6 +46,8 @@ def cell_text(v: VertebraResult, attr: str) -> str:
         return text + (" (override)" if v.override else "")
     if attr == "flags":
         return ", ".join(FLAG_SHORT.get(f, f.replace("_", " ")) for f in value)
+    if attr in ("deformity", "genant_grade") and v.override and v.final_fracture != v.fracture:
+        return f"{value} (AI)"  # the measured pattern stands; the reader's call differs
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -67,6 +69,8 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
         ai = "fracture" if v.fracture else "no fracture"
         comment = e(v.override.get("comment") or "no comment")
         parts.append(f"<p><b>Overridden by reader</b> (AI: {ai}): {comment}</p>")
+    if v.reasons and v.override:
+        parts.append("<p><b>AI reasons</b></p>")
     if v.reasons:
         parts.append("<ul>" + "".join(f"<li>{e(r)}</li>" for r in v.reasons) + "</ul>")
     else:
@@ -206,7 +210,9 @@ class ResultsPanel(QtWidgets.QWidget):
                 + (f"<b style='color:{style.STATUS_COLOURS['fracture'][0]}'>fracture suspected at "
                    + ", ".join(f"{v.level} ({v.deformity}, grade {v.genant_grade})"
                                for v in frac) + "</b>" if frac else "no fracture"))
-        if review:
+        if review and len(review) == len(result.vertebrae) > 2:
+            text += "; every level needs review"
+        elif review:
             text += f"; review {', '.join(review)}"
         if result.flags:
             text += f"; {', '.join(f.replace('_', ' ') for f in result.flags)}"

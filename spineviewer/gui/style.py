@@ -23,24 +23,30 @@ ANALYSED_SLICE_COLOUR = "#E69F00"
 DISCLAIMER_COLOUR = "#E69F00"
 
 
-def vertebra_status(v: VertebraResult) -> str:
-    """The one status a vertebra is coloured by: fracture > Schmorl > review > normal.
+def call_status(v: VertebraResult) -> str:
+    """What the overlay colour says: the call (fracture > Schmorl node > no fracture).
 
-    A Schmorl node outranks "needs review" because it is the more specific finding (and the
-    classic false positive a reader checks); the label still shows "?" for review.
+    Doubt is not a colour: a "?" beside the level marks "needs review", so that a study-wide
+    labelling doubt does not paint every vertebra and hide the one fracture.
     """
     if v.final_fracture:
         return "fracture"
     if "schmorl_node" in v.flags:
         return "schmorl"
-    if "needs_review" in v.flags:
-        return "review"
     return "normal"
 
 
+def vertebra_status(v: VertebraResult) -> str:
+    """Status of a table row: the call, or "review" for a doubtful vertebra without a finding."""
+    status = call_status(v)
+    if status == "normal" and "needs_review" in v.flags:
+        return "review"
+    return status
+
+
 def status_colour(v: VertebraResult, alpha: int = 255) -> QtGui.QColor:
-    """Overlay colour of ``v`` with the given alpha (0..255)."""
-    c = QtGui.QColor(STATUS_COLOURS[vertebra_status(v)][0])
+    """Overlay colour of ``v`` (by its call) with the given alpha (0..255)."""
+    c = QtGui.QColor(STATUS_COLOURS[call_status(v)][0])
     c.setAlpha(alpha)
     return c
 
@@ -56,11 +62,13 @@ def row_tint(v: VertebraResult) -> QtGui.QColor | None:
 
 
 def legend_html() -> str:
-    """Small HTML legend of the overlay colours."""
+    """Small HTML legend of the overlay colours and marks."""
     items = "".join(
-        f"<span style='color:{col}'>&#9632;</span>&nbsp;{text}&nbsp;&nbsp; "
-        for col, text in STATUS_COLOURS.values())
-    return items + "<span style='color:#fff'>&#9998; corrected</span>"
+        f"<span style='color:{STATUS_COLOURS[k][0]}'>&#9632;</span>&nbsp;{STATUS_COLOURS[k][1]}"
+        "&nbsp;&nbsp; " for k in ("normal", "fracture", "schmorl"))
+    review = STATUS_COLOURS["review"][0]
+    return (items + f"<b style='color:{review}'>?</b>&nbsp;needs review&nbsp;&nbsp; "
+            "<span style='color:#fff'>&#9998; corrected</span>")
 
 
 def dark_palette() -> QtGui.QPalette:

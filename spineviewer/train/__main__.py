@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--name", default=None)
     e.add_argument("--version", default="1.0.0")
     e.add_argument("--recipe", default=None, help="recipe.json of the run (default: beside ckpt)")
+    e.add_argument("--notes", default=None, help="JSON file of extra recipe entries (e.g. "
+                   "width-choice measurements) to record in the card")
 
     v = sub.add_parser("evaluate", help="evaluate an ONNX model (onnxruntime) and update its card")
     v.add_argument("--model", required=True, help="models/<name>.onnx")
@@ -42,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--phantom-seed", type=int, default=913_377)
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--no-card", action="store_true", help="do not write metrics into the card")
+
+    q = sub.add_parser("quantize", help="static int8 copy calibrated on SPIDER train slices")
+    q.add_argument("--model", required=True, help="fp32 models/<name>.onnx")
+    q.add_argument("--out", required=True, help="models/<name>-int8.onnx")
+    q.add_argument("--spider", required=True)
+    q.add_argument("--n-calib", type=int, default=20)
 
     g = sub.add_parser("targets", help="montage of derived SPIDER targets (PNG)")
     g.add_argument("--spider", required=True)
@@ -60,14 +68,23 @@ def main(argv: list[str] | None = None) -> int:
                           crop=tuple(a.crop) if a.crop else None)
         train(cfg)
     elif a.cmd == "export":
+        import json
+        from pathlib import Path
+
         from spineviewer.train.export import export_checkpoint
 
-        export_checkpoint(a.ckpt, a.out, name=a.name, version=a.version, recipe_path=a.recipe)
+        extra = json.loads(Path(a.notes).read_text()) if a.notes else None
+        export_checkpoint(a.ckpt, a.out, name=a.name, version=a.version, recipe_path=a.recipe,
+                          extra_recipe=extra)
     elif a.cmd == "evaluate":
         from spineviewer.train.evaluate import evaluate_model
 
         evaluate_model(a.model, a.spider, n_phantoms=a.n_phantoms, phantom_seed=a.phantom_seed,
                        threads=a.threads, write_card=not a.no_card)
+    elif a.cmd == "quantize":
+        from spineviewer.train.quantize import quantize_int8
+
+        quantize_int8(a.model, a.out, a.spider, a.n_calib)
     elif a.cmd == "targets":
         from spineviewer.train.evaluate import targets_montage
 

@@ -97,18 +97,19 @@ def render_card_md(card: dict[str, Any]) -> str:
         "Research software; not a certified medical device.",
         "",
         "## Input / output",
-        f"- input `image` (1, 1, {card['input']['shape'][0]}, {card['input']['shape'][1]}) "
-        f"float32: slice resampled to {card['input']['spacing_mm']} mm isotropic, canonical "
-        "orientation (superior up, anterior left), intensity / "
-        f"{card['input']['normalisation']['scale']} clipped to "
-        f"{card['input']['normalisation']['clip']}",
-        f"- output `{card['output']}` (1, {len(card['classes'])}, H, W): softmax gives class "
-        "probabilities",
+        (f"- input `image` (1, 1, {card['input']['shape'][0]}, {card['input']['shape'][1]}) "
+         f"float32: slice resampled to {card['input']['spacing_mm']} mm isotropic, canonical "
+         "orientation (superior up, anterior left), intensity / "
+         f"{card['input']['normalisation']['scale']} clipped to "
+         f"{card['input']['normalisation']['clip']}"),
+        (f"- output `{card['output']}` (1, {len(card['classes'])}, H, W): softmax gives class "
+         "probabilities"),
         f"- sha256 `{card['sha256']}`",
         "",
         "## Data",
-        f"- Real: {card['data']['real']['name']}. {card['data']['real']['citation']}. "
-        f"License {card['data']['real']['license']}. Targets: {card['data']['real']['targets']}.",
+        (f"- Real: {card['data']['real']['name']}. {card['data']['real']['citation']}. "
+         f"License {card['data']['real']['license']}. "
+         f"Targets: {card['data']['real']['targets']}."),
         f"- Synthetic: {card['data']['synthetic']['generator']}.",
         "",
         "## Recipe",

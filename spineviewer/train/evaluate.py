@@ -1,8 +1,8 @@
 """Evaluate a shipped ONNX model through onnxruntime (no PyTorch): Dice and level naming.
 
 - Vertebral-body Dice on all SPIDER ``val`` slices (8 patients never trained on), in the
-  model grid (assumed native spacing 0.65 mm, rows centred on the labelled discs), with the
-  region caudal to the lowest labelled disc excluded.
+  model grid (assumed native spacing 0.65 mm, framed as a lumbar protocol: L5-S1 ~46 mm
+  above the bottom edge), with the region caudal to the lowest labelled disc excluded.
 - Body Dice on fresh phantoms from ``spineviewer.synth.training.train_sample`` (seed not
   used in training).
 - Per-level naming accuracy on SPIDER val slices where the sacrum is in the field of view:
@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 
 from spineviewer.train.data import (
     IGNORE,
+    MODEL_SHAPE,
     MODEL_SPACING_MM,
     SPIDER_EVAL_SPACING_MM,
     TARGET_CLASSES,
@@ -46,6 +47,8 @@ __all__ = [
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 #: Sacrum counted as visible when the grid extends this far below the lowest disc.
 SACRUM_VISIBLE_MM = 25.0
+#: Model row of the lowest disc's caudal border in the evaluation framing.
+LOWEST_DISC_ROW = 370
 
 
 def dice(pred: np.ndarray, target: np.ndarray, cls: int = 1, ignore: int = IGNORE) -> float:
@@ -79,15 +82,21 @@ def spider_val_pairs(spider_root: str | Path, split: str = "val",
                      ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
     """(case, model-grid image in [0,1], model-grid target) for every slice of ``split``.
 
-    Rows are centred on the mean row of the labelled discs (the lumbar column, as a lumbar
-    protocol centres it), columns on the image centre (as ``core.preprocess`` does).
+    Rows are placed as a lumbar protocol frames the spine: the caudal border of the lowest
+    labelled disc (L5-S1) at model row ``LOWEST_DISC_ROW`` (~46 mm above the grid's bottom,
+    so the sacrum is in view); columns centred on the image centre (as ``core.preprocess``).
     """
     out = []
+    zoom = MODEL_SPACING_MM / spacing_mm
     for c in read_manifest(spider_root, split):
         img, m = load_spider(spider_root, c)
         tgt = derive_spider_target(m)
-        rows = np.nonzero(m == 2)[0]
-        shift_r = (rows.mean() - (m.shape[0] - 1) / 2) * spacing_mm if rows.size else 0.0
+        disc_rows = np.nonzero((tgt == 3).any(axis=1))[0]
+        if disc_rows.size:
+            src_c = disc_rows.max() - zoom * (LOWEST_DISC_ROW - (MODEL_SHAPE[0] - 1) / 2)
+            shift_r = (src_c - (m.shape[0] - 1) / 2) * spacing_mm
+        else:
+            shift_r = 0.0
         mat, off = _affine_params(None, m.shape, tgt, spacing_mm, 0.0, (shift_r, 0.0))
         a, b = _resample(img.astype(np.float32) / 255.0, tgt, mat, off)
         out.append((c, np.clip(a, 0, 1).astype(np.float32), b))
@@ -168,7 +177,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     try:
         from spineviewer.core.labeling import label_vertebrae
         from spineviewer.core.segment import postprocess
-    except Exception as e:  # pragma: no cover - depends on the other modules' state
+    except ImportError as e:  # pragma: no cover - depends on the other modules' state
         label_vertebrae = None
         metrics["naming_pending"] = f"labelling module unavailable: {e}"
     for c, img, tgt in pairs:
@@ -198,8 +207,9 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     metrics["spider_val_disc_dice_mean"] = round(float(np.mean(disc_d)), 4) if disc_d else None
     metrics["spider_val_slices"] = len(pairs)
     metrics["spider_val_protocol"] = (
-        f"all val slices, assumed native spacing {SPIDER_EVAL_SPACING_MM} mm, rows centred on "
-        "the labelled discs, argmax of the logits, region caudal to the lowest disc excluded")
+        f"all val slices, assumed native spacing {SPIDER_EVAL_SPACING_MM} mm, lowest labelled "
+        f"disc's caudal border at model row {LOWEST_DISC_ROW} (sacrum in view), argmax of the logits, region caudal to the lowest "
+        "disc excluded")
     if label_vertebrae is not None:
         ok = sum(t == p for t, p in naming)
         metrics["spider_val_naming_accuracy"] = round(ok / len(naming), 4) if naming else None

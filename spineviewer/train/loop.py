@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def dice_per_class(pred: np.ndarray, target: np.ndarray, cls: int, ignore: int =
 def _synth_available() -> bool:
     try:
         from spineviewer.synth.training import train_sample  # noqa: F401
-    except Exception:
+    except ImportError:
         return False
     return True
 
@@ -129,7 +130,7 @@ class MixedStream(IterableDataset):
             if use_synth and synth_fn is None:
                 try:
                     from spineviewer.synth.training import train_sample as synth_fn
-                except Exception:
+                except ImportError:
                     synth_fn = None
             if use_synth and synth_fn is not None:
                 if len(cache) >= 8 and rng.random() < cfg.synth_reuse:
@@ -137,7 +138,8 @@ class MixedStream(IterableDataset):
                 else:
                     try:
                         img, tgt = synth_fn(rng)
-                    except Exception:
+                    except (ValueError, IndexError, RuntimeError, ArithmeticError) as e:
+                        warnings.warn(f"synthetic sample skipped: {e}", stacklevel=1)
                         continue
                     img = np.asarray(img, np.float32)
                     tgt = np.asarray(tgt, np.uint8)
@@ -215,9 +217,9 @@ def build_val_set(cfg: TrainConfig, cache_path: Path | None = None
             pi.append(np.asarray(a, np.float32))
             pt.append(np.asarray(b, np.uint8))
     shape = (0, *st[0].shape)
-    arrays = dict(si=np.stack(si), st=np.stack(st),
-                  pi=np.stack(pi) if pi else np.zeros(shape, np.float32),
-                  pt=np.stack(pt) if pt else np.zeros(shape, np.uint8))
+    arrays = {"si": np.stack(si), "st": np.stack(st),
+              "pi": np.stack(pi) if pi else np.zeros(shape, np.float32),
+              "pt": np.stack(pt) if pt else np.zeros(shape, np.uint8)}
     if cache_path is not None:
         np.savez_compressed(cache_path, **arrays)
     out = {"spider": (arrays["si"], arrays["st"])}
@@ -238,10 +240,10 @@ def evaluate_torch(model: torch.nn.Module, val: dict, batch: int = 4) -> dict[st
                 memory_format=torch.channels_last)
             pred = model(x).argmax(1).numpy()
             for p, t in zip(pred, tgts[i:i + batch]):
-                for c in scores:
+                for c, lst in scores.items():
                     d = dice_per_class(p, t, c)
                     if not math.isnan(d):
-                        scores[c].append(d)
+                        lst.append(d)
         for c, nm in ((1, "body"), (2, "sacrum"), (3, "disc")):
             if scores[c]:
                 res[f"{name}_{nm}_dice"] = float(np.mean(scores[c]))
@@ -259,12 +261,13 @@ def train(cfg: TrainConfig) -> Path:
     ``max_minutes`` of wall clock (this invocation), or a ``STOP`` file."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log_fh = open(out / "train.log", "a", buffering=1)
+    log_path = out / "train.log"
 
     def log(msg: str) -> None:
         line = f"{time.strftime('%H:%M:%S', time.gmtime())} {msg}"
         print(line, flush=True)
-        log_fh.write(line + "\n")
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -371,5 +374,4 @@ def train(cfg: TrainConfig) -> Path:
                          f"{os.cpu_count()} CPUs, torch {torch.__version__}"}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
     log(f"stopped ({stop_reason}) at step {step}; best {best:.4f}")
-    log_fh.close()
     return out

@@ -86,6 +86,24 @@ def test_steep_column_names_the_long_side_anterior_posterior(tilt):
     assert abs(m.AH_mm - 23.0) <= 0.5 and abs(m.PH_mm - 26.0) <= 0.5
 
 
+def test_upright_body_keeps_its_height_vertical():
+    # higher than deep (rare, e.g. a young T12): an upright long side is not taken as AP
+    shape = make_body(ah=30.0, ph=30.0, width=24.0, tilt_deg=6.0)
+    _, res, m = _run(shape)
+    assert abs(m.AH_mm - 30.0) <= 0.5 and abs(m.PH_mm - 30.0) <= 0.5
+    for k in CORNERS:
+        assert _corner_error_mm(shape, res, k) <= 0.7, k
+
+
+def test_body_cut_by_the_image_border():
+    mask = np.zeros((60, 80), bool)
+    mask[0:30, 0:50] = True                   # a box running into the top-left corner
+    res = find_corners(mask, (0.6, 0.6))
+    m = measure(res.corners_rc, res.outline_rc, (0.6, 0.6))
+    assert m.AH_mm == pytest.approx(30 * 0.6, abs=0.5)
+    assert m.VA_deg == pytest.approx(0.0, abs=1.0)
+
+
 def test_osteophyte_does_not_pull_the_corner_to_the_beak_tip():
     shape = make_body(ah=26.0, ph=28.0, beak=(6.0, 2.5))
     _, res, m = _run(shape)
@@ -108,6 +126,8 @@ def test_concave_endplates_keep_the_corners_at_the_rims():
     assert m.SC_mm == pytest.approx(3.0, abs=0.6)
     assert m.IC_mm == pytest.approx(3.0, abs=0.6)
     assert m.MH_mm == pytest.approx(shape.MH_mm, abs=0.6)
+    # the quadrilateral cannot cover the depressions, but it fits the rims
+    assert res.overlap < 0.93 and res.rim_overlap >= 0.95
 
 
 def test_result_structure_and_outline():

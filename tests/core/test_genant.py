@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from spineviewer.core import genant
+from spineviewer.core.errors import SpineViewerError
 from spineviewer.core.genant import (
     GRADE_BOUNDARIES,
     THRESHOLD_SD,
@@ -167,6 +168,11 @@ def test_needs_review_triggers():
     assert "needs_review" in calls[4].flags and not calls[4].fracture  # borderline
     assert calls[3].flags == []
     assert calls[5].flags == []
+    # just below the threshold (0.78 vs 0.789): a fracture, but borderline too
+    ms[4] = M(AH_mm=26.0 * 0.78, PH_mm=26.0, MH_mm=26.0 * 0.92)
+    call = classify(LEVELS, ms, _table())[4]
+    assert call.fracture and "needs_review" in call.flags
+    assert any("borderline" in r for r in call.reasons)
 
 
 def test_missing_level_falls_back_to_nearest(tmp_path):
@@ -216,7 +222,9 @@ def test_site_table_from_environment(tmp_path, monkeypatch):
         "L1": {"wedge": {"mean": 0.8, "sd": 0.01, "n": 5}}}}))
     monkeypatch.setenv(genant.TABLE_ENV, str(p))
     assert load_reference_table().source == "site X"
+    p.write_text("{}")
+    with pytest.raises(SpineViewerError, match="no 'levels'"):
+        load_reference_table()
     p.write_text("{not json")
-    from spineviewer.core.errors import SpineViewerError
     with pytest.raises(SpineViewerError, match="unreadable"):
         load_reference_table()

@@ -151,3 +151,40 @@ def test_debris_is_not_counted_as_a_body():
     cm[5:8, 150:153] = 1  # 9 px = 3 mm^2 above T12
     lab = label_vertebrae(cm, CLASSES, 0.6)
     assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+
+
+def test_body_clusters_below_the_sacrum_are_ignored():
+    cm, _ = _column(5, top=60)
+    rows = np.nonzero((cm == 2).any(axis=1))[0]
+    cm[rows.max() - 20:rows.max() - 5, 140:170] = 1  # an S2 segment read as "body"
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["L1", "L2", "L3", "L4", "L5"]
+    assert any("below the sacrum" in w for w in lab.warnings)
+
+
+def test_s1_fragment_read_as_body_joins_the_sacrum():
+    cm, _ = _column(5, top=60)
+    rows = np.nonzero((cm == 2).any(axis=1))[0]
+    cols = np.nonzero((cm == 2).any(axis=0))[0]
+    top = rows.min()
+    cm[top:top + 15, cols.min():cols.min() + 40] = 1  # top rim of S1 segmented as body
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["L1", "L2", "L3", "L4", "L5"]
+    assert lab.sacrum_mask[top:top + 15, cols.min():cols.min() + 40].all()
+    assert any("part of S1" in w for w in lab.warnings)
+
+
+def test_unsegmented_sacrum_inferred_from_the_last_disc():
+    # the network called S1 "body": a body cluster with a disc above and none below it
+    cm, _ = _column(6, top=20, sacrum=False)
+    rows = np.nonzero((cm == 3).any(axis=1))[0]
+    last_disc = cm[rows.max() - DISC_H + 1:rows.max() + 1]
+    last_disc[last_disc == 3] = 0
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["L1", "L2", "L3", "L4", "L5"]
+    assert "sacrum_inferred" in lab.flags and lab.sacrum_mask is not None
+    assert "sacrum_not_visible" not in lab.flags
+    # the same column cut just below that body: a true L5 whose disc is out of view
+    cut = cm[: np.nonzero((cm == 1).any(axis=1))[0].max() + 5]
+    lab = label_vertebrae(cut, CLASSES, 0.6)
+    assert "sacrum_not_visible" in lab.flags and len(lab.bodies) == 6

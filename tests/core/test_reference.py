@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,7 @@ def test_trimming_edge_cases():
 def _spider_mask(n=6, flip=False, cut_top=False, debris=True):
     """SPIDER-style mask: vertebrae (body + posterior arch) 1, discs 2, canal 3."""
     m = np.zeros((640, 400), np.uint8)
+    m[20:40, 80:180] = 2  # disc above the top body: it is completely annotated
     for i in range(n):
         r0 = 40 + i * 90
         m[r0:r0 + 70, 80:180] = 1  # body, anterior at the left
@@ -64,6 +67,13 @@ def test_extract_bodies_drops_posterior_elements(flip):
         rows = np.nonzero(b.any(axis=1))[0]
         assert (cols.min(), cols.max()) == ((80, 179) if not flip else (220, 319))
         assert (rows.min(), rows.max()) == (40 + i * 90, 40 + i * 90 + 69)
+
+
+def test_body_without_disc_above_is_incomplete():
+    m = _spider_mask(n=6)
+    m[20:40] = 0
+    complete = [c for _, c in extract_bodies(m)]
+    assert complete == [False, True, True, True, True, True]
 
 
 def test_cut_body_is_incomplete_and_names_come_from_the_bottom():
@@ -140,6 +150,11 @@ def test_derive_from_a_tiny_dataset(tmp_path):
     assert doc["levels"]["L3"]["wedge"]["n"] == 2
     assert doc["levels"]["L3"]["crush"]["mean"] == pytest.approx(1.0)
     assert "van der Graaf" in doc["source"] and doc["recipe"]["n_bodies"] == 12
+    # a body with a poor corner fit (overlap < 0.85) is left out
+    poor = [dataclasses.replace(bodies[0], overlap=0.7), *bodies[1:]]
+    doc = R.derive(tmp_path, bodies=poor)
+    assert doc["recipe"]["n_bodies_used"] == 11
+    assert doc["levels"][poor[0].level]["wedge"]["n"] == 1
     csv_path = tmp_path / "bodies.csv"
     R.write_bodies_csv(bodies, csv_path)
     assert R.read_bodies_csv(csv_path) == bodies

@@ -79,6 +79,7 @@ def test_drag_corner_recomputes_and_autosaves(qtbot, window, lumbar_study):
     assert v.ai["AH_mm"] == pytest.approx(ah0)
     saved = lumbar_study.path / ".spineviewer" / f"{lumbar_study.t2_uid}.autosave.json"
     assert saved.is_file()
+    assert window.statusBar().currentMessage() == "1 correction(s) autosaved beside the study"
     assert review.restore(lumbar_study.path, lumbar_study.t2_uid).vertebra("L3").AH_mm == \
         pytest.approx(v.AH_mm)
     # undo brings the AI corner and height back, on the canvas too
@@ -95,6 +96,7 @@ def test_override_call_with_comment_then_undo_redo(qtbot, window, lumbar_study):
     v = window.session.result.vertebra("L1")
     assert v.final_fracture is False and v.fracture is True
     assert cell(window, "L1", "Fracture") == "no (override)"
+    assert cell(window, "L1", "Deformity") == "wedge (AI)"
     assert "old healed deformity" in window.results.why.toPlainText()
     assert window.session.result.edits[-1]["comment"] == "old healed deformity"
     window.act_undo.trigger()

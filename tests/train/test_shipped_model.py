@@ -49,9 +49,16 @@ def test_runs_and_segments_a_phantom(model_path):
     assert [i.name for i in io.get_inputs()] == ["image"]
     assert list(io.get_inputs()[0].shape) == [1, 1, 448, 320]
     assert [o.name for o in io.get_outputs()] == ["logits"]
-    img, tgt = train_sample(np.random.default_rng(4242))
-    logits = pred.logits(img)
-    assert logits.shape == (4, 448, 320)
-    assert np.isfinite(logits).all()
-    # A trained model finds the bodies of a phantom it never saw (measured ~0.9+).
-    assert dice(logits.argmax(0), tgt, 1) > 0.7
+    rng = np.random.default_rng(4242)
+    scores = []
+    for _ in range(4):
+        img, tgt = train_sample(rng)
+        logits = pred.logits(img)
+        assert logits.shape == (4, 448, 320)
+        assert np.isfinite(logits).all()
+        scores.append(dice(logits.argmax(0), tgt, 1))
+    # Fresh phantoms score near the card's measured phantom Dice (30-slice mean); 4 slices
+    # scatter, hence the margin. Never below 0.5: a broken export scores ~0.
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    measured = card["metrics"].get("phantom_body_dice_mean", 0.75)
+    assert np.mean(scores) > max(0.5, measured - 0.2)
