@@ -36,7 +36,8 @@ def analytic_bodies():
     from skimage import draw
 
     out = []
-    for i, (ah, tilt) in enumerate(zip((24, 25, 22, 26, 27, 28), (-12, -6, 0, 6, 12, 18))):
+    for i, (ah, tilt) in enumerate(zip((24, 25, 22, 26, 27, 28), (-12, -6, 0, 6, 12, 18),
+                                       strict=True)):
         th = np.radians(tilt)
         uv = np.array([[-19, -ah / 2], [19, -14], [19, 14], [-19, ah / 2]]) / 0.6
         rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
@@ -55,7 +56,7 @@ def genant_step():
         from spineviewer.core.genant import classify, load_reference_table
 
         table = load_reference_table()
-    except Exception as exc:  # the benchmark reports and carries on
+    except Exception as exc:  # noqa: BLE001 - the benchmark reports and carries on
         print(f"(Genant not timed: {exc})")
         return None
     return lambda levels, ms, ovs: classify(levels, ms, table, corner_overlaps=ovs)
@@ -112,7 +113,7 @@ def main() -> None:
     print(f"study total, CPU time    {fmt(cpu_t)}   (what it costs without other load)")
     if bodies[0][3] is not None:
         print("errors against the phantom truth (measured - true):")
-        for (level, _m, _sp, t), m in zip(bodies, ms):
+        for (level, _m, _sp, t), m in zip(bodies, ms, strict=True):
             print(f"  {level:4s} AH {m.AH_mm - t.AH_mm:+.2f}  PH {m.PH_mm - t.PH_mm:+.2f}  "
                   f"VA {m.VA_deg - t.VA_deg:+.2f}  SC {m.SC_mm - t.SC_mm:+.2f}  "
                   f"IC {m.IC_mm - t.IC_mm:+.2f} mm/deg")

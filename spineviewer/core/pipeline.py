@@ -218,7 +218,9 @@ def _find_all_corners(labelling, transform, spacing_mm: float) -> list[VertebraR
         v.outline_rc = [(float(r), float(c)) for r, c in transform.to_source(
             np.asarray(cr.outline_rc, dtype=float))]
         v.corner_strategy = cr.strategy
-        v.corner_overlap = float(cr.overlap)
+        # Quality of the corner fit: IoU with the beak-free, depression-filled body (the raw
+        # mask overlap is low by design for deep biconcave bodies with correct corners).
+        v.corner_overlap = float(getattr(cr, "rim_overlap", cr.overlap))
         vertebrae.append(v)
     return vertebrae
 

@@ -79,7 +79,7 @@ def write_card(card: dict[str, Any], onnx_path: str | Path) -> Path:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def render_card_md(card: dict[str, Any]) -> str:

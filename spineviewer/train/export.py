@@ -7,6 +7,8 @@ spacing, normalisation, class names, output kind and the sha256 of the ONNX file
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -114,7 +116,8 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "threads": cfg.get("threads"),
         "steps_done": run.get("steps_done", ck.get("step")),
         "train_minutes": round(float(run.get("train_minutes", ck.get("train_s", 0) / 60)), 1),
-        "machine": run.get("machine", ""),
+        "machine": run.get("machine") or f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                                          f"torch {torch.__version__}",
         "onnx_opset": OPSET,
         "onnx_max_abs_diff_vs_torch": diff,
         "onnx_size_mb": round(size_mb, 2),

@@ -61,6 +61,7 @@ class TrainConfig:
     bf16: bool = False
     num_workers: int = 1
     crop: tuple[int, int] | None = None
+    init: str | None = None
     notes: dict = field(default_factory=dict)
 
 
@@ -277,6 +278,10 @@ def train(cfg: TrainConfig) -> Path:
     step, train_s, best = 0, 0.0, -1.0
     history: list[dict] = []
     last = out / "last.pt"
+    if cfg.init and not last.exists():
+        ck0 = torch.load(cfg.init, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck0["model"])
+        log(f"initialised from {cfg.init} (step {ck0.get('step')}); fresh optimiser")
     if last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])

@@ -1,0 +1,65 @@
+"""Evaluation helpers (no PyTorch): Dice, ground-truth level naming, matching."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from spineviewer.train.data import IGNORE
+from spineviewer.train.evaluate import dice, gt_levels, naming_matches
+
+
+def _column(n_bodies: int = 6, rows: int = 448) -> np.ndarray:
+    """Model-grid target: ``n_bodies`` bodies (40 rows) separated by discs (12 rows), the
+    lowest disc at rows ~330-342 and IGNORE below it."""
+    t = np.zeros((rows, 320), np.uint8)
+    bottom = 342
+    for k in range(n_bodies):
+        d1 = bottom - 12 - k * 52
+        t[d1:d1 + 12, 100:160] = 3
+        b1 = d1 - 40
+        if b1 + 40 > 0:
+            t[max(b1, 0):b1 + 40, 100:160] = 1
+    t[bottom + 1:] = IGNORE
+    return t
+
+
+@dataclass
+class _Body:
+    level: str
+    mask: np.ndarray
+
+
+def test_dice_ignores_ignore_pixels():
+    t = _column()
+    p = (t == 1).astype(np.uint8)
+    assert dice(p, t, 1) == pytest.approx(1.0)
+    p2 = p.copy()
+    p2[400:, :] = 1                       # predictions inside IGNORE do not count
+    assert dice(p2, t, 1) == pytest.approx(1.0)
+    assert np.isnan(dice(p, t, 2))
+
+
+def test_gt_levels_names_from_the_lowest_disc_up():
+    named, visible = gt_levels(_column(6))
+    assert [n for n, _ in named] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert visible                        # 105 rows (63 mm) of grid below the lowest disc
+    l5 = dict(named)["L5"]
+    assert np.nonzero(l5)[0].max() == 342 - 12 - 1
+
+
+def test_sacrum_not_visible_when_lowest_disc_at_the_edge():
+    t = _column(5)
+    cut = t[:352]                         # grid ends 9 rows (5 mm) below the lowest disc
+    cut = np.vstack([np.zeros((96, 320), np.uint8), cut])
+    _, visible = gt_levels(cut)
+    assert not visible
+
+
+def test_naming_matches_counts_wrong_and_missing_names():
+    named, _ = gt_levels(_column(6))
+    masks = dict(named)
+    preds = [_Body("L5", masks["L5"]), _Body("L3", masks["L4"]),   # L4 misnamed
+             _Body("L3", masks["L3"]), _Body("L2", masks["L2"])]   # L1 missing
+    res = dict(naming_matches(named, preds))
+    assert res == {"L5": "L5", "L4": "L3", "L3": "L3", "L2": "L2", "L1": None}
