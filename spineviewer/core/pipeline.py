@@ -144,8 +144,9 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     st.start("corners")
     result.vertebrae = _find_all_corners(labelling, transform, transform_spacing(model))
     st.start("morphometry")
+    measured = measure_all(result)
     st.start("genant")
-    remeasure(result)
+    classify_all(result, measured)
     st.done()
     result.timings_s = st.timings
     return result
@@ -231,30 +232,40 @@ def remeasure(result: StudyResult) -> None:
     Uses the corners and outlines as they stand (after any user correction); never runs the
     network. Flags from labelling persist; rule flags and reasons are rebuilt.
     """
-    from spineviewer.core.genant import classify, load_reference_table
+    classify_all(result, measure_all(result))
+
+
+def measure_all(result: StudyResult) -> list:
+    """Morphometry of every vertebra with corners; returns (vertebra, Measurements) pairs."""
     from spineviewer.core.morphometry import measure
 
-    table = load_reference_table()
-    measured, ms = [], []
+    measured = []
     for v in result.vertebrae:
-        keep = [f for f in v.flags if f in PERSISTENT_FLAGS]
-        v.flags = keep
+        v.flags = [f for f in v.flags if f in PERSISTENT_FLAGS]
         if len(v.corners_rc) == 4 and len(v.outline_rc) >= 8:
             m = measure(v.corners_rc, np.asarray(v.outline_rc, dtype=float),
                         result.pixel_spacing_mm)
             for name in ("AH_mm", "PH_mm", "MH_mm", "SC_mm", "IC_mm", "VA_deg"):
                 setattr(v, name, float(getattr(m, name)))
-            measured.append(v)
-            ms.append(m)
+            measured.append((v, m))
         else:
             v.fracture, v.deformity, v.genant_grade = False, "none", 0
             v.reasons = ["not measured: no usable outline/corners for this body"]
             if "needs_review" not in v.flags:
                 v.flags.append("needs_review")
-    calls = classify([v.level for v in measured], ms, table,
-                     corner_overlaps=[v.corner_overlap for v in measured],
-                     label_flags=[list(v.flags) for v in measured]) if measured else []
-    for v, call in zip(measured, calls):
+    return measured
+
+
+def classify_all(result: StudyResult, measured: list) -> None:
+    """Genant rules over the measured vertebrae (crush needs the neighbours)."""
+    from spineviewer.core.genant import classify, load_reference_table
+
+    table = load_reference_table()
+    vs = [v for v, _ in measured]
+    calls = classify([v.level for v in vs], [m for _, m in measured], table,
+                     corner_overlaps=[v.corner_overlap for v in vs],
+                     label_flags=[list(v.flags) for v in vs]) if measured else []
+    for v, call in zip(vs, calls):
         v.wedge_ratio = _opt(call.ratios.get("wedge"))
         v.biconcavity_ratio = _opt(call.ratios.get("biconcavity"))
         v.crush_ratio = _opt(call.ratios.get("crush"))
