@@ -10,6 +10,7 @@ Without a model in ``models/`` the analysis uses the phantom's ground-truth mask
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -41,8 +42,15 @@ def one_run(app, dicom: Path, analyze, threads: int | None) -> dict[str, float]:
 
     win.resultsShown.connect(shown)
     win.analysisFailed.connect(lambda m: (print(m, file=sys.stderr), loop.quit()))
+    ticks: list[float] = []  # a 10 ms timer: the largest gap is the longest GUI freeze
+    timer = QtCore.QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
     win.open_folder(dicom)
     loop.exec()
+    timer.stop()
+    if len(ticks) > 1:
+        marks["max_stall"] = max(b - a for a, b in itertools.pairwise(ticks))
     win.shutdown()
     win.close()
     return marks
@@ -79,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("indexed", "image", "results")))
     print(f"open folder -> results shown: {statistics.median(r['results'] for r in runs):.2f} s "
           f"(median of {len(runs)})")
+    stalls = [r["max_stall"] for r in runs if "max_stall" in r]
+    if stalls:
+        print(f"longest event-loop stall while indexing/analysing: {1000 * max(stalls):.0f} ms "
+              "(10 ms timer)")
     return 0
 
 

@@ -89,7 +89,6 @@ class SliceCanvas(QtWidgets.QWidget):
         self.slice_label = QtWidgets.QLabel(self.view)
         self.slice_label.setStyleSheet(
             "QLabel{background:rgba(0,0,0,150);color:#f0f0f0;padding:3px 6px;}")
-        self.slice_label.move(6, 6)
         self.annotation = QtWidgets.QLabel(self.view)  # patient / study / series, as viewers do
         self.annotation.setStyleSheet(
             "QLabel{background:rgba(0,0,0,150);color:#f0f0f0;padding:3px 6px;}")
@@ -120,7 +119,14 @@ class SliceCanvas(QtWidgets.QWidget):
 
     def _place_legend(self) -> None:
         self.legend.adjustSize()
-        self.legend.move(6, max(0, self.view.height() - self.legend.height() - 6))
+        # corners as in PACS viewers: patient top right, slice bottom left, legend bottom right
+        self.slice_label.adjustSize()
+        bottom = self.view.height() - 6
+        self.slice_label.move(6, max(0, bottom - self.slice_label.height()))
+        x = max(0, self.view.width() - self.legend.width() - 6)
+        if x < 6 + self.slice_label.width() + 6:  # too narrow for both on one line
+            bottom -= self.slice_label.height() + 4
+        self.legend.move(x, max(0, bottom - self.legend.height()))
         self.annotation.adjustSize()
         self.annotation.move(max(0, self.view.width() - self.annotation.width() - 6), 6)
 
@@ -177,7 +183,7 @@ class SliceCanvas(QtWidgets.QWidget):
         elif self.result is not None and self.result.series_uid == self.series_uid:
             text += f"  (analysed: {self.result.slice_index + 1})"
         self.slice_label.setText(text)
-        self.slice_label.adjustSize()
+        self._place_legend()
 
     def analysed_here(self) -> bool:
         """True when the shown slice is the analysed slice of the shown result."""
@@ -219,6 +225,13 @@ class SliceCanvas(QtWidgets.QWidget):
     # ---- results and overlays -------------------------------------------------------------
     def set_result(self, result: StudyResult | None) -> None:
         """Draw (or clear) the overlays of ``result``; called again after every edit."""
+        if result is not None and self._can_update(result):
+            self.result = result  # same vertebrae: move the existing items (fast, no flicker)
+            for v in result.vertebrae:
+                self.overlays[v.level].update(v)
+            self._update_overlay_visibility()
+            self._update_slice_label()
+            return
         for ov in self.overlays.values():
             ov.remove(self.vb)
         self.overlays = {}
@@ -232,6 +245,11 @@ class SliceCanvas(QtWidgets.QWidget):
                 self.overlays[v.level] = ov
         self._update_overlay_visibility()
         self._update_slice_label()
+
+    def _can_update(self, result: StudyResult) -> bool:
+        levels = [v.level for v in result.vertebrae]
+        return bool(levels) and levels == list(self.overlays) and all(
+            self.overlays[v.level].can_show(v) for v in result.vertebrae)
 
     def set_overlay_visible(self, name: str, visible: bool) -> None:
         """Toggle one overlay kind of ``OVERLAYS`` (masks, labels, corners, ...)."""

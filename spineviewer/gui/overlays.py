@@ -52,46 +52,55 @@ class VertebraOverlay(QtCore.QObject):
     def __init__(self, v: VertebraResult, selected: bool = False) -> None:
         super().__init__()
         self.level = v.level
+        self.selected = selected
+        self.tint = QtWidgets.QGraphicsPolygonItem()
+        self.tint.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
+        self.outline_item = pg.PlotCurveItem()
+        self.heights_item = pg.PlotCurveItem()
+        self.endplates_item = pg.PlotCurveItem()
+        self.depth_item = pg.PlotCurveItem(pen=_pen(QtGui.QColor("#FFFFFF"), 1.6))
+        self.tips_item = pg.ScatterPlotItem(size=5, brush=pg.mkBrush("#FFFFFF"), pen=None)
+        self.label = pg.TextItem(fill=pg.mkBrush(0, 0, 0, 150))
+        self.handles = {name: self._make_handle(name) for name in CORNER_NAMES
+                        if name in v.corners_rc}
+        self.items: dict[str, list[QtWidgets.QGraphicsItem]] = {
+            "masks": [self.tint], "outlines": [self.outline_item], "labels": [self.label],
+            "corners": list(self.handles.values()), "heights": [self.heights_item],
+            "depths": [self.depth_item, self.tips_item], "endplates": [self.endplates_item],
+            "legend": []}
+        self.update(v)
+
+    # ---- content --------------------------------------------------------------------------
+    def can_show(self, v: VertebraResult) -> bool:
+        """True when ``update(v)`` can show ``v`` (same level and corner set)."""
+        return v.level == self.level and set(v.corners_rc) == set(self.handles)
+
+    def update(self, v: VertebraResult) -> None:
+        """Show ``v`` with the existing items (after an edit: cheap, no items re-created)."""
+        self.vertebra = v
         self.colour = style.status_colour(v)
         self.corners = {k: np.asarray(p, dtype=float) for k, p in v.corners_rc.items()}
         outline = np.asarray(v.outline_rc, dtype=float).reshape(-1, 2)
         self.polygon = QtGui.QPolygonF([QtCore.QPointF(c, r) for r, c in outline])
-        self.items: dict[str, list[QtWidgets.QGraphicsItem]] = {k: [] for k in OVERLAYS}
-        self.handles: dict[str, pg.TargetItem] = {}
-        self._build(v, outline)
-        self.set_selected(selected)
-
-    # ---- items ----------------------------------------------------------------------------
-    def _build(self, v: VertebraResult, outline: np.ndarray) -> None:
-        tint = QtWidgets.QGraphicsPolygonItem(self.polygon)
-        tint.setBrush(QtGui.QBrush(style.status_colour(v, alpha=60)))
-        tint.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
-        self.items["masks"].append(tint)
-        if len(outline):
-            closed = np.vstack([outline, outline[:1]])
-            self.outline_item = pg.PlotCurveItem(x=closed[:, 1], y=closed[:, 0],
-                                                 pen=_pen(self.colour))
-            self.items["outlines"].append(self.outline_item)
-        self.heights_item = pg.PlotCurveItem(pen=_pen(self.colour, 2.0))
-        self.endplates_item = pg.PlotCurveItem(pen=_pen(self.colour, 1.2, dash=True))
-        self.items["heights"].append(self.heights_item)
-        self.items["endplates"].append(self.endplates_item)
-        depth = pg.PlotCurveItem(pen=_pen(QtGui.QColor("#FFFFFF"), 1.6))
-        tips = pg.ScatterPlotItem(size=5, brush=pg.mkBrush("#FFFFFF"), pen=None)
-        self.items["depths"] += [depth, tips]
+        self.tint.setPolygon(self.polygon)
+        self.tint.setBrush(QtGui.QBrush(style.status_colour(v, alpha=60)))
+        closed = np.vstack([outline, outline[:1]]) if len(outline) else np.zeros((0, 2))
+        self.outline_item.setData(x=closed[:, 1], y=closed[:, 0])
+        self.heights_item.setPen(_pen(self.colour, 2.0))
+        self.endplates_item.setPen(_pen(self.colour, 1.2, dash=True))
         marks = endplate_depth_points(v.corners_rc, outline)
-        _segments(depth, [(np.asarray(a), np.asarray(b)) for a, b in marks.values()])
-        if marks:
-            deep = np.array([a for a, _ in marks.values()])
-            tips.setData(x=deep[:, 1], y=deep[:, 0])
-        self.vertebra = v
-        self.label = pg.TextItem(html=self._label_html(v), fill=pg.mkBrush(0, 0, 0, 150))
-        self.items["labels"].append(self.label)
+        _segments(self.depth_item, [(np.asarray(a), np.asarray(b)) for a, b in marks.values()])
+        deep = np.array([a for a, _ in marks.values()]).reshape(-1, 2)
+        self.tips_item.setData(x=deep[:, 1], y=deep[:, 0])
+        for name, h in self.handles.items():
+            r, c = self.corners[name]
+            h.blockSignals(True)  # a programmatic move is not a drag
+            h.setPos(float(c), float(r))
+            h.blockSignals(False)
+            h.setBrush(pg.mkBrush(self.colour))
         self._place_label()
-        for name in CORNER_NAMES:
-            if name in self.corners:
-                self._add_handle(name)
         self._update_lines()
+        self.set_selected(self.selected)
 
     def _label_html(self, v: VertebraResult, details: bool = False) -> str:
         text = f"<b>{v.level}</b>"
@@ -128,17 +137,14 @@ class VertebraOverlay(QtCore.QObject):
         self.label.setAnchor((1.0, 0.5) if d[1] < 0 else (0.0, 0.5))
         self.label.setPos(float(pos[1]), float(pos[0]))
 
-    def _add_handle(self, name: str) -> None:
-        r, c = self.corners[name]
-        h = pg.TargetItem(pos=(c, r), size=9, symbol="o", movable=True,
+    def _make_handle(self, name: str) -> pg.TargetItem:
+        h = pg.TargetItem(pos=(0, 0), size=9, symbol="o", movable=True,
                           pen=_pen(QtGui.QColor("#000000"), 1.0),
-                          brush=pg.mkBrush(self.colour),
                           hoverBrush=pg.mkBrush("#FFFFFF"))
         h.setToolTip(f"{self.level} {name}: drag to correct")
         h.sigPositionChanged.connect(lambda item, n=name: self._on_drag(n, item))
         h.sigPositionChangeFinished.connect(lambda item, n=name: self._on_drop(n, item))
-        self.handles[name] = h
-        self.items["corners"].append(h)
+        return h
 
     def _on_drag(self, name: str, item: pg.TargetItem) -> None:
         p = item.pos()
@@ -188,13 +194,11 @@ class VertebraOverlay(QtCore.QObject):
     def set_selected(self, selected: bool) -> None:
         """Highlight the outline of the selected vertebra."""
         self.selected = selected
-        if hasattr(self, "label"):
-            self.label.setHtml(self._label_html(self.vertebra, details=selected))
-        if hasattr(self, "outline_item"):
-            colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
-            self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))
-            # the selected outline sits above the height and endplate lines
-            self.outline_item.setZValue(_Z["labels"] - 1 if selected else _Z["outlines"])
+        self.label.setHtml(self._label_html(self.vertebra, details=selected))
+        colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
+        self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))
+        # the selected outline sits above the height and endplate lines
+        self.outline_item.setZValue(_Z["labels"] - 1 if selected else _Z["outlines"])
 
     def contains_rc(self, rc: tuple[float, float]) -> bool:
         """True when (row, col) lies inside the outline."""

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--num-workers", type=int, default=1)
     t.add_argument("--init", default=None, help="start from this checkpoint's weights "
                    "(fine-tuning; fresh optimiser and schedule)")
+    t.add_argument("--below-disc", choices=("partial", "ignore"), default="partial",
+                   help="SPIDER pixels caudal to the lowest disc: 'partial' = background or "
+                   "sacrum (body/disc there penalised), 'ignore' = no loss")
     t.add_argument("--crop", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
                    help="train on random crops of the 448x320 grid (faster steps)")
 
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                           synth_fraction=a.synth_fraction, seed=a.seed, val_every=a.val_every,
                           ckpt_minutes=a.ckpt_minutes, threads=a.threads, bf16=a.bf16,
                           num_workers=a.num_workers,
-                          crop=tuple(a.crop) if a.crop else None, init=a.init)
+                          crop=tuple(a.crop) if a.crop else None, init=a.init,
+                          below_disc=a.below_disc)
         train(cfg)
     elif a.cmd == "export":
         import json

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 IGNORE = 255
+#: Partial label: background or sacrum (SPIDER below the lowest labelled disc).
+BG_OR_SACRUM = 254
 MODEL_SHAPE = (448, 320)
 MODEL_SPACING_MM = 0.6
 NORM_SCALE = 2500.0
@@ -130,7 +132,8 @@ def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.nda
     Vertebral body = vertebra pixels anterior to the canal's anterior wall (per row,
     smoothed), keeping connected components of at least ``min_body_area_px`` (drops
     pedicle / posterior-element fragments cut off by the wall); disc = SPIDER disc;
-    IGNORE = everything caudal to the lowest labelled disc (unlabelled sacrum there).
+    BG_OR_SACRUM = everything caudal to the lowest labelled disc (unlabelled sacrum there:
+    neither body nor disc, so a body predicted on S1 is penalised).
 
     Parameters
     ----------
@@ -142,7 +145,7 @@ def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.nda
     Returns
     -------
     ndarray of uint8, (H, W)
-        0 background, 1 body, 3 disc, 255 ignore (class 2, sacrum, never occurs).
+        0 background, 1 body, 3 disc, 254 background-or-sacrum (class 2 never occurs).
     """
     mask = np.asarray(mask)
     h, w = mask.shape
@@ -163,14 +166,19 @@ def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.nda
     floor = _lowest_disc_floor(mask)
     if floor is not None:
         rows = np.arange(h)[:, None]
-        target[rows > floor[None, :]] = IGNORE
+        target[rows > floor[None, :]] = BG_OR_SACRUM
     return target
 
 
-def _affine_params(rng: np.random.Generator | None, src_shape: tuple[int, int],
-                   mask: np.ndarray, spacing_mm: float, rot_deg: float,
-                   shift_mm: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Matrix and offset mapping model (row, col) to source (row, col) for ndi.affine_transform."""
+def model_grid_affine(src_shape: tuple[int, int], spacing_mm: float, rot_deg: float = 0.0,
+                      shift_mm: tuple[float, float] = (0.0, 0.0)
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix and offset mapping model-grid (row, col) to source (row, col), as
+    ``scipy.ndimage.affine_transform`` takes them.
+
+    The model grid's centre lands on the source centre moved by ``shift_mm`` (row, col);
+    ``spacing_mm`` is the (assumed) source pixel spacing, ``rot_deg`` an in-plane rotation.
+    """
     zoom = MODEL_SPACING_MM / spacing_mm          # source px per model px
     th = np.deg2rad(rot_deg)
     rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
@@ -181,8 +189,9 @@ def _affine_params(rng: np.random.Generator | None, src_shape: tuple[int, int],
     return mat, offset
 
 
-def _resample(image: np.ndarray, target: np.ndarray, mat: np.ndarray, offset: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+def resample_pair(image: np.ndarray, target: np.ndarray, mat: np.ndarray, offset: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Image (linear) and target (nearest) in the model grid; 0 outside the source."""
     img = ndi.affine_transform(image.astype(np.float32), mat, offset, output_shape=MODEL_SHAPE,
                                order=1, mode="constant", cval=0.0)
     tgt = ndi.affine_transform(target, mat, offset, output_shape=MODEL_SHAPE, order=0,
@@ -227,8 +236,8 @@ def augment_spider(rng: np.random.Generator, image: np.ndarray, target: np.ndarr
     if spine_cols.size and rng.random() < 0.7:
         col_c = float(spine_cols.mean()) + rng.normal(0, 10.0 / spacing)
     shift = (rng.uniform(-60.0, 60.0), (col_c - (w - 1) / 2) * spacing + rng.uniform(-20, 20))
-    mat, offset = _affine_params(rng, (h, w), target, spacing, rot, shift)
-    img, tgt = _resample(image.astype(np.float32) / 255.0, target, mat, offset)
+    mat, offset = model_grid_affine((h, w), spacing, rot, shift)
+    img, tgt = resample_pair(image.astype(np.float32) / 255.0, target, mat, offset)
     return intensity_augment(rng, img), tgt
 
 
@@ -236,6 +245,6 @@ def spider_eval_sample(image: np.ndarray, target: np.ndarray,
                        spacing_mm: float = SPIDER_EVAL_SPACING_MM
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic model-grid pair for validation: fixed spacing, centred, image/255."""
-    mat, offset = _affine_params(None, image.shape, target, spacing_mm, 0.0, (0.0, 0.0))
-    img, tgt = _resample(image.astype(np.float32) / 255.0, target, mat, offset)
+    mat, offset = model_grid_affine(image.shape, spacing_mm)
+    img, tgt = resample_pair(image.astype(np.float32) / 255.0, target, mat, offset)
     return np.clip(img, 0.0, 1.0).astype(np.float32), tgt

@@ -22,16 +22,17 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spineviewer.train.data import (
+    BG_OR_SACRUM,
     IGNORE,
     MODEL_SHAPE,
     MODEL_SPACING_MM,
     SPIDER_EVAL_SPACING_MM,
     TARGET_CLASSES,
-    _affine_params,
-    _resample,
     derive_spider_target,
     load_spider,
+    model_grid_affine,
     read_manifest,
+    resample_pair,
 )
 
 __all__ = [
@@ -52,8 +53,9 @@ LOWEST_DISC_ROW = 370
 
 
 def dice(pred: np.ndarray, target: np.ndarray, cls: int = 1, ignore: int = IGNORE) -> float:
-    """Dice of class ``cls`` over non-ignored pixels; NaN when absent from both."""
-    valid = target != ignore
+    """Dice of class ``cls`` over fully labelled pixels (not ``ignore``, not
+    background-or-sacrum); NaN when absent from both."""
+    valid = (target != ignore) & (target != BG_OR_SACRUM)
     p = (pred == cls) & valid
     t = (target == cls) & valid
     s = int(p.sum() + t.sum())
@@ -97,8 +99,8 @@ def spider_val_pairs(spider_root: str | Path, split: str = "val",
             shift_r = (src_c - (m.shape[0] - 1) / 2) * spacing_mm
         else:
             shift_r = 0.0
-        mat, off = _affine_params(None, m.shape, tgt, spacing_mm, 0.0, (shift_r, 0.0))
-        a, b = _resample(img.astype(np.float32) / 255.0, tgt, mat, off)
+        mat, off = model_grid_affine(m.shape, spacing_mm, 0.0, (shift_r, 0.0))
+        a, b = resample_pair(img.astype(np.float32) / 255.0, tgt, mat, off)
         out.append((c, np.clip(a, 0, 1).astype(np.float32), b))
     return out
 
@@ -275,7 +277,7 @@ def targets_montage(spider_root: str | Path, out: str | Path, n: int = 8, seed: 
         ov[m == 3] = (1, 1, 0, 0.3)
         ov[t == 1] = (1, 0, 0, 0.4)
         ov[t == 3] = (0, 1, 0, 0.4)
-        ov[t == IGNORE] = (0, 0, 1, 0.25)
+        ov[t >= BG_OR_SACRUM] = (0, 0, 1, 0.25)
         ax.imshow(ov)
         ax.set_title(c.file, fontsize=8)
         ax.axis("off")

@@ -73,6 +73,21 @@ def check_onnx(model: torch.nn.Module, onnx_path: str | Path, n: int = 2, seed: 
     return worst
 
 
+def _train_command(cfg: dict[str, Any]) -> str:
+    """The ``train`` command line that reproduces a checkpoint's run configuration."""
+    parts = ["python -m spineviewer.train train --spider <SPIDER> --out runs/<run>",
+             f"--base {cfg.get('base')}", f"--steps {cfg.get('steps')}",
+             f"--max-minutes {cfg.get('max_minutes')}", f"--lr {cfg.get('lr')}",
+             f"--synth-fraction {cfg.get('synth_fraction')}", f"--seed {cfg.get('seed')}",
+             f"--val-every {cfg.get('val_every')}"]
+    if cfg.get("crop"):
+        parts.append(f"--crop {cfg['crop'][0]} {cfg['crop'][1]}")
+    if cfg.get("init"):
+        parts.append(f"--init {cfg['init']}")
+    parts.append(f"--below-disc {cfg.get('below_disc', 'partial')}")
+    return " ".join(parts)
+
+
 def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None,
                       version: str = "1.0.0", recipe_path: str | Path | None = None,
                       extra_recipe: dict[str, Any] | None = None) -> Path:
@@ -107,6 +122,9 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "max_minutes": cfg.get("max_minutes"),
         "synth_fraction": cfg.get("synth_fraction"),
         "seed": cfg.get("seed"),
+        "crop": cfg.get("crop"),
+        "init": cfg.get("init"),
+        "spider_below_lowest_disc": cfg.get("below_disc", "partial"),
         "augmentation": "SPIDER: assumed native spacing U(0.45,0.85) mm resampled to 0.6 mm, "
                         "rotation +-15 deg, translation +-60 mm rows (crops cutting the sacrum "
                         "or T12), gamma [0.6,1.6], linear bias field, gain U(0.3,1.3) on "
@@ -121,10 +139,8 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "onnx_opset": OPSET,
         "onnx_max_abs_diff_vs_torch": diff,
         "onnx_size_mb": round(size_mb, 2),
-        "command": f"python -m spineviewer.train train --spider <SPIDER> --out runs/<run> "
-                   f"--base {cfg.get('base')} --steps {cfg.get('steps')} --max-minutes "
-                   f"{cfg.get('max_minutes')} --seed {cfg.get('seed')}; python -m "
-                   f"spineviewer.train export --ckpt runs/<run>/best.pt --out {out.as_posix()}",
+        "command": _train_command(cfg) + "; python -m spineviewer.train export --ckpt "
+                   f"runs/<run>/best.pt --out {out.as_posix()}",
     }
     if extra_recipe:
         recipe.update(extra_recipe)

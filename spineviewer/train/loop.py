@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
 from spineviewer.train.data import (
+    BG_OR_SACRUM,
     IGNORE,
     TARGET_CLASSES,
     augment_spider,
@@ -62,31 +63,41 @@ class TrainConfig:
     num_workers: int = 1
     crop: tuple[int, int] | None = None
     init: str | None = None
+    below_disc: str = "partial"
     notes: dict = field(default_factory=dict)
 
 
 def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, ignore: int = IGNORE,
-                 smooth: float = 1.0) -> torch.Tensor:
-    """Soft Dice over the foreground classes + cross-entropy; ``ignore`` pixels excluded.
+                 smooth: float = 1.0, partial: int = BG_OR_SACRUM) -> torch.Tensor:
+    """Soft Dice over the foreground classes + cross-entropy, with partial labels.
+
+    ``ignore`` pixels are excluded from both terms. ``partial`` pixels are known to be
+    background or sacrum (classes 0 and 2): their cross-entropy is -log(p0 + p2), they count
+    as negatives in the body and disc Dice, and are excluded from the sacrum Dice.
 
     Parameters
     ----------
     logits : (N, C, H, W) float tensor
-    target : (N, H, W) long tensor with values in 0..C-1 or ``ignore``.
+    target : (N, H, W) long tensor with values in 0..C-1, ``partial`` or ``ignore``.
     """
     logits = logits.float()
     n_cls = logits.shape[1]
-    valid = target != ignore
-    ce = F.cross_entropy(logits, target, ignore_index=ignore)
-    probs = torch.softmax(logits, dim=1)
-    tgt = torch.where(valid, target, torch.zeros_like(target))
-    onehot = F.one_hot(tgt, n_cls).permute(0, 3, 1, 2).float()
-    v = valid.unsqueeze(1).float()
-    probs = probs * v
-    onehot = onehot * v
+    full = target < n_cls
+    part = target == partial
+    logp = torch.log_softmax(logits, dim=1)
+    tgt = torch.where(full, target, torch.zeros_like(target))
+    nll_full = -logp.gather(1, tgt.unsqueeze(1)).squeeze(1)
+    nll_part = -torch.logsumexp(logp[:, [0, 2]], dim=1) if n_cls > 2 else -logp[:, 0]
+    n_lab = (full | part).sum().clamp(min=1)
+    ce = (nll_full * full + nll_part * part).sum() / n_lab
+    probs = logp.exp()
+    onehot = F.one_hot(tgt, n_cls).permute(0, 3, 1, 2).float() * full.unsqueeze(1)
+    w = (full | part).unsqueeze(1).float().repeat(1, n_cls, 1, 1)
+    if n_cls > 2:
+        w[:, 2] = full.float()             # sacrum Dice only where the label is complete
     dims = (0, 2, 3)
-    inter = (probs * onehot).sum(dims)[1:]
-    denom = (probs.sum(dims) + onehot.sum(dims))[1:]
+    inter = (probs * onehot * w).sum(dims)[1:]
+    denom = ((probs * w).sum(dims) + (onehot * w).sum(dims))[1:]
     dice = (2 * inter + smooth) / (denom + smooth)
     return ce + (1.0 - dice.mean())
 
@@ -151,6 +162,8 @@ class MixedStream(IterableDataset):
             else:
                 img, tgt = spider[rng.integers(len(spider))]
                 img, tgt = augment_spider(rng, img, tgt)
+                if cfg.below_disc == "ignore":      # stage-1 recipe: no supervision there
+                    tgt = np.where(tgt == BG_OR_SACRUM, IGNORE, tgt).astype(np.uint8)
             if cfg.crop is not None:
                 ch, cw = cfg.crop
                 r0 = int(rng.integers(0, img.shape[0] - ch + 1))
@@ -236,11 +249,14 @@ def evaluate_torch(model: torch.nn.Module, val: dict, batch: int = 4) -> dict[st
     res: dict[str, float] = {}
     for name, (imgs, tgts) in val.items():
         scores: dict[int, list[float]] = {1: [], 2: [], 3: []}
+        body_px, body_partial_px = 0, 0
         for i in range(0, len(imgs), batch):
             x = torch.from_numpy(imgs[i:i + batch][:, None]).contiguous(
                 memory_format=torch.channels_last)
             pred = model(x).argmax(1).numpy()
             for p, t in zip(pred, tgts[i:i + batch]):
+                body_px += int((p == 1).sum())
+                body_partial_px += int(((p == 1) & (t == BG_OR_SACRUM)).sum())
                 for c, lst in scores.items():
                     d = dice_per_class(p, t, c)
                     if not math.isnan(d):
@@ -248,8 +264,17 @@ def evaluate_torch(model: torch.nn.Module, val: dict, batch: int = 4) -> dict[st
         for c, nm in ((1, "body"), (2, "sacrum"), (3, "disc")):
             if scores[c]:
                 res[f"{name}_{nm}_dice"] = float(np.mean(scores[c]))
+        if (tgts == BG_OR_SACRUM).any():
+            # share of predicted body pixels lying where SPIDER has only sacrum (S1 as body)
+            res[f"{name}_body_below_lowest_disc"] = body_partial_px / max(body_px, 1)
     model.train()
     return res
+
+
+def _score(metrics: dict[str, float]) -> float:
+    """Model-selection score: mean body Dice minus the share of body predicted on S1."""
+    dice = float(np.mean([v for k, v in metrics.items() if k.endswith("body_dice")]))
+    return dice - sum(v for k, v in metrics.items() if k.endswith("body_below_lowest_disc"))
 
 
 def _lr(cfg: TrainConfig, progress: float) -> float:
@@ -349,7 +374,7 @@ def train(cfg: TrainConfig) -> Path:
         if step % cfg.val_every == 0:
             t_v = time.time()
             metrics = evaluate_torch(model, val)
-            score = float(np.mean([v for k, v in metrics.items() if k.endswith("body_dice")]))
+            score = _score(metrics)
             history.append({"step": step, "score": score, **metrics})
             log(f"val step {step}: {json.dumps(metrics)} score {score:.4f} "
                 f"({time.time() - t_v:.0f} s)")
@@ -365,7 +390,7 @@ def train(cfg: TrainConfig) -> Path:
     # Final validation so the last weights are compared too.
     if not history or history[-1]["step"] != step:
         metrics = evaluate_torch(model, val)
-        score = float(np.mean([v for k, v in metrics.items() if k.endswith("body_dice")]))
+        score = _score(metrics)
         history.append({"step": step, "score": score, **metrics})
         log(f"val step {step}: {json.dumps(metrics)} score {score:.4f}")
         if score > best:

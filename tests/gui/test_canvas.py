@@ -168,3 +168,20 @@ def test_middle_drag_pans_and_keeps_window(canvas):
     row, col = canvas.view_centre_rc()
     assert row < before_view[0] - 5 and col == pytest.approx(before_view[1], abs=0.5)
     assert canvas.window == before_window
+
+
+def test_new_result_with_same_vertebrae_moves_existing_items(canvas):
+    canvas.set_result(result())
+    canvas.set_slice(3)
+    handle = canvas.corner_handle("L2", "PI")
+    moved = result()
+    moved.vertebrae[1].corners_rc["PI"] = (75.0, 52.0)
+    moved.vertebrae[1].fracture = True
+    canvas.set_result(moved)
+    assert canvas.corner_handle("L2", "PI") is handle  # updated in place, not re-created
+    assert (handle.pos().x(), handle.pos().y()) == pytest.approx((52.0, 75.0))
+    assert canvas.overlays["L2"].colour.name().lower() == "#ff5a1f"
+    relabelled = result()
+    relabelled.vertebrae[0].level = "T12"
+    canvas.set_result(relabelled)
+    assert list(canvas.overlays) == ["T12", "L2"] and canvas.corner_handle("L2", "PI") is not handle

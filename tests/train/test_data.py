@@ -1,8 +1,10 @@
 """SPIDER target derivation and augmentation (numpy only, no PyTorch)."""
 
 import numpy as np
+import pytest
 
 from spineviewer.train.data import (
+    BG_OR_SACRUM,
     IGNORE,
     MODEL_SHAPE,
     augment_spider,
@@ -35,12 +37,12 @@ def test_body_is_vertebra_anterior_to_canal():
     assert (t[:140, 62:] == 0).all()
 
 
-def test_disc_class_and_ignore_below_lowest_disc():
+def test_disc_class_and_bg_or_sacrum_below_lowest_disc():
     t = derive_spider_target(_tiny_spider_mask())
     assert (t[74:86, 22:58] == 3).all()
     assert (t[143:157, 22:58] == 3).all()
-    assert (t[160:, :] == IGNORE).all()          # everything caudal to the lowest disc
-    assert not (t[:140] == IGNORE).any()
+    assert (t[160:, :] == BG_OR_SACRUM).all()    # everything caudal to the lowest disc
+    assert not (t[:140] >= BG_OR_SACRUM).any()
     assert not (t == 2).any()                    # sacrum never supervised from SPIDER
 
 
@@ -59,7 +61,8 @@ def test_augment_spider_shapes_and_ranges():
     a, b = augment_spider(rng, img, t)
     assert a.shape == MODEL_SHAPE and b.shape == MODEL_SHAPE
     assert a.dtype == np.float32 and 0.0 <= a.min() and a.max() <= 1.0
-    assert set(np.unique(b)) <= {0, 1, 3, IGNORE}
+    assert set(np.unique(b)) <= {0, 1, 3, BG_OR_SACRUM}
+    assert IGNORE not in b
     assert (b == 1).sum() > 100                  # the bodies survive resampling
 
 
@@ -69,3 +72,16 @@ def test_intensity_augment_gain_range():
     means = [intensity_augment(rng, x).mean() for _ in range(200)]
     # gain U(0.3, 1.3) x bias field: the mean spans roughly 0.15 .. 0.65
     assert min(means) < 0.25 and max(means) > 0.55
+
+
+def test_model_grid_affine_centre_and_scale():
+    from spineviewer.train.data import model_grid_affine
+
+    mat, off = model_grid_affine((641, 513), spacing_mm=1.2, shift_mm=(12.0, 0.0))
+    centre_model = (np.array(MODEL_SHAPE) - 1) / 2
+    src = mat @ centre_model + off
+    # model centre -> source centre moved 12 mm = 10 px down
+    assert src == pytest.approx([320.0 + 10.0, 256.0])
+    # one model pixel (0.6 mm) = half a source pixel (1.2 mm)
+    step = mat @ (centre_model + [1.0, 0.0]) + off - src
+    assert step == pytest.approx([0.5, 0.0])

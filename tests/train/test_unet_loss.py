@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from spineviewer.train.data import IGNORE
+from spineviewer.train.data import BG_OR_SACRUM, IGNORE
 from spineviewer.train.loop import dice_ce_loss, dice_per_class
 from spineviewer.train.unet import UNet, conv_flops, count_parameters
 
@@ -39,6 +39,22 @@ def test_loss_ignores_ignore_pixels():
     assert torch.isclose(dice_ce_loss(changed, target), base, atol=1e-6)
     changed[:, :, :8] += torch.randn(2, 4, 8, 16)          # valid pixels change
     assert not torch.isclose(dice_ce_loss(changed, target), base, atol=1e-4)
+
+
+def test_partial_label_penalises_body_but_not_sacrum():
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[0, :4, 4:12] = 1
+    target[0, 8:] = BG_OR_SACRUM                  # below the lowest disc: bg or sacrum
+    def logits_with(cls_below: int) -> torch.Tensor:
+        lab = target.clone()
+        lab[0, 8:] = cls_below
+        return torch.nn.functional.one_hot(lab, 4).permute(0, 3, 1, 2).float() * 20
+
+    as_bg = float(dice_ce_loss(logits_with(0), target))
+    as_sacrum = float(dice_ce_loss(logits_with(2), target))
+    as_body = float(dice_ce_loss(logits_with(1), target))
+    assert as_bg < 0.05 and as_sacrum < 0.05      # either answer is right there
+    assert as_body > 1.0                          # body on the sacrum region is wrong
 
 
 def test_loss_near_zero_for_perfect_prediction():
