@@ -44,7 +44,7 @@ from spineviewer.core.evaluate import (
 )
 from spineviewer.core.results import CSV_COLUMNS, atomic_write_text, rows_to_csv
 
-DEFAULT_SEED = 777001  # never used for training or tuning
+DEFAULT_SEED = 913577  # never used for training, model selection or tuning
 LEVELS = ("L1", "L2", "L3", "L4", "L5")
 REF_COLUMNS = ("study_uid", "level", *MEASUREMENTS, "fracture", "vendor", "field_strength",
                "truth_type", "truth_grade", "schmorl_node", "osteophyte")
@@ -152,6 +152,78 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str) -> dic
             "n_truth": n_truth}
 
 
+def evaluate_run(args: argparse.Namespace, key: str, run: dict[str, Any],
+                 ref_path: Path) -> dict[str, Any]:
+    """Write results/evaluation files of one run and return the evaluation summary."""
+    from spineviewer.io.evaluation_report import write_evaluation_pdf
+
+    res_path = args.out / f"results_{key}.csv"
+    atomic_write_text(res_path, rows_to_csv(run["rows"], RESULT_COLUMNS))
+    summary, joined = evaluate_files(ref_path, res_path, n_boot=args.bootstrap)
+    run["joined_ok"] = join_rows(
+        read_table(ref_path, "reference"),
+        [r for r in read_table(res_path, "results")
+         if (r["study_uid"], r["level"]) not in run["misplaced"]])
+    atomic_write_text(args.out / f"evaluation_{key}.json", summary_to_json(summary))
+    write_evaluation_pdf(summary, joined, args.out / f"evaluation_{key}.pdf",
+                         title=f"SpineViewer phantom validation ({key})",
+                         inputs={"reference": ref_path.name, "results": res_path.name})
+    return summary
+
+
+def derive_site_table(args: argparse.Namespace, mode: str) -> Path:
+    """Derive a reference table from a separate phantom 'site population' measured by the app.
+
+    The recipe is the shipped table's (per-level iterative 3 SD trimming of the app's own
+    ratios, fractures included: the trimming is what removes them), applied to a population
+    that shares the validation cohort's anatomy, as a site would do with its own patients.
+    """
+    from spineviewer.core.reference import bodies_from_rows, table_document
+
+    seed = args.seed + 100000
+    site = make_cohort(args.out / "site", args.site_n, seed, args.reuse)
+    with reference_table(None):
+        run = run_mode(site, mode, args.threads, args.provider)
+    rows = [r for r in run["rows"] if r.get("detected") == "yes"
+            and (r["study_uid"], r["level"]) not in run["misplaced"]]
+    doc = table_document(
+        bodies_from_rows(rows),
+        source=(f"SpineViewer site table derived from {len(site)} phantom studies "
+                f"(seed {seed}) measured by the app in mode '{mode}'"),
+        recipe={"data": f"phantom site population, seed {seed}, {len(site)} studies",
+                "command": f"python benchmarks/validate.py --site-n {args.site_n}"})
+    path = args.out / f"site_table_{mode}.json"
+    import json
+
+    atomic_write_text(path, json.dumps(doc, indent=1))
+    return path
+
+
+class reference_table:
+    """Context manager: analyse with this reference table (None = the shipped one)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def __enter__(self):
+        import os
+
+        from spineviewer.core.genant import TABLE_ENV
+
+        self.old = os.environ.pop(TABLE_ENV, None)
+        if self.path is not None:
+            os.environ[TABLE_ENV] = str(self.path)
+
+    def __exit__(self, *exc):
+        import os
+
+        from spineviewer.core.genant import TABLE_ENV
+
+        os.environ.pop(TABLE_ENV, None)
+        if self.old is not None:
+            os.environ[TABLE_ENV] = self.old
+
+
 # ---- Markdown -----------------------------------------------------------------------------------
 def _ci(p: dict[str, Any]) -> str:
     if p.get("value") is None:
@@ -199,12 +271,15 @@ def measurement_table(ms: dict[str, Any]) -> list[str]:
 
 
 def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    base, _, site = mode.partition("+")
     title = {"onnx": "End to end through the ONNX model",
-             "masks": "Truth masks (segmentation bypassed)"}[mode]
+             "masks": "Truth masks (segmentation bypassed)"}[base]
+    if site:
+        title += ", with a site-derived reference table"
     fr = summary["fracture"]
     t = np.asarray(run["times_s"])
     ce = np.asarray(run["corner_err_mm"]) if run["corner_err_mm"] else np.array([np.nan])
-    out = [f"## {title}", ""]
+    out = [f"## {title}", "", f"Reference table: `{run.get('table', '')}`.", ""]
     model = run["model"]
     if model:
         out.append(f"Model: `{model.get('name', '?')}`"
@@ -245,7 +320,8 @@ def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> lis
 def headline_table(summaries: dict[str, dict[str, Any]]) -> list[str]:
     """Overall rates and ICCs of each mode beside the paper's."""
     modes = list(summaries)
-    names = {"onnx": "end to end (ONNX)", "masks": "truth masks"}
+    names = {"onnx": "end to end (ONNX)", "masks": "truth masks",
+             "onnx+site": "end to end, site table", "masks+site": "truth masks, site table"}
     lines = ["| | " + " | ".join(names[m] for m in modes) + " | paper |",
              "|---|" + "---|" * (len(modes) + 1)]
     for i, rate in enumerate(("sensitivity", "specificity", "accuracy")):
@@ -308,8 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--provider", default="auto")
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--reuse", action="store_true", help="reuse a cohort already in --out")
+    p.add_argument("--site-n", type=int, default=40,
+                   help="studies of a separate 'site population' cohort (seed + 100000) from "
+                        "which a site reference table is derived; 0 to skip")
     args = p.parse_args(argv)
-    from spineviewer.io.evaluation_report import write_evaluation_pdf
 
     t0 = time.perf_counter()
     truths = make_cohort(args.out, args.n, args.seed, args.reuse)
@@ -318,29 +396,26 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(ref_path, rows_to_csv(reference_rows(truths), REF_COLUMNS))
     sections, skipped, summaries = [], [], {}
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        t1 = time.perf_counter()
-        try:
-            run = run_mode(truths, mode, args.threads, args.provider)
-        except ModelError as exc:
-            skipped.append(f"mode {mode}: {exc}")
-            print(f"{mode}: skipped ({exc})", flush=True)
-            continue
-        res_path = args.out / f"results_{mode}.csv"
-        atomic_write_text(res_path, rows_to_csv(run["rows"], RESULT_COLUMNS))
-        summary, joined = evaluate_files(ref_path, res_path, n_boot=args.bootstrap)
-        run["joined_ok"] = join_rows(
-            read_table(ref_path, "reference"),
-            [r for r in read_table(res_path, "results")
-             if (r["study_uid"], r["level"]) not in run["misplaced"]])
-        atomic_write_text(args.out / f"evaluation_{mode}.json", summary_to_json(summary))
-        write_evaluation_pdf(summary, joined, args.out / f"evaluation_{mode}.pdf",
-                             title=f"SpineViewer phantom validation ({mode})",
-                             inputs={"reference": ref_path.name, "results": res_path.name})
-        sections += mode_section(mode, summary, run)
-        summaries[mode] = summary
-        g = summary["fracture"]["all"]
-        print(f"{mode}: {time.perf_counter() - t1:.0f} s; sensitivity "
-              f"{_ci(g['sensitivity'])}, specificity {_ci(g['specificity'])}", flush=True)
+        tables = [(mode, None)]
+        if args.site_n > 0:
+            tables.append((f"{mode}+site", lambda m=mode: derive_site_table(args, m)))
+        for key, make_table in tables:
+            t1 = time.perf_counter()
+            try:
+                table = make_table() if make_table else None
+                with reference_table(table):
+                    run = run_mode(truths, mode, args.threads, args.provider)
+            except ModelError as exc:
+                skipped.append(f"mode {key}: {exc}")
+                print(f"{key}: skipped ({exc})", flush=True)
+                continue
+            run["table"] = str(table) if table else "assets/reference_ratios.json (SPIDER train)"
+            summary = evaluate_run(args, key, run, ref_path)
+            sections += mode_section(key, summary, run)
+            summaries[key] = summary
+            g = summary["fracture"]["all"]
+            print(f"{key}: {time.perf_counter() - t1:.0f} s; sensitivity "
+                  f"{_ci(g['sensitivity'])}, specificity {_ci(g['specificity'])}", flush=True)
     write_markdown(args.doc, args, truths, sections, skipped, summaries)
     print(f"wrote {args.doc}")
     return 0

@@ -38,6 +38,9 @@ LUMBAR_FROM_BOTTOM = ("L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9")
 SPIDER_CREDIT = ("SPIDER: van der Graaf JW, van Hooff ML, Buckens CFM, et al. Lumbar spine "
                  "segmentation in MR images: a dataset and a public benchmark. Sci Data "
                  "2024;11:264. CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)")
+TRIMMING_RECIPE = ("per level and ratio, start from the values within 3 robust SD (1.4826 x MAD) "
+                   "of the median, then drop values > 3 SD from the mean, recompute, until no "
+                   "value changes (SD with ddof=1)")
 MIN_BODY_FRACTION = 0.25  # of the median body area on the slice; smaller = fragment
 
 
@@ -54,8 +57,8 @@ class BodyRatios:
     overlap: float | None
 
 
-def trimmed_stats(values: Iterable[float], k_sd: float = 3.0,
-                  max_iter: int = 100) -> tuple[float, float, int, int]:
+def trimmed_stats(values: Iterable[float], k_sd: float = 3.0, max_iter: int = 100,
+                  robust_start: bool = True) -> tuple[float, float, int, int]:
     """Mean and SD after iteratively dropping values more than ``k_sd`` SD from the mean.
 
     Parameters
@@ -64,6 +67,12 @@ def trimmed_stats(values: Iterable[float], k_sd: float = 3.0,
     k_sd : float
         Trimming half-width in SD (3 as Black 1991 / EVOS).
     max_iter : int
+    robust_start : bool
+        Start from the values within ``k_sd`` robust SDs (1.4826 x MAD) of the median instead
+        of from all values. Plain mean +- 3 SD trimming suffers from masking: when deformed
+        vertebrae are common (osteoporotic cohorts) they inflate the SD so that none of them
+        is ever beyond 3 SD (with n values no z-score can exceed (n-1)/sqrt(n)). The iteration
+        afterwards is the classical one, so clean data give the classical result.
 
     Returns
     -------
@@ -74,6 +83,11 @@ def trimmed_stats(values: Iterable[float], k_sd: float = 3.0,
     if x.size == 0:
         return float("nan"), float("nan"), 0, 0
     keep = np.ones(x.size, bool)
+    if robust_start and x.size >= 5:
+        med = np.median(x)
+        mad_sd = 1.4826 * np.median(np.abs(x - med))
+        if mad_sd > 0:
+            keep = np.abs(x - med) <= k_sd * mad_sd
     for it in range(1, max_iter + 1):
         mean, sd = x[keep].mean(), x[keep].std(ddof=1) if keep.sum() > 1 else 0.0
         new = np.abs(x - mean) <= k_sd * sd if sd > 0 else keep
@@ -345,8 +359,7 @@ def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1),
             "ratios": "wedge AH/PH; biconcavity MH/PH; crush PH / mean PH of the two "
                       "neighbours; crush_above PH / PH above; crush_below PH / PH below; "
                       "pixel spacing unknown, assumed isotropic (ratios are scale-free)",
-            "trimming": "per level and ratio, drop values > 3 SD from the mean, recompute, "
-                        "until no value changes (SD with ddof=1)",
+            "trimming": TRIMMING_RECIPE,
             "quality": f"bodies whose corner overlap is below {MIN_CORNER_OVERLAP} (those the "
                        "app marks needs_review) excluded; a neighbour so excluded leaves no "
                        "crush ratio",
@@ -358,6 +371,34 @@ def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1),
         },
         "levels": ratio_table(trusted),
     }
+
+
+def bodies_from_rows(rows: Iterable[dict[str, Any]]) -> list[BodyRatios]:
+    """Per-body heights from result rows of the CSV contract (one slice per study).
+
+    This lets a site derive its own table from the app's measurements of its own population
+    (``table_document``), the way Black/EVOS/Rea derived theirs.
+    """
+    out = []
+    for r in rows:
+        try:
+            ah, ph, mh = (float(r[k]) for k in ("AH_mm", "PH_mm", "MH_mm"))
+        except (KeyError, TypeError, ValueError):
+            continue  # vertebra not measured
+        if ph > 0:
+            out.append(BodyRatios(str(r["study_uid"]), str(r["study_uid"]), str(r["level"]),
+                                  ah, ph, mh, None))
+    return out
+
+
+def table_document(bodies: list[BodyRatios], *, source: str,
+                   recipe: dict[str, Any]) -> dict[str, Any]:
+    """A reference-table document (schema of ``assets/reference_ratios.json``) from bodies."""
+    return {"schema": "spineviewer.reference_ratios/1", "provisional": False, "source": source,
+            "date": _dt.date.today().isoformat(), "threshold_sd": 3.0,
+            "recipe": {**recipe, "n_bodies": len(bodies),
+                       "trimming": TRIMMING_RECIPE},
+            "levels": ratio_table(bodies)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,3 +158,15 @@ def test_derive_from_a_tiny_dataset(tmp_path):
     csv_path = tmp_path / "bodies.csv"
     R.write_bodies_csv(bodies, csv_path)
     assert R.read_bodies_csv(csv_path) == bodies
+
+
+def test_robust_start_unmasks_common_deformities():
+    rng = np.random.default_rng(3)
+    healthy = rng.normal(0.95, 0.03, 60)
+    fractured = rng.normal(0.72, 0.06, 15)  # 20% prevalence, as in an osteoporotic cohort
+    x = np.concatenate([healthy, fractured])
+    mean_p, sd_p, n_p, _ = trimmed_stats(x, robust_start=False)
+    mean_r, sd_r, n_r, _ = trimmed_stats(x)
+    assert sd_p > 0.08 and n_p == x.size  # classical trimming is masked: keeps everything
+    assert abs(mean_r - 0.95) < 0.015 and 0.02 < sd_r < 0.04
+    assert n_r <= 62
