@@ -367,9 +367,47 @@ def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
         lines += [("## Summary (all vertebrae; paper: DCNN against the consensus reference, "
                   "ICC R1/R2 vs DCNN)"), ""] + headline_table(summaries) + [""]
     lines += sections
-    lines += [("The SPIDER `val` segmentation/labelling check asked for in issue 6 is not part "
-              "of this script yet."), ""]
+    lines += spider_section(getattr(args, "spider_metrics", None))
     atomic_write_text(doc, "\n".join(lines))
+
+
+def spider_section(m: dict[str, Any] | None) -> list[str]:
+    """SPIDER val (real MRI, never trained on): segmentation and level naming only."""
+    out = ["## Real MRI: SPIDER `val` (8 patients never trained on; segmentation and labelling)",
+           ""]
+    if not m:
+        return out + ["*Not run: SPIDER data not found (pass `--spider PATH`).*", ""]
+    out += ["| metric | value | target (issue 3) | paper |", "|---|---|---|---|",
+            (f"| vertebral-body Dice, mean over {m['spider_val_slices']} slices | "
+             f"{m['spider_val_body_dice_mean']:.3f} (median {m['spider_val_body_dice_median']:.3f},"
+             f" min {m['spider_val_body_dice_min']:.3f}) | >= 0.92 | 0.964 (own test set) |")]
+    if m.get("spider_val_naming_accuracy") is not None:
+        out.append(f"| level naming, bodies with the sacrum in view "
+                   f"({m['spider_val_naming_bodies']} bodies) | "
+                   f"{m['spider_val_naming_accuracy']:.3f} | >= 0.95 | - |")
+        out.append(f"| slices with every level named right ({m['spider_val_naming_slices']}) | "
+                   f"{m['spider_val_naming_slices_all_correct']:.3f} | - | - |")
+    out += ["", "Per patient body Dice: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in m["spider_val_body_dice_per_patient"].items()) + ".", "",
+        f"Protocol: {m['spider_val_protocol']}. Naming: {m.get('spider_val_naming_protocol', '')}.",
+        ""]
+    return out
+
+
+def spider_metrics(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Dice and naming on SPIDER val through the shipped ONNX model (None if no data/model)."""
+    from spineviewer.core.segment import default_model_path
+
+    if args.spider is None or not (args.spider / "manifest.csv").exists():
+        return None
+    try:
+        model = default_model_path()
+    except SpineViewerError:
+        return None
+    from spineviewer.train.evaluate import evaluate_model
+
+    return evaluate_model(model, args.spider, n_phantoms=30, threads=args.threads or 2,
+                          write_card=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--provider", default="auto")
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--reuse", action="store_true", help="reuse a cohort already in --out")
+    p.add_argument("--spider", type=Path, default=ROOT.parent / "shared" / "data" / "spider_t2space",
+                   help="SPIDER folder for the real-MRI segmentation/labelling check")
     p.add_argument("--site-n", type=int, default=40,
                    help="studies of a separate 'site population' cohort (seed + 100000) from "
                         "which a site reference table is derived; 0 to skip")
@@ -416,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
             g = summary["fracture"]["all"]
             print(f"{key}: {time.perf_counter() - t1:.0f} s; sensitivity "
                   f"{_ci(g['sensitivity'])}, specificity {_ci(g['specificity'])}", flush=True)
+    if "onnx" in args.modes:
+        args.spider_metrics = spider_metrics(args)
     write_markdown(args.doc, args, truths, sections, skipped, summaries)
     print(f"wrote {args.doc}")
     return 0

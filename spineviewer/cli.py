@@ -42,7 +42,7 @@ def _run_guarded(fn, debug: bool) -> int:
     except KeyboardInterrupt:
         print("spineviewer: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence for the user
+    except Exception as exc:
         if debug:
             raise
         print(f"spineviewer: internal error: {type(exc).__name__}: {exc} "
@@ -165,11 +165,11 @@ def _write_outputs(result, args) -> list[Path]:
 
 def format_summary(result) -> str:
     """A plain-text table of the result, for the terminal."""
-    lines = [f"Series: {result.series_choice.get('description', '')} "
-             f"({result.series_choice.get('reason', '')})",
+    lines = [(f"Series: {result.series_choice.get('description', '')} "
+              f"({result.series_choice.get('reason', '')})"),
              f"Slice {result.slice_index}, model {result.model.get('name', '')}",
-             f"{'level':<6}{'AH':>7}{'PH':>7}{'MH':>7}{'SC':>6}{'IC':>6}{'VA':>7}  "
-             f"{'call':<22}flags"]
+             (f"{'level':<6}{'AH':>7}{'PH':>7}{'MH':>7}{'SC':>6}{'IC':>6}{'VA':>7}  "
+              f"{'call':<22}flags")]
     for v in result.vertebrae:
         def f(x, w, d=1):
             return f"{x:>{w}.{d}f}" if x is not None else f"{'-':>{w}}"
@@ -197,7 +197,7 @@ def _cmd_demo(args) -> int:
     ns = argparse.Namespace(csv=str(out / "results.csv"), json=str(out / "results.json"),
                             pdf=None, dicom_out=None, deidentify=False, force=True)
     try:
-        import spineviewer.io.report_pdf  # noqa: F401
+        import spineviewer.io.report_pdf
 
         ns.pdf = str(out / "report.pdf")
         import spineviewer.io.dicom_out  # noqa: F401

@@ -74,7 +74,7 @@ class VertebraResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VertebraResult":
+    def from_dict(cls, d: dict[str, Any]) -> VertebraResult:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw["corners_rc"] = {k: (float(v[0]), float(v[1])) for k, v in d.get("corners_rc", {}).items()}
@@ -127,7 +127,7 @@ class StudyResult:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "StudyResult":
+    def from_dict(cls, d: dict[str, Any]) -> StudyResult:
         if d.get("schema") != SCHEMA:
             raise ValueError(f"not a SpineViewer result (schema {d.get('schema')!r}, want {SCHEMA!r})")
         names = {f.name for f in fields(cls)}
@@ -138,7 +138,7 @@ class StudyResult:
         return cls(**kw)
 
     @classmethod
-    def from_json(cls, text: str) -> "StudyResult":
+    def from_json(cls, text: str) -> StudyResult:
         return cls.from_dict(json.loads(text))
 
     # ---- CSV -----------------------------------------------------------------

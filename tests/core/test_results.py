@@ -4,8 +4,15 @@ import json
 
 import pytest
 
-from spineviewer.core.results import (CSV_COLUMNS, SCHEMA, StudyResult, VertebraResult,
-                                      load_json, read_csv_rows, save_json)
+from spineviewer.core.results import (
+    CSV_COLUMNS,
+    SCHEMA,
+    StudyResult,
+    VertebraResult,
+    load_json,
+    read_csv_rows,
+    save_json,
+)
 
 
 def _result() -> StudyResult:
