@@ -33,6 +33,10 @@ MERGED_FACTOR = 1.6
 #: A lowest body cluster touching the sacrum and smaller than this fraction of the median
 #: body area is part of S1 read as body.
 S1_FRAGMENT = 0.5
+#: A body-class cluster smaller than this fraction of the median body (and not cut by the
+#: image border) is a fragment - a piece of S1 or of an osteophyte read as body - not a
+#: vertebra. A Genant grade-3 crush keeps about half of a body's area, far above it.
+FRAGMENT_FRACTION = 0.3
 #: Without a sacrum class, the lowest body is taken as S1 only when the image continues at
 #: least this far below it (a disc under a true L5 would then be visible).
 S1_CLEARANCE_MM = 10.0
@@ -150,6 +154,19 @@ def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], l
             out.append(c)
     out.sort(key=lambda m: np.argwhere(m)[:, 0].mean())
     return out, warnings
+
+
+def _drop_fragments(masks: list[np.ndarray], warnings: list[str]
+                    ) -> tuple[list[np.ndarray], list[str]]:
+    """Drop small non-border clusters (see ``FRAGMENT_FRACTION``); they would shift names."""
+    if len(masks) < 3:
+        return masks, warnings
+    ref = float(np.median([m.sum() for m in masks]))
+    keep = [m for m in masks if m.sum() >= FRAGMENT_FRACTION * ref or _touches_border(m)]
+    if len(keep) < len(masks):
+        warnings.append(f"{len(masks) - len(keep)} small body-class fragment(s) ignored "
+                        f"(< {FRAGMENT_FRACTION:.0%} of a median body)")
+    return keep, warnings
 
 
 def _touches_border(mask: np.ndarray) -> bool:
@@ -295,16 +312,17 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
     masks, warnings = _instances(class_map == kb, spacing_mm)
     sacrum = _find_sacrum(class_map, _index(class_names, "sacrum"), spacing_mm)
     flags: list[str] = []
+    if sacrum is not None:
+        masks, sacrum, notes = _settle_sacrum(masks, sacrum)
+        warnings.extend(notes)
+    masks, warnings = _drop_fragments(masks, warnings)
     kd = _index(class_names, "disc")
     if sacrum is None and kd is not None and _looks_like_s1(masks, class_map == kd, spacing_mm):
         sacrum, masks = masks[-1], masks[:-1]
         flags.append("sacrum_inferred")
         warnings.append("no sacrum segmented: the body cluster below the lowest disc, with no "
                         "disc beneath it, was taken as S1")
-    if sacrum is not None:
-        masks, sacrum, notes = _settle_sacrum(masks, sacrum)
-        warnings.extend(notes)
-    else:
+    if sacrum is None:
         flags.append("sacrum_not_visible")
         warnings.append("sacrum not in the field of view: levels counted from the lowest "
                         "visible body as L5 and uncertain")

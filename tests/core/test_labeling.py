@@ -188,3 +188,20 @@ def test_unsegmented_sacrum_inferred_from_the_last_disc():
     cut = cm[: np.nonzero((cm == 1).any(axis=1))[0].max() + 5]
     lab = label_vertebrae(cut, CLASSES, 0.6)
     assert "sacrum_not_visible" in lab.flags and len(lab.bodies) == 6
+
+
+def test_small_fragment_below_l5_without_sacrum_does_not_shift_names():
+    cm, _ = _column(6, top=20, sacrum=False)
+    body_rows = np.nonzero((cm == 1).any(axis=1))[0]
+    low = body_rows.max()
+    cm[low + 14:low + 26, 150:170] = 1  # 12 x 20 px piece of S1 read as body (~9% of a body)
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert any("fragment" in w for w in lab.warnings)
+    assert "sacrum_not_visible" in lab.flags  # honest: the sacrum itself was not seen
+
+
+def test_crushed_body_is_not_taken_for_a_fragment():
+    cm, _ = _column(6, top=20, heights=[40, 42, 44, 20, 45, 44])  # L3 crushed to ~45%
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
