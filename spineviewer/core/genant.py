@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from spineviewer.core.errors import SpineViewerError
+from spineviewer.core.resources import data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ SCHMORL_MAX_WIDTH_FRACTION = 0.25
 RATIOS = ("wedge", "biconcavity", "crush")
 DEFORMITY_OF = {"wedge": "wedge", "biconcavity": "biconcave", "crush": "crush"}
 _HEIGHT_OF = {"wedge": "anterior", "biconcavity": "middle", "crush": "posterior"}
-DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "assets" / "reference_ratios.json"
+DEFAULT_TABLE = data_dir("assets") / "reference_ratios.json"
 #: A site replaces the shipped table with its own by pointing this variable at a JSON file.
 TABLE_ENV = "SPINEVIEWER_REFERENCE_TABLE"
 _LEVEL_ORDER = [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)] + ["S1"]

@@ -19,10 +19,11 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spineviewer.core.errors import ModelError
+from spineviewer.core.resources import data_dir
 
 logger = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = data_dir("models")
 MODEL_ENV = "SPINEVIEWER_MODEL"
 DEFAULT_CLASSES = ("background", "body", "sacrum", "disc")
 #: Smallest cluster kept, mm^2 (a lumbar body is ~ 900-1500 mm^2 on a mid-sagittal slice,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
 import spineviewer
+from spineviewer.core.resources import data_dir
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = data_dir("models")
 
 
 def model_card(model_info: dict[str, Any] | None = None) -> dict[str, Any]:
