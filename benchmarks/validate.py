@@ -21,6 +21,8 @@ Outputs in ``--out``: ``reference.csv`` (truth), ``results_<mode>.csv``,
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
 import time
@@ -42,6 +44,7 @@ from spineviewer.core.evaluate import (
     read_table,
     summary_to_json,
 )
+from spineviewer.core.genant import TABLE_ENV
 from spineviewer.core.results import CSV_COLUMNS, atomic_write_text, rows_to_csv
 
 DEFAULT_SEED = 913577  # never used for training, model selection or tuning
@@ -193,8 +196,6 @@ def derive_site_table(args: argparse.Namespace, mode: str) -> Path:
         recipe={"data": f"phantom site population, seed {seed}, {len(site)} studies",
                 "command": f"python benchmarks/validate.py --site-n {args.site_n}"})
     path = args.out / f"site_table_{mode}.json"
-    import json
-
     atomic_write_text(path, json.dumps(doc, indent=1))
     return path
 
@@ -206,19 +207,11 @@ class reference_table:
         self.path = path
 
     def __enter__(self):
-        import os
-
-        from spineviewer.core.genant import TABLE_ENV
-
         self.old = os.environ.pop(TABLE_ENV, None)
         if self.path is not None:
             os.environ[TABLE_ENV] = str(self.path)
 
     def __exit__(self, *exc):
-        import os
-
-        from spineviewer.core.genant import TABLE_ENV
-
         os.environ.pop(TABLE_ENV, None)
         if self.old is not None:
             os.environ[TABLE_ENV] = self.old

@@ -136,8 +136,7 @@ def _write_outputs(result, args) -> list[Path]:
     from spineviewer.core.results import atomic_write_text
 
     written: list[Path] = []
-    targets = [(args.csv, "csv"), (args.json, "json"), (args.pdf, "pdf")]
-    for target, _kind in targets:
+    for target in (args.csv, args.json, args.pdf):
         if target and Path(target).exists() and not args.force:
             raise SpineViewerError(f"{target} exists; use --force to overwrite it")
     if args.json:
@@ -195,16 +194,8 @@ def _cmd_demo(args) -> int:
     result = analyze_study(out / "study" / "dicom", provider=args.provider, threads=args.threads,
                            progress=_progress_printer(args.quiet))
     ns = argparse.Namespace(csv=str(out / "results.csv"), json=str(out / "results.json"),
-                            pdf=None, dicom_out=None, deidentify=False, force=True)
-    try:
-        import spineviewer.io.report_pdf
-
-        ns.pdf = str(out / "report.pdf")
-        import spineviewer.io.dicom_out  # noqa: F401
-
-        ns.dicom_out = str(out / "dicom_outputs")
-    except ImportError:
-        pass
+                            pdf=str(out / "report.pdf"), dicom_out=str(out / "dicom_outputs"),
+                            deidentify=False, force=True)
     written = _write_outputs(result, ns)
     print(format_summary(result))
     for p in written:

@@ -122,7 +122,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         series_choice={**choice.to_dict(), "description": choice.series.series_description},
         patient=_patient_info(header),
         source_path=str(path),
-        source_slice_file=str(_file_of(volume, idx)),
+        source_slice_file=str(volume.files[idx]),
         software={"name": "SpineViewer", "version": __version__},
         image_shape=(int(image.shape[0]), int(image.shape[1])),
     )
@@ -306,11 +306,3 @@ def _patient_info(ds) -> dict[str, Any]:
             "sex": g("PatientSex"), "study_date": g("StudyDate"),
             "study_description": g("StudyDescription"), "manufacturer": g("Manufacturer"),
             "field_strength_T": g("MagneticFieldStrength")}
-
-
-def _file_of(volume, idx: int) -> str:
-    files = getattr(volume, "files", None)
-    if files:
-        return str(files[idx])
-    ds = volume.datasets[idx]
-    return str(getattr(ds, "filename", ""))

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import MRImageStorage, generate_uid
 
 from spineviewer.core.results import StudyResult, VertebraResult
+from tests.dicom_factory import dataset_with_meta
 
 ROWS, COLS = 128, 128
 SPACING_MM = (1.5, 1.5)
@@ -52,15 +53,8 @@ def source_pixels() -> np.ndarray:
 
 def make_source_dataset(study_uid: str | None = None) -> Dataset:
     """A complete MR Image IOD instance (what a scanner would write) for the slice."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
+    ds = dataset_with_meta(MRImageStorage)
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = PATIENT["study_date"]
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = "101500"
