@@ -107,15 +107,77 @@ def anterior_is_left(mask: np.ndarray) -> bool:
 
 
 def _canal_front(mask: np.ndarray) -> np.ndarray:
-    """Per row, the column of the canal's anterior border (anterior = col 0), interpolated."""
+    """Per row, the column of the canal's anterior border (anterior = col 0); NaN on rows
+    without canal. Largest canal component only (no debris), median-filtered over 9 rows."""
+    out = np.full(mask.shape[0], np.nan)
     canal = mask == CANAL
     lab, n = ndi.label(canal)
     if n == 0:
-        return np.full(mask.shape[0], float(mask.shape[1]))
-    canal = lab == 1 + int(np.argmax(ndi.sum(canal, lab, np.arange(1, n + 1))))  # no debris
+        return out
+    canal = lab == 1 + int(np.argmax(ndi.sum(canal, lab, np.arange(1, n + 1))))
     rows = np.nonzero(canal.any(axis=1))[0]
-    front = ndi.median_filter(canal[rows].argmax(axis=1).astype(float), size=9, mode="nearest")
-    return np.interp(np.arange(mask.shape[0]), rows, front)
+    out[rows] = ndi.median_filter(canal[rows].argmax(axis=1).astype(float), size=9,
+                                  mode="nearest")
+    return out
+
+
+def _disc_back_line(mask: np.ndarray, min_area_px: int = 30) -> np.ndarray | None:
+    """Per row, the column of the line through the discs' posterior margins (anterior =
+    col 0), interpolated between discs and extended linearly beyond the end ones; None with
+    fewer than two discs."""
+    lab, n = ndi.label(mask == DISC)
+    pts = []
+    for k in range(1, n + 1):
+        rr, cc = np.nonzero(lab == k)
+        if rr.size < min_area_px:
+            continue
+        back = ndi.maximum(cc, rr, np.unique(rr))        # per-row posterior edge
+        edge = float(np.percentile(back, 90))
+        sel = cc >= edge - 2
+        pts.append((float(rr[sel].mean()), edge))
+    if len(pts) < 2:
+        return None
+    pts.sort()
+    r, c = np.array(pts).T
+    rows = np.arange(mask.shape[0], dtype=float)
+    line = np.interp(rows, r, c)
+    lo, hi = rows < r[0], rows > r[-1]
+    line[lo] = c[0] + (rows[lo] - r[0]) * (c[1] - c[0]) / max(r[1] - r[0], 1.0)
+    line[hi] = c[-1] + (rows[hi] - r[-1]) * (c[-1] - c[-2]) / max(r[-1] - r[-2], 1.0)
+    return line
+
+
+#: How far (source px) the canal's front may lie anterior / posterior to the discs' posterior
+#: margin line before it is distrusted (SPIDER's canal label thins out or ends at L5-S1,
+#: where a constant or stray border would cut L5 away).
+WALL_TOL_ANTERIOR_PX = 10.0
+WALL_TOL_POSTERIOR_PX = 15.0
+
+
+def posterior_wall(mask: np.ndarray) -> np.ndarray:
+    """Per row, the column separating vertebral bodies from posterior elements (anterior =
+    col 0): the canal's anterior border where it agrees with the line through the discs'
+    posterior margins, that line (+2 px for disc bulge) elsewhere.
+
+    Parameters
+    ----------
+    mask : (H, W) int, SPIDER classes (0 background, 1 vertebra, 2 disc, 3 canal).
+
+    Returns
+    -------
+    (H,) float; +inf where neither the canal nor two discs give a border.
+    """
+    canal = _canal_front(mask)
+    disc = _disc_back_line(mask)
+    h = mask.shape[0]
+    if disc is None:
+        ok = np.isfinite(canal)
+        if not ok.any():
+            return np.full(h, np.inf)
+        return np.interp(np.arange(h), np.nonzero(ok)[0], canal[ok])
+    trust = (np.isfinite(canal) & (canal >= disc - WALL_TOL_ANTERIOR_PX)
+             & (canal <= disc + WALL_TOL_POSTERIOR_PX))
+    return np.where(trust, canal, disc + 2.0)
 
 
 def _disc_beside(mask: np.ndarray, body: np.ndarray, above: bool) -> bool:
@@ -150,7 +212,7 @@ def extract_bodies(mask: np.ndarray) -> list[tuple[np.ndarray, bool]]:
     flip = not anterior_is_left(mask)
     m = mask[:, ::-1] if flip else mask
     cols = np.arange(m.shape[1])[None, :]
-    bone = (m == VERTEBRA) & (cols < _canal_front(m)[:, None] - 1)
+    bone = (m == VERTEBRA) & (cols < posterior_wall(m)[:, None] - 1)
     bone = ndi.binary_opening(bone, structure=np.ones((3, 3)))
     lab, n = ndi.label(bone)
     if n == 0:

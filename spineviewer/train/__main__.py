@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--below-disc", choices=("partial", "ignore"), default="partial",
                    help="SPIDER pixels caudal to the lowest disc: 'partial' = background or "
                    "sacrum (body/disc there penalised), 'ignore' = no loss")
+    t.add_argument("--holdout", type=int, default=0,
+                   help="withhold this many train patients for checkpoint selection "
+                   "(SPIDER val then stays unseen until evaluation)")
     t.add_argument("--crop", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
                    help="train on random crops of the 448x320 grid (faster steps)")
 
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                           ckpt_minutes=a.ckpt_minutes, threads=a.threads, bf16=a.bf16,
                           num_workers=a.num_workers,
                           crop=tuple(a.crop) if a.crop else None, init=a.init,
-                          below_disc=a.below_disc)
+                          below_disc=a.below_disc, holdout=a.holdout)
         train(cfg)
     elif a.cmd == "export":
         import json

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from spineviewer.core.reference import posterior_wall
+
 __all__ = [
     "IGNORE",
     "MODEL_SHAPE",
@@ -88,19 +90,6 @@ def load_spider(root: str | Path, case: SpiderCase) -> tuple[np.ndarray, np.ndar
     return image, mask.astype(np.uint8)
 
 
-def _canal_anterior_border(mask: np.ndarray) -> np.ndarray:
-    """Per-row column of the canal's anterior wall, interpolated and smoothed (float)."""
-    canal = mask == SPIDER_CANAL
-    rows = np.nonzero(canal.any(axis=1))[0]
-    n = mask.shape[0]
-    if rows.size == 0:
-        return np.full(n, np.inf)
-    first = np.array([np.argmax(canal[r]) for r in rows], dtype=float)
-    border = np.interp(np.arange(n), rows, first)
-    # Median over ~11 rows removes single-row notches without smearing the wall.
-    return ndi.median_filter(border, size=11, mode="nearest")
-
-
 def _lowest_disc_floor(mask: np.ndarray, min_area_px: int = 30) -> np.ndarray | None:
     """Per-column row of the caudal border of the lowest disc (line fit), or None."""
     lab, n = ndi.label(mask == SPIDER_DISC)
@@ -129,8 +118,9 @@ def _lowest_disc_floor(mask: np.ndarray, min_area_px: int = 30) -> np.ndarray | 
 def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.ndarray:
     """Network target from a SPIDER mask (canonical orientation).
 
-    Vertebral body = vertebra pixels anterior to the canal's anterior wall (per row,
-    smoothed), keeping connected components of at least ``min_body_area_px`` (drops
+    Vertebral body = vertebra pixels anterior to the posterior vertebral wall
+    (``core.reference.posterior_wall``: the canal's front where it agrees with the discs'
+    posterior margins, else the line through those margins), keeping connected components of at least ``min_body_area_px`` (drops
     pedicle / posterior-element fragments cut off by the wall); disc = SPIDER disc;
     BG_OR_SACRUM = everything caudal to the lowest labelled disc (unlabelled sacrum there:
     neither body nor disc, so a body predicted on S1 is penalised).
@@ -150,7 +140,7 @@ def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.nda
     mask = np.asarray(mask)
     h, w = mask.shape
     target = np.zeros((h, w), dtype=np.uint8)
-    border = _canal_anterior_border(mask)
+    border = posterior_wall(mask)
     cols = np.arange(w)[None, :]
     anterior = cols < border[:, None]
     body = (mask == SPIDER_VERTEBRA) & anterior

@@ -64,6 +64,10 @@ class TrainConfig:
     crop: tuple[int, int] | None = None
     init: str | None = None
     below_disc: str = "partial"
+    #: Train patients withheld from training and used (instead of SPIDER ``val``) to choose
+    #: the best checkpoint, so ``val`` stays untouched until the final evaluation. 0 = old
+    #: behaviour (selection on ``n_val_spider`` val slices).
+    holdout: int = 0
     notes: dict = field(default_factory=dict)
 
 
@@ -130,7 +134,8 @@ class MixedStream(IterableDataset):
     def __iter__(self):
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, self.start_step])
-        cases = read_manifest(cfg.spider_root, "train")
+        held = set(holdout_cases(cfg))
+        cases = [c for c in read_manifest(cfg.spider_root, "train") if c.case not in held]
         spider = []
         for c in cases:
             img, m = load_spider(cfg.spider_root, c)
@@ -193,9 +198,23 @@ def _rejitter(rng: np.random.Generator, img: np.ndarray, tgt: np.ndarray
     return np.clip(img, 0, 1).astype(np.float32), tgt
 
 
+def holdout_cases(cfg: TrainConfig) -> list[int]:
+    """The ``cfg.holdout`` train patients withheld for checkpoint selection (seeded choice)."""
+    if cfg.holdout <= 0:
+        return []
+    ids = sorted({c.case for c in read_manifest(cfg.spider_root, "train")})
+    rng = np.random.default_rng([cfg.seed, 4242])
+    return sorted(int(i) for i in rng.choice(ids, size=min(cfg.holdout, len(ids) - 1),
+                                             replace=False))
+
+
 def build_val_set(cfg: TrainConfig, cache_path: Path | None = None
                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Fixed validation set: ``n_val_spider`` SPIDER val slices + ``n_val_synth`` phantoms.
+    """Fixed selection set: SPIDER slices + ``n_val_synth`` phantoms.
+
+    The SPIDER part is the held-out train patients (``cfg.holdout`` > 0; SPIDER ``val`` is
+    then never seen during training or selection) or, for ``holdout`` 0, ``n_val_spider``
+    slices of SPIDER ``val``.
 
     Returns {"spider": (images (N,H,W), targets (N,H,W)), "synth": (...)}; synthetic part
     empty when the generator is unavailable. Cached as .npz when ``cache_path`` is given.
@@ -206,7 +225,11 @@ def build_val_set(cfg: TrainConfig, cache_path: Path | None = None
         if z["pi"].shape[0]:
             out["synth"] = (z["pi"], z["pt"])
         return out
-    cases = read_manifest(cfg.spider_root, "val")
+    if cfg.holdout > 0:
+        held = set(holdout_cases(cfg))
+        cases = [c for c in read_manifest(cfg.spider_root, "train") if c.case in held]
+    else:
+        cases = read_manifest(cfg.spider_root, "val")
     # 5 slices per patient nearest the middle (8 patients -> 40).
     by_case: dict[int, list] = {}
     for c in cases:
@@ -321,6 +344,8 @@ def train(cfg: TrainConfig) -> Path:
     log(f"config {json.dumps(asdict(cfg))}")
     log(f"params {count_parameters(model)}; synth available: {_synth_available()}")
     val = build_val_set(cfg, out / "val_set.npz")
+    if cfg.holdout:
+        log(f"selection on held-out train patients {holdout_cases(cfg)} (not trained on)")
     log("val set: " + ", ".join(f"{k}={len(v[0])}" for k, v in val.items()))
     loader = DataLoader(MixedStream(cfg, step), batch_size=cfg.batch,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,

@@ -170,3 +170,25 @@ def test_robust_start_unmasks_common_deformities():
     assert sd_p > 0.08 and n_p == x.size  # classical trimming is masked: keeps everything
     assert abs(mean_r - 0.95) < 0.015 and 0.02 < sd_r < 0.04
     assert n_r <= 62
+
+
+def test_canal_that_ends_or_veers_forward_does_not_cut_the_lowest_bodies():
+    # SPIDER's canal label often thins out and ends around L5; its last rows can lie far
+    # anterior to the vertebral wall. Holding that border below the canal's end cut L5 away.
+    m = _spider_mask(n=6, debris=False)
+    m[400:, 190:215] = 0          # canal ends at row 400 ...
+    m[385:400, 190:215] = 0
+    m[385:400, 120:140] = 3       # ... after veering forward into the body's column range
+    wall = R.posterior_wall(m)
+    assert np.all(wall[380:] > 175)  # the discs' posterior margins (col 179) take over
+    bodies = extract_bodies(m)
+    assert len(bodies) == 6 and all(c for _, c in bodies)
+    for i, (b, _) in enumerate(bodies):
+        cols = np.nonzero(b.any(axis=0))[0]
+        assert (cols.min(), cols.max()) == (80, 179), i
+
+
+def test_posterior_wall_uses_canal_where_it_agrees_with_the_discs():
+    m = _spider_mask(n=6, debris=False)
+    wall = R.posterior_wall(m)
+    assert np.all(wall[30:600] == 190)    # canal front, within tolerance of the disc line

@@ -85,3 +85,15 @@ def test_model_grid_affine_centre_and_scale():
     # one model pixel (0.6 mm) = half a source pixel (1.2 mm)
     step = mat @ (centre_model + [1.0, 0.0]) + off - src
     assert step == pytest.approx([0.5, 0.0])
+
+
+def test_lowest_body_kept_when_the_canal_label_ends_above_it():
+    # The canal label stops at row 100 after veering forward: a border held constant below
+    # it would cut the lowest body away (seen on SPIDER slices where L5 went missing).
+    m = _tiny_spider_mask()
+    m[100:, 62:72] = 0
+    m[92:100, 62:72] = 0
+    m[92:100, 30:40] = 3
+    t = derive_spider_target(m)
+    assert (t[101:135, 20:60] == 1).all()       # below the stray canal pixels
+    assert (t[95:135, 62:] == 0).all()

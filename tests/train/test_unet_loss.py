@@ -100,3 +100,19 @@ def test_export_round_trip(tmp_path):
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert "BatchNormalization" not in ops
     assert check_onnx(m, path, n=1, shape=(64, 48)) < 1e-4
+
+
+def test_holdout_patients_are_train_patients_chosen_reproducibly(tmp_path):
+    from spineviewer.train.loop import TrainConfig, holdout_cases
+
+    rows = ["file,case,slice,central_rank,split,rows,cols"]
+    for case in range(1, 21):
+        split = "val" if case > 16 else "train"
+        rows += [f"spider{case:03d}_s{s:03d}.png,{case},{s},{s - 2},{split},64,64"
+                 for s in range(5)]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    cfg = TrainConfig(spider_root=str(tmp_path), out_dir=str(tmp_path / "run"), holdout=4)
+    held = holdout_cases(cfg)
+    assert len(set(held)) == 4 and all(1 <= c <= 16 for c in held)   # never a val patient
+    assert holdout_cases(cfg) == held                                 # reproducible
+    assert holdout_cases(TrainConfig(spider_root=str(tmp_path), out_dir="x")) == []
