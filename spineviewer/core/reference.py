@@ -414,8 +414,10 @@ def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1),
             "data": "SPIDER T2 SPACE sagittal masks, split=train "
                     f"({len({r['case'] for r in rows})} patients, {len(rows)} slices, "
                     f"central_rank in {list(central_ranks)})",
-            "bodies": "vertebra pixels anterior to the canal's anterior border, opened 3x3, "
-                      "connected components; bodies cut by the image border skipped",
+            "bodies": "vertebra pixels anterior to the posterior vertebral wall (the canal's "
+                      "anterior border where it lies within -10/+15 px of the line through the "
+                      "discs' posterior margins, else that line + 2 px), opened 3x3, connected "
+                      "components; bodies cut by the image border skipped",
             "levels": "named from the bottom: lowest labelled vertebra = L5",
             "corners": corner_method,
             "ratios": "wedge AH/PH; biconcavity MH/PH; crush PH / mean PH of the two "
