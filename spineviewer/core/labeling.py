@@ -7,7 +7,9 @@ a lumbosacral transitional vertebra or a sixth/fourth lumbar-type body (``transi
 All masks are in the canonical model grid (superior = row 0, anterior = col 0).
 
 Study flags: ``sacrum_not_visible``, ``sacrum_inferred`` (no sacrum class, but a body cluster
-under the lowest disc with no disc beneath it was taken as S1), ``transitional_anatomy``.
+under the lowest disc with no disc beneath it was taken as S1), ``s1_from_body`` (the lowest
+body cluster sits on a rudimentary disc - the S1-S2 remnant - and was taken as S1),
+``transitional_anatomy``.
 Body flags: ``partial_body`` (cut by the image border: list it, do not measure it),
 ``label_uncertain`` and ``needs_review`` (no sacrum, or transitional cues).
 """
@@ -40,6 +42,15 @@ FRAGMENT_FRACTION = 0.3
 #: Without a sacrum class, the lowest body is taken as S1 only when the image continues at
 #: least this far below it (a disc under a true L5 would then be visible).
 S1_CLEARANCE_MM = 10.0
+#: S1 read as body (seen on real MRI): the lowest body cluster sits on a rudimentary disc
+#: (the S1-S2 remnant): disc-class area beneath it under ``RUDIMENTARY_DISC`` of the median
+#: disc between the lumbar bodies above, and its AP length under ``RUDIMENTARY_LENGTH`` of
+#: theirs. A thin but full-length disc (degenerated, or a sacralised L5) keeps its length and
+#: is left to the transitional-anatomy cues, as is a lumbarised S1 with a full disc beneath.
+#: Chosen on SPIDER train predictions (beneath S1 read as body: area ratio median 0.33,
+#: length 0.64; beneath a true L5: 1.05 and 0.98, 10th percentiles 0.73 and 0.79).
+RUDIMENTARY_DISC = 0.5
+RUDIMENTARY_LENGTH = 0.7
 #: Body clusters smaller than this are debris, not bodies (as post-processing drops them).
 MIN_BODY_AREA_MM2 = 40.0
 #: Sacrum smaller than this is not trusted as visible.
@@ -266,6 +277,53 @@ def _looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float)
     return above >= 0.5 * width_px and below < 0.1 * width_px
 
 
+def _disc_components(disc: np.ndarray, min_px: int = 20) -> list[np.ndarray]:
+    lab, n = ndi.label(disc)
+    comps = [lab == k for k in range(1, n + 1)]
+    return [c for c in comps if c.sum() >= min_px]
+
+
+def _rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
+                            ) -> tuple[bool, float, float]:
+    """Whether the lowest body cluster sits on a rudimentary disc (see ``RUDIMENTARY_DISC``).
+
+    Returns (verdict, area ratio, AP-length ratio) of the disc beneath against the median of
+    the discs between the lumbar bodies above.
+    """
+    nan = float("nan")
+    if len(masks) < 4 or not disc.any():
+        return False, nan, nan
+    low = masks[-1]
+    if (low.shape[0] - 1 - np.nonzero(low.any(axis=1))[0].max()) * spacing_mm < S1_CLEARANCE_MM:
+        return False, nan, nan          # a disc beneath could be out of view
+    reach = max(2, round(2.4 / spacing_mm))
+    grown = [ndi.binary_dilation(m, iterations=reach) for m in masks]
+    comps = _disc_components(disc)
+    cents = np.array([np.argwhere(m).mean(axis=0) for m in masks])
+
+    def ap_length(pieces: list[np.ndarray], i: int) -> float:
+        if not pieces:
+            return 0.0
+        axis = cents[min(i + 1, len(masks) - 1)] - cents[max(i - 1, 0)]
+        normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
+        s = np.concatenate([np.argwhere(c) for c in pieces]) @ normal
+        return float(np.percentile(s, 98) - np.percentile(s, 2))
+
+    areas, lengths = [], []
+    for i in range(max(0, len(masks) - 5), len(masks) - 2):
+        pieces = [c for c in comps if (c & grown[i]).any() and (c & grown[i + 1]).any()]
+        areas.append(sum(int(c.sum()) for c in pieces))
+        lengths.append(ap_length(pieces, i))
+    if not areas or np.median(areas) <= 0 or np.median(lengths) <= 0:
+        return False, nan, nan
+    low_row = cents[-1][0]
+    pieces = [c for c in comps if (c & grown[-1]).any() and not (c & grown[-2]).any()
+              and np.argwhere(c)[:, 0].mean() > low_row]
+    area = sum(int(c.sum()) for c in pieces) / float(np.median(areas))
+    length = ap_length(pieces, len(masks) - 1) / float(np.median(lengths))
+    return bool(area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH), area, length
+
+
 def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
                    ) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """Drop "body" clusters that belong to the sacrum.
@@ -322,6 +380,15 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         flags.append("sacrum_inferred")
         warnings.append("no sacrum segmented: the body cluster below the lowest disc, with no "
                         "disc beneath it, was taken as S1")
+    if kd is not None:
+        s1_body, ratio, length = _rudimentary_disc_below(masks, class_map == kd, spacing_mm)
+        if s1_body:
+            low, masks = masks[-1], masks[:-1]
+            sacrum = low if sacrum is None else (sacrum | low)
+            flags.append("s1_from_body")
+            warnings.append(f"the lowest body cluster sits on a rudimentary disc ({ratio:.0%} of "
+                            f"a lumbar disc's area, {length:.0%} of its length) and was taken "
+                            "as S1: confirm the level names")
     if sacrum is None:
         flags.append("sacrum_not_visible")
         warnings.append("sacrum not in the field of view: levels counted from the lowest "

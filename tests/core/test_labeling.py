@@ -205,3 +205,32 @@ def test_crushed_body_is_not_taken_for_a_fragment():
     cm, _ = _column(6, top=20, heights=[40, 42, 44, 20, 45, 44])  # L3 crushed to ~45%
     lab = label_vertebrae(cm, CLASSES, 0.6)
     assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+
+
+def _s1_as_body(remnant_rows: int, remnant_cols: int):
+    """T12..L5 plus S1 read as a seventh "body", with an S1-S2 disc remnant of the given
+    size under it (full lumbar discs are 14 x 58 px) and the rest of the sacrum below."""
+    cm, _ = _column(6, top=5, sacrum=False, heights=[38, 40, 42, 42, 42, 42],
+                    depths=[48, 52, 56, 58, 58, 58], disc_h=12)
+    r = np.nonzero((cm == 3).any(axis=1))[0].max() + 1       # below the L5-S1 disc
+    c = _col(r)
+    cm[r:r + 34, c + 4:c + 58] = 1                            # S1's upper segment, as body
+    r += 34
+    cm[r:r + remnant_rows, c + 16:c + 16 + remnant_cols] = 3  # the S1-S2 remnant
+    cm[r + remnant_rows:r + remnant_rows + 40, c + 8:c + 64] = 2
+    return cm
+
+
+def test_s1_read_as_body_above_a_rudimentary_disc_is_taken_as_s1():
+    lab = label_vertebrae(_s1_as_body(4, 24), CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert "s1_from_body" in lab.flags
+    assert any("rudimentary disc" in w for w in lab.warnings)
+    assert lab.sacrum_mask is not None and lab.sacrum_mask[:, :].sum() > 0
+
+
+def test_full_length_disc_beneath_keeps_the_lowest_body():
+    # a thin but full-length disc (degenerated L5-S1) is not a remnant: nothing is relabelled
+    lab = label_vertebrae(_s1_as_body(4, 58), CLASSES, 0.6)
+    assert "s1_from_body" not in lab.flags
+    assert [b.level for b in lab.bodies][-1] == "L5" and len(lab.bodies) == 7
