@@ -381,7 +381,11 @@ def spider_section(m: dict[str, Any] | None) -> list[str]:
         out.append(f"| slices with every level named right ({m['spider_val_naming_slices']}) | "
                    f"{m['spider_val_naming_slices_all_correct']:.3f} | - | - |")
     out += ["", "Per patient body Dice: " + ", ".join(
-        f"{k} {v:.3f}" for k, v in m["spider_val_body_dice_per_patient"].items()) + ".", "",
+        f"{k} {v:.3f}" for k, v in m["spider_val_body_dice_per_patient"].items()) + ".", ""]
+    if m.get("spider_val_naming_per_patient"):
+        out += ["Per patient naming: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in m["spider_val_naming_per_patient"].items()) + ".", ""]
+    out += [
         f"Protocol: {m['spider_val_protocol']}. Naming: {m.get('spider_val_naming_protocol', '')}.",
         ""]
     return out

@@ -175,6 +175,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     pairs = spider_val_pairs(spider_root, "val")
     per_slice, per_case, disc_d = [], {}, []
     naming: list[tuple[str, str | None]] = []
+    naming_case: dict[Any, list[bool]] = {}
     slices_named, slices_all_ok, n_visible = 0, 0, 0
     try:
         from spineviewer.core.labeling import label_vertebrae
@@ -198,6 +199,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
             lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM)
             m = naming_matches(gt, lab.bodies)
             naming += m
+            naming_case.setdefault(c.case, []).extend(t == p for t, p in m)
             if m:
                 slices_named += 1
                 slices_all_ok += all(t == p for t, p in m)
@@ -219,6 +221,8 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         metrics["spider_val_naming_slices_all_correct"] = (
             round(slices_all_ok / slices_named, 4) if slices_named else None)
         metrics["spider_val_naming_slices"] = n_visible
+        metrics["spider_val_naming_per_patient"] = {
+            str(k): round(float(np.mean(v)), 3) for k, v in sorted(naming_case.items()) if v}
         metrics["spider_val_naming_protocol"] = (
             "slices with >= 25 mm of grid below the lowest labelled disc; GT L5 = body above "
             "the lowest labelled disc (transitional anatomy not adjudicated); each GT L1-L5 "

@@ -85,6 +85,8 @@ def _train_command(cfg: dict[str, Any]) -> str:
     if cfg.get("init"):
         parts.append(f"--init {cfg['init']}")
     parts.append(f"--below-disc {cfg.get('below_disc', 'partial')}")
+    if cfg.get("holdout"):
+        parts.append(f"--holdout {cfg['holdout']}")
     return " ".join(parts)
 
 
@@ -125,6 +127,11 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "crop": cfg.get("crop"),
         "init": cfg.get("init"),
         "spider_below_lowest_disc": cfg.get("below_disc", "partial"),
+        "checkpoint_selection": (
+            f"best periodic validation score on {cfg['holdout']} SPIDER train patients held "
+            "out of training, plus phantoms; SPIDER val unseen until the final evaluation"
+            if cfg.get("holdout") else
+            "best periodic validation score on SPIDER val slices plus phantoms"),
         "augmentation": "SPIDER: assumed native spacing U(0.45,0.85) mm resampled to 0.6 mm, "
                         "rotation +-15 deg, translation +-60 mm rows (crops cutting the sacrum "
                         "or T12), gamma [0.6,1.6], linear bias field, gain U(0.3,1.3) on "
