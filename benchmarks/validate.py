@@ -378,6 +378,9 @@ def spider_section(m: dict[str, Any] | None) -> list[str]:
         out.append(f"| level naming, bodies with the sacrum in view "
                    f"({m['spider_val_naming_bodies']} bodies) | "
                    f"{m['spider_val_naming_accuracy']:.3f} | >= 0.95 | - |")
+        if m.get("spider_val_naming_wrong_in_flagged_studies"):
+            out.append("| misnamed bodies in slices flagged 'confirm the level names' | "
+                       f"{m['spider_val_naming_wrong_in_flagged_studies']} | - | - |")
         out.append(f"| slices with every level named right ({m['spider_val_naming_slices']}) | "
                    f"{m['spider_val_naming_slices_all_correct']:.3f} | - | - |")
     out += ["", "Per patient body Dice: " + ", ".join(

@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
+#: Study flags that ask the reader to confirm the level names.
+NAMING_FLAGS = frozenset({"sacrum_not_visible", "sacrum_inferred", "s1_from_body",
+                          "transitional_anatomy"})
 #: Sacrum counted as visible when the grid extends this far below the lowest disc.
 SACRUM_VISIBLE_MM = 25.0
 #: Model row of the lowest disc's caudal border in the evaluation framing.
@@ -176,6 +179,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     per_slice, per_case, disc_d = [], {}, []
     naming: list[tuple[str, str | None]] = []
     naming_case: dict[Any, list[bool]] = {}
+    wrong_flagged, wrong_total = 0, 0
     slices_named, slices_all_ok, n_visible = 0, 0, 0
     try:
         from spineviewer.core.labeling import label_vertebrae
@@ -200,6 +204,10 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
             m = naming_matches(gt, lab.bodies)
             naming += m
             naming_case.setdefault(c.case, []).extend(t == p for t, p in m)
+            n_wrong = sum(t != p for t, p in m)
+            wrong_total += n_wrong
+            if set(lab.flags) & NAMING_FLAGS:
+                wrong_flagged += n_wrong
             if m:
                 slices_named += 1
                 slices_all_ok += all(t == p for t, p in m)
@@ -221,6 +229,8 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         metrics["spider_val_naming_slices_all_correct"] = (
             round(slices_all_ok / slices_named, 4) if slices_named else None)
         metrics["spider_val_naming_slices"] = n_visible
+        metrics["spider_val_naming_wrong_in_flagged_studies"] = (
+            f"{wrong_flagged} of {wrong_total}")
         metrics["spider_val_naming_per_patient"] = {
             str(k): round(float(np.mean(v)), 3) for k, v in sorted(naming_case.items()) if v}
         metrics["spider_val_naming_protocol"] = (
