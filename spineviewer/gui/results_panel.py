@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from spineviewer.core.results import StudyResult, VertebraResult
 from spineviewer.gui import style
+from spineviewer.io.report_text import study_flag_text
 
 #: (header, attribute or callable, tooltip)
 COLUMNS = [
@@ -215,7 +216,7 @@ class ResultsPanel(QtWidgets.QWidget):
         elif review:
             text += f"; review {', '.join(review)}"
         if result.flags:
-            text += f"; {', '.join(f.replace('_', ' ') for f in result.flags)}"
+            text += "<br>" + " ".join(html.escape(study_flag_text(f)) for f in result.flags)
         if result.edits:
             text += f"; {len(result.edits)} correction(s)"
         return text

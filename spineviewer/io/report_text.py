@@ -32,6 +32,11 @@ _STUDY_FLAG_TEXT = {
 }
 
 
+def study_flag_text(flag: str) -> str:
+    """Plain-language sentence for a study-level flag (the flag itself when unknown)."""
+    return _STUDY_FLAG_TEXT.get(flag, flag.replace("_", " "))
+
+
 def fmt_date(value: Any) -> str:
     """DICOM ``YYYYMMDD`` -> ``YYYY-MM-DD``; other text unchanged; None -> ''."""
     s = "" if value is None else str(value).strip()
@@ -136,7 +141,7 @@ def summary_lines(result: StudyResult) -> list[str]:
         if "needs_review" in v.flags and cause != SCHMORL_CAUSE:  # that has its own line
             review.setdefault(cause, []).append(v.level)
     lines += [f"Needs review ({cause}): {', '.join(levels)}" for cause, levels in review.items()]
-    lines += [_STUDY_FLAG_TEXT.get(f, f.replace("_", " ")) for f in result.flags]
+    lines += [study_flag_text(f) for f in result.flags]
     if not result.vertebrae:
         lines.append("No vertebral body was measured.")
     return lines
