@@ -28,10 +28,13 @@ DATA_CREDIT: dict[str, Any] = {
                     "Sci Data 11:264 (2024)",
         "license": "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)",
         "redistribution": "PNG slices from github.com/istiak769/Lumbar-Spine-MRI-Segementation",
-        "split_used_for_training": "train (33 patients); val (8 patients) never trained on",
-        "targets": "vertebral body = SPIDER vertebra pixels anterior to the spinal canal's "
-                   "anterior wall; disc = SPIDER disc; pixels caudal to the lowest labelled "
-                   "disc ignored in the loss (sacrum unlabelled in SPIDER)",
+        "split_used_for_training": "train (33 patients, minus any held out for checkpoint "
+                                   "selection: see recipe.checkpoint_selection); val "
+                                   "(8 patients) never trained on",
+        "targets": "vertebral body = SPIDER vertebra pixels anterior to the posterior "
+                   "vertebral wall (core.reference.posterior_wall); disc = SPIDER disc; "
+                   "pixels caudal to the lowest labelled disc: see recipe.loss (sacrum "
+                   "unlabelled in SPIDER)",
     },
     "synthetic": {
         "generator": "spineviewer.synth.training.train_sample (domain-randomised lumbar "

@@ -118,7 +118,11 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "checkpoint_step": ck.get("step"),
         "optimizer": f"Adam lr {cfg.get('lr')} cosine to {cfg.get('lr_min')} over "
                      f"min(steps, wall-clock budget), weight decay {cfg.get('weight_decay')}",
-        "loss": "soft Dice (body, sacrum, disc; ignore pixels excluded) + cross-entropy",
+        "loss": "soft Dice (body, sacrum, disc; ignore pixels excluded) + cross-entropy" + (
+            "; SPIDER pixels caudal to the lowest labelled disc are a partial label 'background "
+            "or sacrum' (CE -log(p_bg + p_sacrum), negatives for the body/disc Dice, excluded "
+            "from the sacrum Dice)" if cfg.get("below_disc", "partial") == "partial" else
+            "; SPIDER pixels caudal to the lowest labelled disc ignored"),
         "batch": cfg.get("batch"),
         "planned_steps": cfg.get("steps"),
         "max_minutes": cfg.get("max_minutes"),
