@@ -7,8 +7,9 @@ a lumbosacral transitional vertebra or a sixth/fourth lumbar-type body (``transi
 All masks are in the canonical model grid (superior = row 0, anterior = col 0).
 
 Study flags: ``sacrum_not_visible``, ``sacrum_inferred`` (no sacrum class, but a body cluster
-under the lowest disc with no disc beneath it was taken as S1), ``s1_from_body`` (the lowest
-body cluster sits on a rudimentary disc - the S1-S2 remnant - and was taken as S1),
+under the lowest disc with no disc beneath it was taken as S1), ``s1_suspected`` (the lowest
+body cluster is small and sits on what looks like a rudimentary S1-S2 disc: possibly S1 read as
+a body; names are kept and marked uncertain),
 ``transitional_anatomy``.
 Body flags: ``partial_body`` (cut by the image border: list it, do not measure it),
 ``label_uncertain`` and ``needs_review`` (no sacrum, or transitional cues).
@@ -42,15 +43,17 @@ FRAGMENT_FRACTION = 0.3
 #: Without a sacrum class, the lowest body is taken as S1 only when the image continues at
 #: least this far below it (a disc under a true L5 would then be visible).
 S1_CLEARANCE_MM = 10.0
-#: S1 read as body (seen on real MRI): the lowest body cluster sits on a rudimentary disc
-#: (the S1-S2 remnant): disc-class area beneath it under ``RUDIMENTARY_DISC`` of the median
-#: disc between the lumbar bodies above, and its AP length under ``RUDIMENTARY_LENGTH`` of
-#: theirs. A thin but full-length disc (degenerated, or a sacralised L5) keeps its length and
-#: is left to the transitional-anatomy cues, as is a lumbarised S1 with a full disc beneath.
-#: Chosen on SPIDER train predictions (beneath S1 read as body: area ratio median 0.33,
-#: length 0.64; beneath a true L5: 1.05 and 0.98, 10th percentiles 0.73 and 0.79).
-RUDIMENTARY_DISC = 0.5
-RUDIMENTARY_LENGTH = 0.7
+#: S1 read as body (seen on real MRI) is suspected when the lowest body cluster is small -
+#: under ``S1_SEGMENT`` of the median area of the three bodies above, as S1's upper segment
+#: is - and sits on a rudimentary disc: disc-class area beneath it under ``RUDIMENTARY_DISC``
+#: of the median disc between the lumbar bodies above, AP length under ``RUDIMENTARY_LENGTH``
+#: of theirs. A thin but full-length disc (degenerated, or a sacralised L5) keeps its length.
+#: The pattern is only flagged, not acted on: on SPIDER train predictions of the shipped model
+#: relabelling it as S1 fixed no slice and broke four (an under-segmented L5 over a partly
+#: segmented disc looks the same), so the names stay and are marked uncertain.
+RUDIMENTARY_DISC = 0.2
+RUDIMENTARY_LENGTH = 0.6
+S1_SEGMENT = 0.7
 #: Body clusters smaller than this are debris, not bodies (as post-processing drops them).
 MIN_BODY_AREA_MM2 = 40.0
 #: Sacrum smaller than this is not trusted as visible.
@@ -285,7 +288,8 @@ def _disc_components(disc: np.ndarray, min_px: int = 20) -> list[np.ndarray]:
 
 def _rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
                             ) -> tuple[bool, float, float]:
-    """Whether the lowest body cluster sits on a rudimentary disc (see ``RUDIMENTARY_DISC``).
+    """Whether the lowest body cluster is S1's upper segment on a rudimentary disc (see
+    ``RUDIMENTARY_DISC``).
 
     Returns (verdict, area ratio, AP-length ratio) of the disc beneath against the median of
     the discs between the lumbar bodies above.
@@ -321,7 +325,8 @@ def _rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_m
               and np.argwhere(c)[:, 0].mean() > low_row]
     area = sum(int(c.sum()) for c in pieces) / float(np.median(areas))
     length = ap_length(pieces, len(masks) - 1) / float(np.median(lengths))
-    return bool(area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH), area, length
+    small = masks[-1].sum() < S1_SEGMENT * np.median([m.sum() for m in masks[-4:-1]])
+    return bool(small and area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH), area, length
 
 
 def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
@@ -380,15 +385,15 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         flags.append("sacrum_inferred")
         warnings.append("no sacrum segmented: the body cluster below the lowest disc, with no "
                         "disc beneath it, was taken as S1")
+    s1_suspected = False
     if kd is not None:
-        s1_body, ratio, length = _rudimentary_disc_below(masks, class_map == kd, spacing_mm)
-        if s1_body:
-            low, masks = masks[-1], masks[:-1]
-            sacrum = low if sacrum is None else (sacrum | low)
-            flags.append("s1_from_body")
-            warnings.append(f"the lowest body cluster sits on a rudimentary disc ({ratio:.0%} of "
-                            f"a lumbar disc's area, {length:.0%} of its length) and was taken "
-                            "as S1: confirm the level names")
+        s1_suspected, ratio, length = _rudimentary_disc_below(masks, class_map == kd, spacing_mm)
+        if s1_suspected:
+            flags.append("s1_suspected")
+            warnings.append(f"the lowest body is small and sits on what looks like a rudimentary "
+                            f"disc ({ratio:.0%} of a lumbar disc's area, {length:.0%} of its "
+                            "length): it may be S1 read as a body, or an under-segmented L5 "
+                            "over its disc - confirm the level names")
     if sacrum is None:
         flags.append("sacrum_not_visible")
         warnings.append("sacrum not in the field of view: levels counted from the lowest "
@@ -397,7 +402,7 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
     if cues:
         flags.append("transitional_anatomy")
         warnings.extend(cues)
-    bodies = _name(masks, sacrum is None, bool(cues))
+    bodies = _name(masks, sacrum is None, bool(cues) or s1_suspected)
     return Labelling(bodies=bodies, sacrum_mask=sacrum, flags=flags, warnings=warnings)
 
 
