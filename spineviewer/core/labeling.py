@@ -205,17 +205,25 @@ def _gap_px(upper: np.ndarray, lower: np.ndarray) -> float:
     return float(np.median(top - bottom - 1))
 
 
+def _extent_across(pts: np.ndarray, cents: np.ndarray, i: int) -> float:
+    """2-98 % extent of ``pts`` (N, 2) perpendicular to the column direction at body ``i``
+    (the line through the centroids of its neighbours)."""
+    a, b = cents[max(i - 1, 0)], cents[min(i + 1, len(cents) - 1)]
+    axis = b - a if np.linalg.norm(b - a) > 0 else np.array([1.0, 0.0])
+    normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
+    s = pts @ normal
+    return float(np.percentile(s, 98) - np.percentile(s, 2))
+
+
 def body_depths(masks: list[np.ndarray]) -> np.ndarray:
     """AP depth (px) of each body: 2-98 % extent perpendicular to the local column direction."""
     cents = np.array([np.argwhere(m).mean(axis=0) for m in masks])
-    out = []
-    for i, m in enumerate(masks):
-        a, b = cents[max(i - 1, 0)], cents[min(i + 1, len(masks) - 1)]
-        axis = b - a if np.linalg.norm(b - a) > 0 else np.array([1.0, 0.0])
-        normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
-        s = (np.argwhere(m) - cents[i]) @ normal
-        out.append(np.percentile(s, 98) - np.percentile(s, 2))
-    return np.array(out)
+    return np.array([_extent_across(np.argwhere(m), cents, i) for i, m in enumerate(masks)])
+
+
+def _room_below_mm(mask: np.ndarray, spacing_mm: float) -> float:
+    """How far the image continues below ``mask``'s lowest row."""
+    return (mask.shape[0] - 1 - np.nonzero(mask.any(axis=1))[0].max()) * spacing_mm
 
 
 def transitional_cues(masks: list[np.ndarray], sacrum: np.ndarray | None) -> list[str]:
@@ -271,7 +279,7 @@ def _looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float)
     if len(masks) < 3:
         return False
     low = masks[-1]
-    if (low.shape[0] - 1 - np.nonzero(low.any(axis=1))[0].max()) * spacing_mm < S1_CLEARANCE_MM:
+    if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
         return False
     axis = np.argwhere(low).mean(axis=0) - np.argwhere(masks[-2]).mean(axis=0)
     axis = axis / np.linalg.norm(axis)
@@ -298,7 +306,9 @@ def _rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_m
     if len(masks) < 4 or not disc.any():
         return False, nan, nan
     low = masks[-1]
-    if (low.shape[0] - 1 - np.nonzero(low.any(axis=1))[0].max()) * spacing_mm < S1_CLEARANCE_MM:
+    if low.sum() >= S1_SEGMENT * np.median([m.sum() for m in masks[-4:-1]]):
+        return False, nan, nan          # a full-size body: not S1's upper segment
+    if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
         return False, nan, nan          # a disc beneath could be out of view
     reach = max(2, round(2.4 / spacing_mm))
     grown = [ndi.binary_dilation(m, iterations=reach) for m in masks]
@@ -308,10 +318,7 @@ def _rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_m
     def ap_length(pieces: list[np.ndarray], i: int) -> float:
         if not pieces:
             return 0.0
-        axis = cents[min(i + 1, len(masks) - 1)] - cents[max(i - 1, 0)]
-        normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
-        s = np.concatenate([np.argwhere(c) for c in pieces]) @ normal
-        return float(np.percentile(s, 98) - np.percentile(s, 2))
+        return _extent_across(np.concatenate([np.argwhere(c) for c in pieces]), cents, i)
 
     areas, lengths = [], []
     for i in range(max(0, len(masks) - 5), len(masks) - 2):
@@ -320,13 +327,11 @@ def _rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_m
         lengths.append(ap_length(pieces, i))
     if not areas or np.median(areas) <= 0 or np.median(lengths) <= 0:
         return False, nan, nan
-    low_row = cents[-1][0]
     pieces = [c for c in comps if (c & grown[-1]).any() and not (c & grown[-2]).any()
-              and np.argwhere(c)[:, 0].mean() > low_row]
+              and np.argwhere(c)[:, 0].mean() > cents[-1][0]]
     area = sum(int(c.sum()) for c in pieces) / float(np.median(areas))
     length = ap_length(pieces, len(masks) - 1) / float(np.median(lengths))
-    small = masks[-1].sum() < S1_SEGMENT * np.median([m.sum() for m in masks[-4:-1]])
-    return bool(small and area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH), area, length
+    return bool(area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH), area, length
 
 
 def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
