@@ -1,4 +1,4 @@
-"""Four corners of a vertebral body mask, by the paper's three strategies and an overlap vote.
+"""Four corners of a vertebral body mask, by the paper's three strategies and a per-corner median.
 
 Works on one body mask in the canonical grid (superior = row 0, anterior = col 0). The body's
 own axes come from its minimum-area rectangle, so tilts of +-30 deg (lordosis) keep the names.
@@ -20,7 +20,8 @@ from skimage import draw, measure
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OSTEOPHYTE_RADIUS_MM", "STRATEGIES", "CornerResult", "find_corners"]
+__all__ = ["COMBINE_MODES", "DEFAULT_COMBINE", "OSTEOPHYTE_RADIUS_MM", "STRATEGIES", "CornerResult",
+           "find_corners"]
 
 STRATEGIES = ("basin_hopping", "hull_curvature", "line_fit")
 #: Radius of the opening that strips osteophyte beaks (thinner than twice this) off the body.
@@ -36,6 +37,15 @@ _MIN_PIXELS = 30
 #: side-line intersections are the more exact corners); ties go by this preference.
 _TIE_IOU = 0.004
 _PREFERENCE = ("line_fit", "basin_hopping", "hull_curvature")
+#: How the three candidate sets become one: ``"median"`` takes each corner as the
+#: coordinate-wise median of the three strategies' corners (a strategy that goes astray is
+#: outvoted corner by corner); ``"vote"`` keeps the whole quadrilateral of best overlap (the
+#: paper's rule). On SPIDER val the same corner code run on the network's masks and on the
+#: annotated masks of 277 bodies agreed better with the median (ICC AH 0.745 vs 0.667,
+#: PH 0.856 vs 0.795, VA 0.884 vs 0.806): the vote flips between strategies on nearly
+#: identical masks.
+COMBINE_MODES = ("median", "vote")
+DEFAULT_COMBINE = "median"
 _EPS_MM = 1e-7
 #: Gaussian smoothing (pixels) of the mask before its 0.5 iso-contour: 1 px damps staircase
 #: ripple for the corner search; the returned outline (for SC/IC) uses 0.5 px, which keeps a
@@ -72,9 +82,10 @@ class CornerResult:
     outline_rc : (N, 2) ndarray
         Closed sub-pixel border of the mask (first point repeated last).
     strategy : str
-        The winning strategy, one of :data:`STRATEGIES`.
+        ``"median"`` (the per-corner consensus) or, with ``combine="vote"``, the winning
+        strategy, one of :data:`STRATEGIES`.
     overlap : float
-        IoU of the winning quadrilateral with the mask.
+        IoU of the returned quadrilateral with the mask.
     candidates : dict
         strategy -> (corners dict, IoU with the mask) for every strategy.
     rim_overlap : float
@@ -110,7 +121,7 @@ class _Body:
 
 def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6), *,
                  osteophyte_radius_mm: float = OSTEOPHYTE_RADIUS_MM,
-                 seed: int = 0) -> CornerResult:
+                 seed: int = 0, combine: str = DEFAULT_COMBINE) -> CornerResult:
     """Find the four corners of one vertebral body.
 
     Parameters
@@ -123,6 +134,9 @@ def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6),
         Radius of the opening that separates beaks from the body before the corner search.
     seed : int
         Seed of the basin-hopping perturbations (results are deterministic).
+    combine : {"median", "vote"}
+        Per-corner median of the three strategies (default), or the paper's whole
+        quadrilateral of best overlap.
 
     Returns
     -------
@@ -133,10 +147,14 @@ def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6),
     Three candidate sets: (a) basin-hopping of the exact IoU with the convex rim shape,
     starting from the minimum-area rectangle; (b) the highest-curvature point of the rim
     shape per quadrant; (c) intersections of robust lines fitted to the rims of the four
-    sides. Each quadrilateral is scored by its IoU with the mask (``overlap``); the highest
-    wins, where scores within 0.004 count as a tie broken in the order line fit,
-    basin-hopping, curvature. Deterministic for a given ``seed``.
+    sides. Each quadrilateral is scored by its IoU with the mask. With ``combine="median"``
+    each corner is the coordinate-wise median of the three candidates and ``strategy`` is
+    ``"median"``; with ``"vote"`` the highest IoU wins, where scores within 0.004 count as a
+    tie broken in the order line fit, basin-hopping, curvature. ``overlap`` is the IoU of
+    the returned quadrilateral. Deterministic for a given ``seed``.
     """
+    if combine not in COMBINE_MODES:
+        raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
     body = _prepare(mask, spacing_mm, osteophyte_radius_mm)
     cands = {
         "basin_hopping": _basin_hopping(body, seed),
@@ -144,14 +162,20 @@ def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6),
         "line_fit": _line_fit(body),
     }
     overlaps = {k: _mask_iou(body, v) for k, v in cands.items()}
-    best = _choose(overlaps)
+    if combine == "median":
+        best = "median"
+        chosen = {n: np.median(np.stack([c[n] for c in cands.values()]), axis=0) for n in _ORDER}
+        overlap = _mask_iou(body, chosen)
+    else:
+        best = _choose(overlaps)
+        chosen, overlap = cands[best], overlaps[best]
     to_rc = {k: _to_full_rc(body, v) for k, v in cands.items()}
     logger.debug("corner strategies (IoU with the mask): %s; chose %s", overlaps, best)
     return CornerResult(
-        corners_rc=to_rc[best], outline_rc=body.border_rc,
-        strategy=best, overlap=overlaps[best],
+        corners_rc=_to_full_rc(body, chosen), outline_rc=body.border_rc,
+        strategy=best, overlap=overlap,
         candidates={k: (to_rc[k], overlaps[k]) for k in STRATEGIES},
-        rim_overlap=1.0 - _PolygonIoU(body.ref)(_as_vector(cands[best]))[0],
+        rim_overlap=1.0 - _PolygonIoU(body.ref)(_as_vector(chosen))[0],
     )
 
 

@@ -80,7 +80,9 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
         parts.append("<p><b>Flags:</b> " + e(", ".join(v.flags)) + "</p>")
     if v.corner_strategy or v.corner_overlap is not None:
         ov = "-" if v.corner_overlap is None else f"{v.corner_overlap:.2f}"
-        parts.append(f"<p>Corners: {e(v.corner_strategy or '?')}, overlap {ov}</p>")
+        how = {"median": "median of the three strategies"}.get(v.corner_strategy,
+                                                              v.corner_strategy or "?")
+        parts.append(f"<p>Corners: {e(how)}, overlap {ov}</p>")
     edits = [x for x in result.edits if x.get("level") in (v.level, "all")]
     if edits:
         rows = "".join(f"<li>{e(str(x['field']))}: AI {e(str(x['ai_value']))} &rarr; "

@@ -73,7 +73,13 @@ def write_card(card: dict[str, Any], onnx_path: str | Path) -> Path:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):   # e.g. {"icc2_1": .., "bias": .., "loa": [..]} of one measurement
+        return "(" + ", ".join(f"{a} {_fmt(b)}" for a, b in v.items()) + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(b) for b in v) + "]"
+    return str(v)
 
 
 def render_card_md(card: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Evaluate a shipped ONNX model through onnxruntime (no PyTorch): Dice and level naming.
+"""Evaluate a shipped ONNX model through onnxruntime (no PyTorch): Dice, naming, measurements.
 
 - Vertebral-body Dice on all SPIDER ``val`` slices (8 patients never trained on), in the
   model grid (assumed native spacing 0.65 mm, framed as a lumbar protocol: L5-S1 ~46 mm
@@ -9,6 +9,8 @@
   the ground-truth body directly above the lowest labelled disc is L5, counting upwards;
   each ground-truth L1-L5 body is matched to the predicted body it overlaps most
   (``core.segment.postprocess`` + ``core.labeling.label_vertebrae``) and the names compared.
+- Measurement agreement on SPIDER val: every whole annotated L1-L5 body and its predicted
+  body measured by the app's own corner and morphometry code (ICC, bias, limits).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "dice",
     "evaluate_model",
     "gt_levels",
+    "measurement_agreement",
     "naming_matches",
     "spider_val_pairs",
     "targets_montage",
@@ -181,6 +184,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     naming_case: dict[Any, list[bool]] = {}
     wrong_flagged, wrong_total = 0, 0
     slices_named, slices_all_ok, n_visible = 0, 0, 0
+    body_pairs: list[tuple[np.ndarray, np.ndarray]] = []
     try:
         from spineviewer.core.labeling import label_vertebrae
         from spineviewer.core.segment import postprocess
@@ -197,10 +201,13 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         if not np.isnan(dd):
             disc_d.append(dd)
         gt, visible = gt_levels(tgt)
-        if label_vertebrae is not None and visible:
-            n_visible += 1
+        lab = None
+        if label_vertebrae is not None:
             cmap = postprocess(_softmax(logits), MODEL_SPACING_MM, TARGET_CLASSES)
             lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM)
+            body_pairs += _matched_bodies(gt, lab.bodies)
+        if lab is not None and visible:
+            n_visible += 1
             m = naming_matches(gt, lab.bodies)
             naming += m
             naming_case.setdefault(c.case, []).extend(t == p for t, p in m)
@@ -238,6 +245,16 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
             "the lowest labelled disc (transitional anatomy not adjudicated); each GT L1-L5 "
             "body matched to the predicted body of largest IoU (>= 0.3) after "
             "core.segment.postprocess + core.labeling.label_vertebrae")
+        metrics["spider_val_measurement_agreement"] = measurement_agreement(body_pairs)
+        metrics["spider_val_measurement_agreement_corner_vote"] = measurement_agreement(
+            body_pairs, combine="vote")
+        metrics["spider_val_measurement_protocol"] = (
+            "whole GT L1-L5 bodies of every val slice matched to the predicted body of largest "
+            "IoU (>= 0.5); both masks measured by core.corners + core.morphometry at the model "
+            "grid's 0.6 mm (SPIDER has no pixel spacing: mm figures assume 0.65 mm native "
+            "pixels; ICC and ratios do not depend on it); predicted minus annotated; "
+            "'_corner_vote': the same with the paper's corner rule (quadrilateral of best "
+            "overlap) instead of the per-corner median")
     # Phantoms
     try:
         from spineviewer.synth.training import train_sample
@@ -263,6 +280,74 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     if write_card:
         _merge_card_metrics(Path(model_path), metrics)
     return metrics
+
+
+def body_measurements(mask: np.ndarray, combine: str = "median") -> list[float]:
+    """AH, PH, MH, SC, IC (mm), VA (deg), wedge and biconcavity ratio of one model-grid body."""
+    from spineviewer.core.corners import find_corners
+    from spineviewer.core.morphometry import measure
+
+    sp = (MODEL_SPACING_MM, MODEL_SPACING_MM)
+    r = find_corners(mask, spacing_mm=sp, combine=combine)
+    m = measure(r.corners_rc, r.outline_rc, sp)
+    return [m.AH_mm, m.PH_mm, m.MH_mm, m.SC_mm, m.IC_mm, m.VA_deg,
+            m.AH_mm / m.PH_mm, m.MH_mm / m.PH_mm]
+
+
+AGREEMENT_NAMES = ("AH_mm", "PH_mm", "MH_mm", "SC_mm", "IC_mm", "VA_deg", "wedge", "biconcavity")
+
+
+def measurement_agreement(pairs: list[tuple[np.ndarray, np.ndarray]],
+                          combine: str = "median") -> dict[str, Any]:
+    """ICC(2,1), bias and 95% limits of the app's measurements on matched body masks.
+
+    ``pairs`` holds (annotated body, predicted body) masks in the model grid; both are measured
+    by the same corner and morphometry code, so the figures show how far the network's masks
+    move the numbers on real MRI. ``combine`` is the corner rule (``core.corners``).
+    """
+    from spineviewer.core.agreement import icc
+
+    rows = []
+    for gt_mask, pred_mask in pairs:
+        try:
+            rows.append((body_measurements(gt_mask, combine),
+                         body_measurements(pred_mask, combine)))
+        except ValueError:
+            continue
+    out: dict[str, Any] = {"bodies": len(rows)}
+    if len(rows) < 3:
+        return out
+    g = np.array([r[0] for r in rows])
+    p = np.array([r[1] for r in rows])
+    for i, name in enumerate(AGREEMENT_NAMES):
+        d = p[:, i] - g[:, i]
+        sd = float(d.std(ddof=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = float(icc(np.stack([g[:, i], p[:, i]], 1)).icc2_1)
+        out[name] = {"icc2_1": round(value, 3) if np.isfinite(value) else None,
+                     "bias": round(float(d.mean()), 3),
+                     "loa": [round(float(d.mean() - 1.96 * sd), 3),
+                             round(float(d.mean() + 1.96 * sd), 3)]}
+    return out
+
+
+def _matched_bodies(gt: list[tuple[str, np.ndarray]], pred_bodies: list[Any],
+                    min_iou: float = 0.5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(annotated, predicted) masks of whole GT L1-L5 bodies and their best-overlapping body."""
+    out = []
+    for level, mk in gt:
+        if level not in LUMBAR or mk[[0, -1]].any() or mk[:, [0, -1]].any():
+            continue
+        best, best_iou = None, 0.0
+        for b in pred_bodies:
+            inter = np.logical_and(mk, b.mask).sum()
+            if inter:
+                iou = inter / np.logical_or(mk, b.mask).sum()
+                if iou > best_iou:
+                    best, best_iou = b, iou
+        if best is not None and best_iou >= min_iou:
+            out.append((mk, best.mask))
+    return out
 
 
 def _merge_card_metrics(model_path: Path, metrics: dict[str, Any]) -> None:

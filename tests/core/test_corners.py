@@ -59,7 +59,9 @@ def test_measurements_from_rasterised_bodies(name):
     assert np.sign(m.VA_deg) == np.sign(shape.VA_deg) or abs(shape.VA_deg) < 1.0
     assert abs(m.SC_mm - shape.SC_mm) <= 0.6
     assert abs(m.IC_mm - shape.IC_mm) <= 0.6
-    assert abs(m.MH_mm - shape.MH_mm) <= 0.6
+    # The Schmorl notch's steep wall lies 0.1 mm from the mid-line, so MH moves ~3 mm per mm
+    # of mid-point shift there: a 0.05 mm corner difference is worth 0.15 mm of MH.
+    assert abs(m.MH_mm - shape.MH_mm) <= (0.7 if "sc_notch" in SHAPES[name] else 0.6)
     # every corner carries its own name: each is near its true position, not another corner
     for k in CORNERS:
         assert _corner_error_mm(shape, res, k) <= 0.7, k
@@ -133,9 +135,18 @@ def test_concave_endplates_keep_the_corners_at_the_rims():
 def test_result_structure_and_outline():
     shape = make_body(ah=23.0, ph=28.0, tilt_deg=12.0)
     mask, res, _ = _run(shape)
-    assert res.strategy in STRATEGIES
+    assert res.strategy == "median"
     assert set(res.candidates) == set(STRATEGIES)
-    assert res.overlap == res.candidates[res.strategy][1]
+    # each returned corner is the coordinate-wise median of the three candidates
+    for k in CORNERS:
+        pts = np.array([c[k] for c, _ in res.candidates.values()])
+        assert np.allclose(res.corners_rc[k], np.median(pts, axis=0))
+    voted = find_corners(mask, shape.spacing_mm, combine="vote")
+    assert voted.strategy in STRATEGIES
+    assert voted.overlap == voted.candidates[voted.strategy][1]
+    assert voted.corners_rc == voted.candidates[voted.strategy][0]
+    with pytest.raises(ValueError):
+        find_corners(mask, shape.spacing_mm, combine="mean")
     for corners, overlap in res.candidates.values():
         assert set(corners) == set(CORNERS) and 0.0 <= overlap <= 1.0
     outline = np.asarray(res.outline_rc)
@@ -207,3 +218,26 @@ def test_phantom_instance_masks_against_their_truth():
         assert np.mean(err[:, j] <= tol) >= 0.95, name
         assert err[:, j].max() <= 2 * tol, name
         assert err[:, j].mean() <= 0.4 * tol, name
+
+
+def test_median_outvotes_one_strategy_gone_astray(monkeypatch):
+    """A strategy that lands one corner 5 mm off does not move the returned corner."""
+    import spineviewer.core.corners as corners_mod
+
+    shape = make_body(ah=24.0, ph=28.0, tilt_deg=8.0)
+    mask = rasterise(shape.poly_rc, (220, 200))
+    good = find_corners(mask, shape.spacing_mm)
+    real = corners_mod._hull_curvature
+
+    def astray(body):
+        out = dict(real(body))
+        out["AS"] = out["AS"] + np.array([5.0, 0.0])   # 5 mm down the anterior wall
+        return out
+
+    monkeypatch.setattr(corners_mod, "_hull_curvature", astray)
+    res = find_corners(mask, shape.spacing_mm)
+    assert _corner_error_mm(shape, res, "AS") <= 0.7
+    shift = np.hypot(*((np.asarray(res.corners_rc["AS"]) - good.corners_rc["AS"]) * 0.6))
+    assert shift <= 0.5
+    assert np.hypot(*((np.asarray(res.candidates["hull_curvature"][0]["AS"])
+                       - good.candidates["hull_curvature"][0]["AS"]) * 0.6)) > 4.0

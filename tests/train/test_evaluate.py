@@ -63,3 +63,23 @@ def test_naming_matches_counts_wrong_and_missing_names():
              _Body("L3", masks["L3"]), _Body("L2", masks["L2"])]   # L1 missing
     res = dict(naming_matches(named, preds))
     assert res == {"L5": "L5", "L4": "L3", "L3": "L3", "L2": "L2", "L1": None}
+
+
+def test_measurement_agreement_is_perfect_for_identical_masks_and_sees_a_shift():
+    from spineviewer.train.evaluate import measurement_agreement
+
+    pairs, shifted = [], []
+    for k, (h, w) in enumerate([(40, 60), (44, 62), (46, 66), (42, 58), (48, 64)]):
+        m = np.zeros((120, 120), bool)
+        m[30:30 + h, 20:20 + w] = True
+        m[30:30 + h // 4, 20:24 + k] = False            # bodies differ in shape
+        pairs.append((m, m))
+        s = m.copy()
+        s[30:34, :] = False                             # prediction 4 rows short at the top
+        shifted.append((m, s))
+    same = measurement_agreement(pairs)
+    assert same["bodies"] == 5
+    assert same["AH_mm"]["bias"] == 0.0 and same["PH_mm"]["icc2_1"] == 1.0
+    moved = measurement_agreement(shifted)
+    assert moved["PH_mm"]["bias"] == pytest.approx(-4 * 0.6, abs=0.4)
+    assert measurement_agreement(pairs[:2]) == {"bodies": 2}
