@@ -88,19 +88,21 @@ def _crop_fov(rng: np.random.Generator, img: np.ndarray, target: np.ndarray) -> 
     target[sl] = 0
 
 
-def train_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """One domain-randomised training pair in the model grid.
 
     Parameters
     ----------
     rng : the only source of randomness.
+    fracture_prob : chance that a vertebra carries a deformity (wedge, biconcave, crush).
 
     Returns
     -------
     image : float32 (448, 320) in [0, 1] (scanner units / 2500, clipped).
     target : uint8 (448, 320), 0 background, 1 vertebral body, 2 sacrum, 3 disc.
     """
-    params = random_params(rng, fracture_prob=0.25, schmorl_prob=0.12, osteophyte_prob=0.15,
+    params = random_params(rng, fracture_prob=fracture_prob, schmorl_prob=0.12, osteophyte_prob=0.15,
                            degeneration_prob=0.25, crop_prob=0.2, transitional_prob=0.05,
                            spacing_mm=(MODEL_SPACING_MM, MODEL_SPACING_MM), shape=MODEL_SHAPE)
     params.tilt_deg = float(rng.uniform(-15.0, 15.0))

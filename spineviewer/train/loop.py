@@ -52,6 +52,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     synth_fraction: float = 0.5
     synth_reuse: float = 0.5
+    #: Chance that a synthetic vertebra is deformed (``synth.training.train_sample``).
+    synth_fracture_prob: float = 0.25
     seed: int = 20261129
     val_every: int = 200
     n_val_spider: int = 40
@@ -68,6 +70,8 @@ class TrainConfig:
     #: the best checkpoint, so ``val`` stays untouched until the final evaluation. 0 = old
     #: behaviour (selection on ``n_val_spider`` val slices).
     holdout: int = 0
+    #: Seed of the held-out choice (None: ``seed``). A fine-tune inherits its init run's.
+    holdout_seed: int | None = None
     notes: dict = field(default_factory=dict)
 
 
@@ -154,7 +158,7 @@ class MixedStream(IterableDataset):
                     img, tgt = _rejitter(rng, *cache[rng.integers(len(cache))])
                 else:
                     try:
-                        img, tgt = synth_fn(rng)
+                        img, tgt = synth_fn(rng, fracture_prob=cfg.synth_fracture_prob)
                     except (ValueError, IndexError, RuntimeError, ArithmeticError) as e:
                         warnings.warn(f"synthetic sample skipped: {e}", stacklevel=1)
                         continue
@@ -203,7 +207,8 @@ def holdout_cases(cfg: TrainConfig) -> list[int]:
     if cfg.holdout <= 0:
         return []
     ids = sorted({c.case for c in read_manifest(cfg.spider_root, "train")})
-    rng = np.random.default_rng([cfg.seed, 4242])
+    seed = cfg.seed if cfg.holdout_seed is None else cfg.holdout_seed
+    rng = np.random.default_rng([seed, 4242])
     return sorted(int(i) for i in rng.choice(ids, size=min(cfg.holdout, len(ids) - 1),
                                              replace=False))
 
@@ -305,6 +310,23 @@ def _lr(cfg: TrainConfig, progress: float) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
 
 
+def inherit_holdout(cfg: TrainConfig, init_config: dict) -> None:
+    """Make a fine-tune hold out the same patients as the run it starts from.
+
+    Otherwise the checkpoint would be chosen on patients the initial weights were trained
+    on (a leak). Raises ``ValueError`` when the initial run held out none but ``cfg`` asks
+    for a held-out selection.
+    """
+    if not cfg.holdout:
+        return
+    if not init_config.get("holdout"):
+        raise ValueError("--holdout with --init needs an initial run that held patients out "
+                         "(it trained on every train patient)")
+    cfg.holdout = int(init_config["holdout"])
+    seed = init_config.get("holdout_seed")
+    cfg.holdout_seed = int(init_config["seed"] if seed is None else seed)
+
+
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; returns the run folder. Stops at ``steps``,
     ``max_minutes`` of wall clock (this invocation), or a ``STOP`` file."""
@@ -329,6 +351,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.init and not last.exists():
         ck0 = torch.load(cfg.init, map_location="cpu", weights_only=False)
         model.load_state_dict(ck0["model"])
+        inherit_holdout(cfg, ck0.get("config", {}))
         log(f"initialised from {cfg.init} (step {ck0.get('step')}); fresh optimiser")
     if last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)

@@ -116,3 +116,24 @@ def test_holdout_patients_are_train_patients_chosen_reproducibly(tmp_path):
     assert len(set(held)) == 4 and all(1 <= c <= 16 for c in held)   # never a val patient
     assert holdout_cases(cfg) == held                                 # reproducible
     assert holdout_cases(TrainConfig(spider_root=str(tmp_path), out_dir="x")) == []
+
+
+def test_fine_tune_holds_out_the_patients_of_its_initial_run(tmp_path):
+    from dataclasses import asdict
+
+    from spineviewer.train.loop import TrainConfig, holdout_cases, inherit_holdout
+
+    rows = ["file,case,slice,central_rank,split,rows,cols"]
+    rows += [f"spider{case:03d}_s000.png,{case},0,0,train,64,64" for case in range(1, 31)]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    first = TrainConfig(spider_root=str(tmp_path), out_dir="a", holdout=5, seed=11)
+    tune = TrainConfig(spider_root=str(tmp_path), out_dir="b", holdout=5, seed=12)
+    assert holdout_cases(tune) != holdout_cases(first)   # a fresh seed would choose others
+    inherit_holdout(tune, asdict(first))
+    assert holdout_cases(tune) == holdout_cases(first)
+    again = TrainConfig(spider_root=str(tmp_path), out_dir="c", holdout=5, seed=13)
+    inherit_holdout(again, asdict(tune))                   # a fine-tune of a fine-tune
+    assert holdout_cases(again) == holdout_cases(first)
+    with pytest.raises(ValueError):
+        inherit_holdout(TrainConfig(spider_root=str(tmp_path), out_dir="d", holdout=5),
+                        asdict(TrainConfig(spider_root=str(tmp_path), out_dir="e")))
