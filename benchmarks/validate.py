@@ -436,6 +436,9 @@ def spider_section(m: dict[str, Any] | None) -> list[str]:
         if m.get("spider_val_naming_wrong_in_flagged_studies"):
             out.append("| misnamed bodies in slices flagged 'confirm the level names' | "
                        f"{m['spider_val_naming_wrong_in_flagged_studies']} | - | - |")
+        if m.get("spider_val_naming_slices_flagged"):
+            out.append("| slices carrying that flag at all (how selective it is) | "
+                       f"{m['spider_val_naming_slices_flagged']} | - | - |")
         out.append(f"| slices with every level named right ({m['spider_val_naming_slices']}) | "
                    f"{m['spider_val_naming_slices_all_correct']:.3f} | - | - |")
     out += ["", "Per patient body Dice: " + ", ".join(

@@ -6,7 +6,9 @@ slice cannot settle is flagged rather than guessed silently: a sacrum outside th
 a lumbosacral transitional vertebra or a sixth/fourth lumbar-type body (``transitional_anatomy``).
 All masks are in the canonical model grid (superior = row 0, anterior = col 0).
 
-Study flags: ``sacrum_not_visible``, ``sacrum_inferred`` (no sacrum class, but a body cluster
+Study flags: ``sacrum_not_visible``, ``sacrum_unsegmented`` (no sacrum class, but the lowest
+body sits on a full disc with the field of view going on well below it: counted from there,
+not uncertain), ``sacrum_inferred`` (no sacrum class, but a body cluster
 under the lowest disc with no disc beneath it was taken as S1), ``s1_suspected`` (the lowest
 body cluster is small and sits on what looks like a rudimentary S1-S2 disc: possibly S1 read as
 a body; names are kept and marked uncertain),
@@ -24,6 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
+from spineviewer.core.sacral_cues import (
+    SACRUM_ROOM_MM,
+    looks_like_s1,
+    rudimentary_disc_below,
+    sacrum_room_mm,
+    transitional_cues,
+)
 from spineviewer.core.segment import column_curve
 
 logger = logging.getLogger(__name__)
@@ -40,32 +49,10 @@ S1_FRAGMENT = 0.5
 #: image border) is a fragment - a piece of S1 or of an osteophyte read as body - not a
 #: vertebra. A Genant grade-3 crush keeps about half of a body's area, far above it.
 FRAGMENT_FRACTION = 0.3
-#: Without a sacrum class, the lowest body is taken as S1 only when the image continues at
-#: least this far below it (a disc under a true L5 would then be visible).
-S1_CLEARANCE_MM = 10.0
-#: S1 read as body (seen on real MRI) is suspected when the lowest body cluster is small -
-#: under ``S1_SEGMENT`` of the median area of the three bodies above, as S1's upper segment
-#: is - and sits on a rudimentary disc: disc-class area beneath it under ``RUDIMENTARY_DISC``
-#: of the median disc between the lumbar bodies above, AP length under ``RUDIMENTARY_LENGTH``
-#: of theirs. A thin but full-length disc (degenerated, or a sacralised L5) keeps its length.
-#: The pattern is only flagged, not acted on: on SPIDER train predictions of the shipped model
-#: relabelling it as S1 fixed no slice and broke four (an under-segmented L5 over a partly
-#: segmented disc looks the same), so the names stay and are marked uncertain.
-RUDIMENTARY_DISC = 0.2
-RUDIMENTARY_LENGTH = 0.6
-S1_SEGMENT = 0.7
 #: Body clusters smaller than this are debris, not bodies (as post-processing drops them).
 MIN_BODY_AREA_MM2 = 40.0
 #: Sacrum smaller than this is not trusted as visible.
 MIN_SACRUM_AREA_MM2 = 150.0
-#: Transitional-anatomy cues. Sizes are AP depths (perpendicular to the column), which a
-#: fracture does not change, as ratios to neighbouring bodies. Thresholds sit outside the
-#: range of 40 normal phantoms (lowest-body depth ratio 0.92-1.23, L5-S1 gap ratio 0.83-1.94,
-#: sixth-body depth ratio 0.80-0.98, fifth-body 0.78-0.97): they flag clear patterns only.
-SMALL_LOWEST_BODY = 0.80  # depth of the lowest body vs the median of the next three
-THIN_DISC = 0.35  # L5-S1 gap vs the median gap between lumbar bodies
-LUMBAR_SIZED_T12 = 1.00  # depth of the sixth body vs the median of the five lowest
-THORACIC_SIZED_L1 = 0.72  # depth of the fifth body vs the median of the three lowest
 
 
 @dataclass
@@ -194,66 +181,6 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return lab == (1 + int(np.argmax(ndi.sum(mask, lab, np.arange(1, n + 1)))))
 
 
-def _gap_px(upper: np.ndarray, lower: np.ndarray) -> float:
-    """Vertical gap between the bottom of ``upper`` and the top of ``lower`` (median over cols)."""
-    cols = np.nonzero(upper.any(axis=0) & lower.any(axis=0))[0]
-    if cols.size == 0:
-        return float(np.argwhere(lower)[:, 0].min() - np.argwhere(upper)[:, 0].max() - 1)
-    h = upper.shape[0]
-    bottom = h - 1 - np.argmax(upper[::-1, cols], axis=0)
-    top = np.argmax(lower[:, cols], axis=0)
-    return float(np.median(top - bottom - 1))
-
-
-def _extent_across(pts: np.ndarray, cents: np.ndarray, i: int) -> float:
-    """2-98 % extent of ``pts`` (N, 2) perpendicular to the column direction at body ``i``
-    (the line through the centroids of its neighbours)."""
-    a, b = cents[max(i - 1, 0)], cents[min(i + 1, len(cents) - 1)]
-    axis = b - a if np.linalg.norm(b - a) > 0 else np.array([1.0, 0.0])
-    normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
-    s = pts @ normal
-    return float(np.percentile(s, 98) - np.percentile(s, 2))
-
-
-def body_depths(masks: list[np.ndarray]) -> np.ndarray:
-    """AP depth (px) of each body: 2-98 % extent perpendicular to the local column direction."""
-    cents = np.array([np.argwhere(m).mean(axis=0) for m in masks])
-    return np.array([_extent_across(np.argwhere(m), cents, i) for i, m in enumerate(masks)])
-
-
-def _room_below_mm(mask: np.ndarray, spacing_mm: float) -> float:
-    """How far the image continues below ``mask``'s lowest row."""
-    return (mask.shape[0] - 1 - np.nonzero(mask.any(axis=1))[0].max()) * spacing_mm
-
-
-def transitional_cues(masks: list[np.ndarray], sacrum: np.ndarray | None) -> list[str]:
-    """Reasons to suspect transitional anatomy from depths and gaps (bodies top to bottom).
-
-    One sagittal slice shows no ribs or transverse processes, so these cues catch only clear
-    patterns (a small or fused lowest body, six lumbar-deep bodies, a thoracic-sized fifth).
-    """
-    if len(masks) < 2:
-        return []
-    cues = []
-    dep = body_depths(masks)[::-1]  # bottom first
-    if len(dep) >= 4 and dep[0] < SMALL_LOWEST_BODY * np.median(dep[1:4]):
-        cues.append(f"lowest body is small ({dep[0] / np.median(dep[1:4]):.2f} x the depth "
-                    "of the bodies above): possible sacralised L5")
-    if sacrum is not None and len(masks) >= 3:
-        lumbar = range(max(0, len(masks) - 5), len(masks) - 1)
-        gaps = [_gap_px(masks[i], masks[i + 1]) for i in lumbar]
-        l5s1 = _gap_px(masks[-1], sacrum)
-        if gaps and np.median(gaps) > 0 and l5s1 < THIN_DISC * np.median(gaps):
-            cues.append(f"disc between the lowest body and the sacrum is missing or thin "
-                        f"({l5s1:.0f} px vs median {np.median(gaps):.0f} px): possible "
-                        "sacralisation")
-    if len(dep) >= 6 and dep[5] >= LUMBAR_SIZED_T12 * np.median(dep[:5]):
-        cues.append("six lumbar-sized bodies above the sacrum: possible six lumbar vertebrae")
-    if len(dep) >= 5 and dep[4] < THORACIC_SIZED_L1 * np.median(dep[:3]):
-        cues.append("fifth body above the sacrum is thoracic-sized: possible four lumbar vertebrae")
-    return cues
-
-
 def _find_sacrum(class_map: np.ndarray, k: int | None, spacing_mm: float) -> np.ndarray | None:
     if k is None:
         return None
@@ -262,76 +189,6 @@ def _find_sacrum(class_map: np.ndarray, k: int | None, spacing_mm: float) -> np.
         return None
     return sac
 
-
-def _disc_sides(body: np.ndarray, disc: np.ndarray, axis_rc: np.ndarray,
-                reach_px: int) -> tuple[int, int]:
-    """Disc pixels within ``reach_px`` of the body, above and below it along ``axis_rc``."""
-    near = ndi.binary_dilation(body, iterations=reach_px) & disc
-    if not near.any():
-        return 0, 0
-    s = (np.argwhere(near) - np.argwhere(body).mean(axis=0)) @ axis_rc
-    return int((s < 0).sum()), int((s > 0).sum())
-
-
-def _looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float) -> bool:
-    """The lowest body cluster is S1 read as body: a disc above it, none below it, although
-    the image goes on for more than ``S1_CLEARANCE_MM`` below it (so a disc would show)."""
-    if len(masks) < 3:
-        return False
-    low = masks[-1]
-    if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
-        return False
-    axis = np.argwhere(low).mean(axis=0) - np.argwhere(masks[-2]).mean(axis=0)
-    axis = axis / np.linalg.norm(axis)
-    above, below = _disc_sides(low, disc, axis, max(2, round(5.0 / spacing_mm)))
-    width_px = np.ptp(np.nonzero(low.any(axis=0))[0]) + 1
-    return above >= 0.5 * width_px and below < 0.1 * width_px
-
-
-def _disc_components(disc: np.ndarray, min_px: int = 20) -> list[np.ndarray]:
-    lab, n = ndi.label(disc)
-    comps = [lab == k for k in range(1, n + 1)]
-    return [c for c in comps if c.sum() >= min_px]
-
-
-def _rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
-                            ) -> tuple[bool, float, float]:
-    """Whether the lowest body cluster is S1's upper segment on a rudimentary disc (see
-    ``RUDIMENTARY_DISC``).
-
-    Returns (verdict, area ratio, AP-length ratio) of the disc beneath against the median of
-    the discs between the lumbar bodies above.
-    """
-    nan = float("nan")
-    if len(masks) < 4 or not disc.any():
-        return False, nan, nan
-    low = masks[-1]
-    if low.sum() >= S1_SEGMENT * np.median([m.sum() for m in masks[-4:-1]]):
-        return False, nan, nan          # a full-size body: not S1's upper segment
-    if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
-        return False, nan, nan          # a disc beneath could be out of view
-    reach = max(2, round(2.4 / spacing_mm))
-    grown = [ndi.binary_dilation(m, iterations=reach) for m in masks]
-    comps = _disc_components(disc)
-    cents = np.array([np.argwhere(m).mean(axis=0) for m in masks])
-
-    def ap_length(pieces: list[np.ndarray], i: int) -> float:
-        if not pieces:
-            return 0.0
-        return _extent_across(np.concatenate([np.argwhere(c) for c in pieces]), cents, i)
-
-    areas, lengths = [], []
-    for i in range(max(0, len(masks) - 5), len(masks) - 2):
-        pieces = [c for c in comps if (c & grown[i]).any() and (c & grown[i + 1]).any()]
-        areas.append(sum(int(c.sum()) for c in pieces))
-        lengths.append(ap_length(pieces, i))
-    if not areas or np.median(areas) <= 0 or np.median(lengths) <= 0:
-        return False, nan, nan
-    pieces = [c for c in comps if (c & grown[-1]).any() and not (c & grown[-2]).any()
-              and np.argwhere(c)[:, 0].mean() > cents[-1][0]]
-    area = sum(int(c.sum()) for c in pieces) / float(np.median(areas))
-    length = ap_length(pieces, len(masks) - 1) / float(np.median(lengths))
-    return bool(area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH), area, length
 
 
 def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
@@ -358,7 +215,7 @@ def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
 
 
 def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
-                    spacing_mm: float = 0.6) -> Labelling:
+                    spacing_mm: float = 0.6, in_view: np.ndarray | None = None) -> Labelling:
     """Split, order and name the vertebral bodies of a post-processed class map.
 
     Parameters
@@ -369,6 +226,8 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         Class names by index; must contain "body"; "sacrum" and "disc" are used when present.
     spacing_mm : float
         Isotropic pixel spacing of ``class_map``.
+    in_view : (H, W) bool, optional
+        Grid pixels inside the source image (None: all of them).
 
     Returns
     -------
@@ -385,21 +244,29 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         warnings.extend(notes)
     masks, warnings = _drop_fragments(masks, warnings)
     kd = _index(class_names, "disc")
-    if sacrum is None and kd is not None and _looks_like_s1(masks, class_map == kd, spacing_mm):
+    if sacrum is None and kd is not None and looks_like_s1(masks, class_map == kd, spacing_mm):
         sacrum, masks = masks[-1], masks[:-1]
         flags.append("sacrum_inferred")
         warnings.append("no sacrum segmented: the body cluster below the lowest disc, with no "
                         "disc beneath it, was taken as S1")
     s1_suspected = False
     if kd is not None:
-        s1_suspected, ratio, length = _rudimentary_disc_below(masks, class_map == kd, spacing_mm)
+        s1_suspected, ratio, length = rudimentary_disc_below(masks, class_map == kd, spacing_mm)
         if s1_suspected:
             flags.append("s1_suspected")
             warnings.append(f"the lowest body is small and sits on what looks like a rudimentary "
                             f"disc ({ratio:.0%} of a lumbar disc's area, {length:.0%} of its "
                             "length): it may be S1 read as a body, or an under-segmented L5 "
                             "over its disc - confirm the level names")
-    if sacrum is None:
+    no_sacrum = sacrum is None
+    room = sacrum_room_mm(masks, class_map == kd, spacing_mm, in_view) if (
+        no_sacrum and kd is not None) else 0.0
+    if no_sacrum and room >= SACRUM_ROOM_MM:
+        no_sacrum = False
+        flags.append("sacrum_unsegmented")
+        warnings.append(f"the sacrum was not segmented, but the lowest body sits on a full disc "
+                        f"with {room:.0f} mm of image below it: that disc was taken as L5-S1")
+    elif no_sacrum:
         flags.append("sacrum_not_visible")
         warnings.append("sacrum not in the field of view: levels counted from the lowest "
                         "visible body as L5 and uncertain")
@@ -407,7 +274,7 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
     if cues:
         flags.append("transitional_anatomy")
         warnings.extend(cues)
-    bodies = _name(masks, sacrum is None, bool(cues) or s1_suspected)
+    bodies = _name(masks, no_sacrum, bool(cues) or s1_suspected)
     return Labelling(bodies=bodies, sacrum_mask=sacrum, flags=flags, warnings=warnings)
 
 

@@ -138,7 +138,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     st.start("label")
     from spineviewer.core.labeling import label_vertebrae
 
-    labelling = label_vertebrae(class_map, class_names, spacing_mm=transform_spacing(model))
+    labelling = label_vertebrae(class_map, class_names, spacing_mm=transform_spacing(model),
+                                in_view=transform.in_view())
     result.flags.extend(labelling.flags)
     result.warnings.extend(labelling.warnings)
 

@@ -124,6 +124,13 @@ class SliceTransform:
         out[~inside] = 0
         return out.astype(bool) if is_bool else out
 
+    def in_view(self) -> np.ndarray:
+        """Bool model-grid mask of the pixels that lie inside the source slice."""
+        shape, _ = self._oriented()
+        src = self._model_grid_in_oriented_source()
+        return ((src[0] >= -0.5) & (src[0] <= shape[0] - 0.5)
+                & (src[1] >= -0.5) & (src[1] <= shape[1] - 0.5))
+
     def _model_grid_in_oriented_source(self) -> np.ndarray:
         gain, offset = self._affine()
         u = (np.arange(self.model_shape[0]) - offset[0]) / gain[0]

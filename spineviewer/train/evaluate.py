@@ -86,9 +86,10 @@ class OnnxPredictor:
 
 
 def spider_val_pairs(spider_root: str | Path, split: str = "val",
-                     spacing_mm: float = SPIDER_EVAL_SPACING_MM
-                     ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-    """(case, model-grid image in [0,1], model-grid target) for every slice of ``split``.
+                     spacing_mm: float = SPIDER_EVAL_SPACING_MM, with_view: bool = False
+                     ) -> list[tuple[Any, ...]]:
+    """(case, model-grid image in [0,1], model-grid target) for every slice of ``split``;
+    with ``with_view`` a fourth item, the grid pixels inside the source image.
 
     Rows are placed as a lumbar protocol frames the spine: the caudal border of the lowest
     labelled disc (L5-S1) at model row ``LOWEST_DISC_ROW`` (~46 mm above the grid's bottom,
@@ -107,7 +108,11 @@ def spider_val_pairs(spider_root: str | Path, split: str = "val",
             shift_r = 0.0
         mat, off = model_grid_affine(m.shape, spacing_mm, 0.0, (shift_r, 0.0))
         a, b = resample_pair(img.astype(np.float32) / 255.0, tgt, mat, off)
-        out.append((c, np.clip(a, 0, 1).astype(np.float32), b))
+        item = (c, np.clip(a, 0, 1).astype(np.float32), b)
+        if with_view:
+            ones, _ = resample_pair(np.ones(img.shape, np.float32), tgt, mat, off)
+            item += (ones > 0.5,)
+        out.append(item)
     return out
 
 
@@ -178,12 +183,12 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     pred = OnnxPredictor(model_path, threads)
     metrics: dict[str, Any] = {}
     # SPIDER val
-    pairs = spider_val_pairs(spider_root, "val")
+    pairs = spider_val_pairs(spider_root, "val", with_view=True)
     per_slice, per_case, disc_d = [], {}, []
     naming: list[tuple[str, str | None]] = []
     naming_case: dict[Any, list[bool]] = {}
     wrong_flagged, wrong_total = 0, 0
-    slices_named, slices_all_ok, n_visible = 0, 0, 0
+    slices_named, slices_all_ok, n_visible, slices_flagged = 0, 0, 0, 0
     body_pairs: list[tuple[np.ndarray, np.ndarray]] = []
     try:
         from spineviewer.core.labeling import label_vertebrae
@@ -191,7 +196,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     except ImportError as e:  # pragma: no cover - depends on the other modules' state
         label_vertebrae = None
         metrics["naming_pending"] = f"labelling module unavailable: {e}"
-    for c, img, tgt in pairs:
+    for c, img, tgt, in_view in pairs:
         logits = pred.logits(img)
         cls = logits.argmax(0)
         d = dice(cls, tgt, 1)
@@ -204,7 +209,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         lab = None
         if label_vertebrae is not None:
             cmap = postprocess(_softmax(logits), MODEL_SPACING_MM, TARGET_CLASSES)
-            lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM)
+            lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM, in_view=in_view)
             body_pairs += _matched_bodies(gt, lab.bodies)
         if lab is not None and visible:
             n_visible += 1
@@ -215,6 +220,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
             wrong_total += n_wrong
             if set(lab.flags) & NAMING_FLAGS:
                 wrong_flagged += n_wrong
+                slices_flagged += 1
             if m:
                 slices_named += 1
                 slices_all_ok += all(t == p for t, p in m)
@@ -238,6 +244,8 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         metrics["spider_val_naming_slices"] = n_visible
         metrics["spider_val_naming_wrong_in_flagged_studies"] = (
             f"{wrong_flagged} of {wrong_total}")
+        # how selective that flag is: the share of all scored slices that carry it
+        metrics["spider_val_naming_slices_flagged"] = f"{slices_flagged} of {n_visible}"
         metrics["spider_val_naming_per_patient"] = {
             str(k): round(float(np.mean(v)), 3) for k, v in sorted(naming_case.items()) if v}
         metrics["spider_val_naming_protocol"] = (

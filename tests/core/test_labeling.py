@@ -198,7 +198,8 @@ def test_small_fragment_below_l5_without_sacrum_does_not_shift_names():
     lab = label_vertebrae(cm, CLASSES, 0.6)
     assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
     assert any("fragment" in w for w in lab.warnings)
-    assert "sacrum_not_visible" in lab.flags  # honest: the sacrum itself was not seen
+    # the sacrum itself was not seen, but L5 sits on a full disc with the image going on
+    assert "sacrum_unsegmented" in lab.flags and "sacrum_not_visible" not in lab.flags
 
 
 def test_crushed_body_is_not_taken_for_a_fragment():
@@ -235,3 +236,29 @@ def test_full_length_disc_beneath_keeps_the_lowest_body():
     lab = label_vertebrae(_s1_as_body(2, 58), CLASSES, 0.6)  # area ratio 0.17, length 1
     assert "s1_suspected" not in lab.flags
     assert [b.level for b in lab.bodies][-1] == "L5" and len(lab.bodies) == 7
+
+
+def test_unsegmented_sacrum_under_a_full_disc_in_view_counts_from_that_disc():
+    # real MRI: the network has no sacrum labels there and leaves S1 unsegmented
+    cm, _ = _column(6, top=20, sacrum=False)
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert "sacrum_unsegmented" in lab.flags and "sacrum_not_visible" not in lab.flags
+    assert all("label_uncertain" not in b.flags for b in lab.bodies)
+    # the same grid, but the source image ends 8 mm under that disc: the sacrum is not in view
+    last_disc = np.nonzero((cm == 3).any(axis=1))[0].max()
+    view = np.zeros(SHAPE, bool)
+    view[: last_disc + 14] = True
+    lab = label_vertebrae(cm, CLASSES, 0.6, in_view=view)
+    assert "sacrum_not_visible" in lab.flags and "sacrum_unsegmented" not in lab.flags
+    assert all("label_uncertain" in b.flags for b in lab.bodies)
+
+
+def test_unsegmented_sacrum_with_a_disc_further_down_stays_uncertain():
+    # a body missed by the network between two discs: the lowest body is not L5
+    cm, _ = _column(6, top=20, sacrum=False)
+    rows, cols = np.nonzero(cm == 3)
+    below = rows.max() + 45                     # a 25 mm gap, then another disc
+    cm[below:below + DISC_H, cols.min():cols.max()] = 3
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert "sacrum_not_visible" in lab.flags and "sacrum_unsegmented" not in lab.flags

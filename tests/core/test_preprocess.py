@@ -191,3 +191,12 @@ def test_bad_input_is_rejected():
         tf.mask_to_source(np.zeros((30, 40)), (30, 40))
     with pytest.raises(ValueError, match="points"):
         tf.to_model(np.zeros((5, 3)))
+
+
+def test_in_view_marks_the_source_slice_in_the_model_grid():
+    image = np.ones((200, 150), np.float32)           # 120 x 90 mm at 0.6 mm: smaller grid
+    x, tf = preprocess_slice(image, (0.6, 0.6), SAG)
+    view = tf.in_view()
+    assert view.shape == x.shape and view.dtype == bool
+    assert abs(int(view.sum()) - 200 * 150) <= 2 * (200 + 150)
+    assert np.all(x[~view] == 0) and np.all(x[view] > 0)
