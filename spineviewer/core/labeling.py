@@ -270,7 +270,9 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         flags.append("sacrum_not_visible")
         warnings.append("sacrum not in the field of view: levels counted from the lowest "
                         "visible body as L5 and uncertain")
-    cues = transitional_cues(masks, sacrum)
+    cut = [_touches_border(m) or (in_view is not None and bool(
+        (ndi.binary_dilation(m) & ~np.asarray(in_view, bool)).any())) for m in masks]
+    cues = transitional_cues(masks, sacrum, cut)
     if cues:
         flags.append("transitional_anatomy")
         warnings.extend(cues)

@@ -262,3 +262,16 @@ def test_unsegmented_sacrum_with_a_disc_further_down_stays_uncertain():
     cm[below:below + DISC_H, cols.min():cols.max()] = 3
     lab = label_vertebrae(cm, CLASSES, 0.6)
     assert "sacrum_not_visible" in lab.flags and "sacrum_unsegmented" not in lab.flags
+
+
+def test_body_cut_by_the_field_of_view_is_not_read_as_thoracic_sized():
+    cm, _ = _column(6, top=40, heights=[38, 40, 42, 42, 42, 42], depths=[48, 52, 56, 58, 58, 58])
+    body_rows = np.nonzero((cm == 1).any(axis=1))[0]
+    fifth = slice(40 + 38 + DISC_H, 40 + 38 + DISC_H + 40)       # L1, fifth above the sacrum
+    view = np.ones(SHAPE, bool)
+    cols = np.nonzero(cm[fifth].any(axis=0))[0]
+    view[: body_rows.min() + 38 + DISC_H + 40, : cols.min() + 25] = False   # anterior part cut
+    cut = np.where(view, cm, 0)
+    assert "transitional_anatomy" in label_vertebrae(cut, CLASSES, 0.6).flags   # looks small
+    lab = label_vertebrae(cut, CLASSES, 0.6, in_view=view)
+    assert "transitional_anatomy" not in lab.flags
