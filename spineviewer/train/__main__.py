@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--synth-fraction", type=float, default=0.5)
     t.add_argument("--synth-fracture-prob", type=float, default=0.25,
                    help="chance that a synthetic vertebra is deformed")
+    t.add_argument("--s1-pseudo", action="store_true",
+                   help="label S1's upper body under SPIDER's lowest disc as sacrum")
+    t.add_argument("--partial-weight", type=float, default=1.0,
+                   help="weight of the cross-entropy below SPIDER's lowest disc (S1 region)")
     t.add_argument("--seed", type=int, default=20261129)
     t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--ckpt-minutes", type=float, default=5.0)
@@ -73,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(spider_root=a.spider, out_dir=a.out, base=a.base, batch=a.batch,
                           steps=a.steps, max_minutes=a.max_minutes, lr=a.lr,
                           synth_fraction=a.synth_fraction,
-                          synth_fracture_prob=a.synth_fracture_prob, seed=a.seed,
+                          synth_fracture_prob=a.synth_fracture_prob,
+                          partial_weight=a.partial_weight, s1_pseudo=a.s1_pseudo,
+                          seed=a.seed,
                           val_every=a.val_every,
                           ckpt_minutes=a.ckpt_minutes, threads=a.threads, bf16=a.bf16,
                           num_workers=a.num_workers,

@@ -115,7 +115,45 @@ def _lowest_disc_floor(mask: np.ndarray, min_area_px: int = 30) -> np.ndarray | 
     return floor
 
 
-def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.ndarray:
+#: Depth of the S1 pseudo-label below the lowest disc, as a fraction of L5's height.
+S1_PSEUDO_DEPTH = 0.7
+
+
+def _s1_pseudo_label(mask: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """S1's upper body as a band under the lowest labelled disc (bool, source grid).
+
+    SPIDER leaves the sacrum unlabelled, so a network learns S1 only from phantoms and on
+    real MRI often calls it a lumbar body. The band spans the disc's AP extent and reaches
+    ``S1_PSEUDO_DEPTH`` of L5's height along the column (L5 -> lowest disc); empty when
+    either is missing.
+    """
+    lab, n = ndi.label(mask == SPIDER_DISC)
+    comps = [np.argwhere(lab == k) for k in range(1, n + 1)]
+    comps = [c for c in comps if len(c) >= 30]
+    out = np.zeros(mask.shape, bool)
+    if not comps:
+        return out
+    disc = max(comps, key=lambda c: c[:, 0].mean())
+    blab, nb = ndi.label(target == 1)
+    bodies = [np.argwhere(blab == k) for k in range(1, nb + 1)]
+    above = [b for b in bodies if b[:, 0].mean() < disc[:, 0].mean()]
+    if not above:
+        return out
+    l5 = max(above, key=lambda b: b[:, 0].mean())
+    axis = disc.mean(axis=0) - l5.mean(axis=0)
+    axis /= np.linalg.norm(axis)
+    normal = np.array([-axis[1], axis[0]])
+    height = np.ptp(l5 @ axis)
+    lo, hi = np.percentile(disc @ normal, [5, 95])
+    base = float((disc @ axis).max())
+    rc = np.indices(mask.shape).reshape(2, -1).T.astype(float)
+    s, t = rc @ axis, rc @ normal
+    band = (s > base) & (s <= base + S1_PSEUDO_DEPTH * height) & (t >= lo) & (t <= hi)
+    return band.reshape(mask.shape)
+
+
+def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40,
+                         s1_pseudo: bool = False) -> np.ndarray:
     """Network target from a SPIDER mask (canonical orientation).
 
     Vertebral body = vertebra pixels anterior to the posterior vertebral wall
@@ -131,11 +169,15 @@ def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.nda
         SPIDER mask: 0 background, 1 vertebra, 2 disc, 3 canal.
     min_body_area_px : int
         Smallest body component kept, in source pixels.
+    s1_pseudo : bool
+        Label S1's upper body (``_s1_pseudo_label``) as sacrum inside the
+        background-or-sacrum region.
 
     Returns
     -------
     ndarray of uint8, (H, W)
-        0 background, 1 body, 3 disc, 254 background-or-sacrum (class 2 never occurs).
+        0 background, 1 body, 2 sacrum (only with ``s1_pseudo``), 3 disc,
+        254 background-or-sacrum.
     """
     mask = np.asarray(mask)
     h, w = mask.shape
@@ -157,6 +199,8 @@ def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40) -> np.nda
     if floor is not None:
         rows = np.arange(h)[:, None]
         target[rows > floor[None, :]] = BG_OR_SACRUM
+        if s1_pseudo:
+            target[_s1_pseudo_label(mask, target) & (target == BG_OR_SACRUM)] = 2
     return target
 
 

@@ -82,6 +82,12 @@ def _train_command(cfg: dict[str, Any]) -> str:
              f"--val-every {cfg.get('val_every')}"]
     if cfg.get("crop"):
         parts.append(f"--crop {cfg['crop'][0]} {cfg['crop'][1]}")
+    if cfg.get("synth_fracture_prob", 0.25) != 0.25:
+        parts.append(f"--synth-fracture-prob {cfg['synth_fracture_prob']}")
+    if cfg.get("partial_weight", 1.0) != 1.0:
+        parts.append(f"--partial-weight {cfg['partial_weight']}")
+    if cfg.get("s1_pseudo"):
+        parts.append("--s1-pseudo")
     if cfg.get("init"):
         parts.append(f"--init {cfg['init']}")
     parts.append(f"--below-disc {cfg.get('below_disc', 'partial')}")
@@ -121,7 +127,11 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "loss": "soft Dice (body, sacrum, disc; ignore pixels excluded) + cross-entropy" + (
             "; SPIDER pixels caudal to the lowest labelled disc are a partial label 'background "
             "or sacrum' (CE -log(p_bg + p_sacrum), negatives for the body/disc Dice, excluded "
-            "from the sacrum Dice)" if cfg.get("below_disc", "partial") == "partial" else
+            "from the sacrum Dice" + (f"; that CE weighted x{cfg['partial_weight']:g}"
+                                      if cfg.get("partial_weight", 1.0) != 1.0 else "")
+            + ")" + ("; there, a band under the disc (S1's upper body) is labelled sacrum "
+                     "(--s1-pseudo)" if cfg.get("s1_pseudo") else "")
+            if cfg.get("below_disc", "partial") == "partial" else
             "; SPIDER pixels caudal to the lowest labelled disc ignored"),
         "batch": cfg.get("batch"),
         "planned_steps": cfg.get("steps"),

@@ -54,6 +54,10 @@ class TrainConfig:
     synth_reuse: float = 0.5
     #: Chance that a synthetic vertebra is deformed (``synth.training.train_sample``).
     synth_fracture_prob: float = 0.25
+    #: Weight of the cross-entropy on SPIDER's "background or sacrum" region (``dice_ce_loss``).
+    partial_weight: float = 1.0
+    #: Label S1's upper body on SPIDER as sacrum (``data.derive_spider_target``).
+    s1_pseudo: bool = False
     seed: int = 20261129
     val_every: int = 200
     n_val_spider: int = 40
@@ -76,12 +80,15 @@ class TrainConfig:
 
 
 def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, ignore: int = IGNORE,
-                 smooth: float = 1.0, partial: int = BG_OR_SACRUM) -> torch.Tensor:
+                 smooth: float = 1.0, partial: int = BG_OR_SACRUM,
+                 partial_weight: float = 1.0) -> torch.Tensor:
     """Soft Dice over the foreground classes + cross-entropy, with partial labels.
 
     ``ignore`` pixels are excluded from both terms. ``partial`` pixels are known to be
     background or sacrum (classes 0 and 2): their cross-entropy is -log(p0 + p2), they count
     as negatives in the body and disc Dice, and are excluded from the sacrum Dice.
+    ``partial_weight`` scales their cross-entropy (on SPIDER that region holds S1, which the
+    network must not call a lumbar body).
 
     Parameters
     ----------
@@ -97,7 +104,7 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, ignore: int = IGNOR
     nll_full = -logp.gather(1, tgt.unsqueeze(1)).squeeze(1)
     nll_part = -torch.logsumexp(logp[:, [0, 2]], dim=1) if n_cls > 2 else -logp[:, 0]
     n_lab = (full | part).sum().clamp(min=1)
-    ce = (nll_full * full + nll_part * part).sum() / n_lab
+    ce = (nll_full * full + partial_weight * nll_part * part).sum() / n_lab
     probs = logp.exp()
     onehot = F.one_hot(tgt, n_cls).permute(0, 3, 1, 2).float() * full.unsqueeze(1)
     w = (full | part).unsqueeze(1).float().repeat(1, n_cls, 1, 1)
@@ -143,7 +150,7 @@ class MixedStream(IterableDataset):
         spider = []
         for c in cases:
             img, m = load_spider(cfg.spider_root, c)
-            spider.append((img, derive_spider_target(m)))
+            spider.append((img, derive_spider_target(m, s1_pseudo=cfg.s1_pseudo)))
         synth_fn = None
         cache: list[tuple[np.ndarray, np.ndarray]] = []
         while True:
@@ -246,7 +253,7 @@ def build_val_set(cfg: TrainConfig, cache_path: Path | None = None
     si, st = [], []
     for c in chosen[: cfg.n_val_spider]:
         img, m = load_spider(cfg.spider_root, c)
-        a, b = spider_eval_sample(img, derive_spider_target(m))
+        a, b = spider_eval_sample(img, derive_spider_target(m, s1_pseudo=cfg.s1_pseudo))
         si.append(a)
         st.append(b)
     pi, pt = [], []
@@ -405,7 +412,7 @@ def train(cfg: TrainConfig) -> Path:
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = model(x)
-        loss = dice_ce_loss(logits, y)
+        loss = dice_ce_loss(logits, y, partial_weight=cfg.partial_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

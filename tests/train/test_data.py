@@ -97,3 +97,18 @@ def test_lowest_body_kept_when_the_canal_label_ends_above_it():
     t = derive_spider_target(m)
     assert (t[101:135, 20:60] == 1).all()       # below the stray canal pixels
     assert (t[95:135, 62:] == 0).all()
+
+
+def test_s1_pseudo_label_is_a_band_under_the_lowest_disc():
+    m = _tiny_spider_mask()
+    t = derive_spider_target(m, s1_pseudo=True)
+    sac = t == 2
+    rows, cols = np.nonzero(sac)
+    assert rows.min() == 158                       # right under the lowest disc (rows 142-157)
+    assert rows.max() == 158 + int(0.7 * 49) - 1   # 0.7 x L5's height (50 rows, ptp 49)
+    assert cols.min() >= 20 and cols.max() <= 59   # within the disc's AP extent
+    assert (t[:158] == derive_spider_target(m)[:158]).all()   # nothing above it changes
+    assert (t[~sac] == derive_spider_target(m)[~sac]).all()
+    no_disc = m.copy()
+    no_disc[no_disc == 2] = 0
+    assert not (derive_spider_target(no_disc, s1_pseudo=True) == 2).any()

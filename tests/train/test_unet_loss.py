@@ -55,6 +55,10 @@ def test_partial_label_penalises_body_but_not_sacrum():
     as_body = float(dice_ce_loss(logits_with(1), target))
     assert as_bg < 0.05 and as_sacrum < 0.05      # either answer is right there
     assert as_body > 1.0                          # body on the sacrum region is wrong
+    # the weight scales only that region's cross-entropy
+    heavy = float(dice_ce_loss(logits_with(1), target, partial_weight=5.0))
+    assert heavy > 3.0 * as_body
+    assert float(dice_ce_loss(logits_with(2), target, partial_weight=5.0)) < 0.05
 
 
 def test_loss_near_zero_for_perfect_prediction():
