@@ -238,7 +238,8 @@ def method_lines(result: StudyResult) -> list[str]:
         model += f" version {m['version']}"
     lines = [
         ("Method: U-Net segmentation of the vertebral bodies on the mid-sagittal T2 slice, "
-         "four corners per body, heights, endplate concavities and angle, after "
+         "four corners per body (each the median of three strategies: basin-hopping, hull "
+         "curvature, line fits), heights, endplate concavities and angle, after "
          + PAPER_CITATION),
         f"Model: {model}; sha256 {m.get('sha256') or 'unknown'}"
         + (f"; run on {m['provider']}" if m.get("provider") else ""),
