@@ -9,9 +9,9 @@ All masks are in the canonical model grid (superior = row 0, anterior = col 0).
 Study flags: ``sacrum_not_visible``, ``sacrum_unsegmented`` (no sacrum class, but the lowest
 body sits on a full disc with the field of view going on well below it: counted from there,
 not uncertain), ``sacrum_inferred`` (no sacrum class, but a body cluster
-under the lowest disc with no disc beneath it was taken as S1), ``s1_suspected`` (the lowest
-body cluster is small and sits on what looks like a rudimentary S1-S2 disc: possibly S1 read as
-a body; names are kept and marked uncertain),
+under the lowest disc with no disc beneath it was taken as S1), ``s1_suspected`` (the disc under the
+lowest body cluster is small and short, as an S1-S2 remnant is: possibly S1 read as a body;
+names are kept and marked uncertain),
 ``transitional_anatomy``.
 Body flags: ``partial_body`` (cut by the image border: list it, do not measure it),
 ``label_uncertain`` and ``needs_review`` (no sacrum, or transitional cues).
@@ -254,10 +254,10 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         s1_suspected, ratio, length = rudimentary_disc_below(masks, class_map == kd, spacing_mm)
         if s1_suspected:
             flags.append("s1_suspected")
-            warnings.append(f"the lowest body is small and sits on what looks like a rudimentary "
-                            f"disc ({ratio:.0%} of a lumbar disc's area, {length:.0%} of its "
-                            "length): it may be S1 read as a body, or an under-segmented L5 "
-                            "over its disc - confirm the level names")
+            warnings.append(f"the disc under the lowest body is small ({ratio:.0%} of a lumbar "
+                            f"disc's area, {length:.0%} of its length): the lowest body may be "
+                            "S1 read as a body (an S1-S2 remnant beneath), or the L5-S1 disc is "
+                            "degenerated or under-segmented - confirm the level names")
     no_sacrum = sacrum is None
     room = sacrum_room_mm(masks, class_map == kd, spacing_mm, in_view) if (
         no_sacrum and kd is not None) else 0.0

@@ -25,8 +25,8 @@ _FIELD_LABEL = {"AH_mm": ("AH", "mm"), "PH_mm": ("PH", "mm"), "MH_mm": ("MH", "m
 _STUDY_FLAG_TEXT = {
     "transitional_anatomy": "Possible transitional anatomy: confirm the level names.",
     "sacrum_not_visible": "Sacrum not in the field of view: level names need confirmation.",
-    "s1_suspected": "The lowest body is small and sits on what looks like a rudimentary "
-                    "disc: it may be S1 read as a body. Confirm the level names.",
+    "s1_suspected": "The disc under the lowest body is small and short: the lowest body may "
+                    "be S1 read as a body. Confirm the level names.",
     "sacrum_inferred": "Sacrum not segmented; S1 inferred from the segment below the lowest "
                        "disc: confirm the level names.",
     "sacrum_unsegmented": "Sacrum not outlined by the network; the lowest body sits on a full "

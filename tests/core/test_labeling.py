@@ -227,8 +227,21 @@ def test_small_lowest_body_above_a_rudimentary_disc_is_flagged_not_relabelled():
     # names are kept (counted from the sacrum class) but every one is marked uncertain
     assert [b.level for b in lab.bodies] == ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
     assert "s1_suspected" in lab.flags
-    assert any("rudimentary disc" in w for w in lab.warnings)
+    assert any("disc under the lowest body is small" in w for w in lab.warnings)
     assert all({"label_uncertain", "needs_review"} <= set(b.flags) for b in lab.bodies)
+
+
+def test_full_size_lowest_body_on_a_short_small_disc_is_flagged():
+    # S1 read as a whole body above an S1-S2 remnant, the sacrum segmented below it (model v3
+    # on real MRI): the remnant is small (area < 0.5) and short (length < 0.8)
+    cm = _s1_as_body(6, 40)
+    low = np.nonzero((cm == 1).any(axis=1))[0].max()
+    c = _col(low)
+    cm[low - 29:low + 1, c + 4:c + 58] = 0
+    cm[low - 41:low + 1, c:c + 58] = 1                        # S1 as big as a lumbar body
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert "s1_suspected" in lab.flags
+    assert [b.level for b in lab.bodies][-1] == "L5"          # flagged, not relabelled
 
 
 def test_full_length_disc_beneath_keeps_the_lowest_body():
