@@ -439,6 +439,12 @@ def spider_section(m: dict[str, Any] | None) -> list[str]:
         if m.get("spider_val_naming_slices_flagged"):
             out.append("| slices carrying that flag at all (how selective it is) | "
                        f"{m['spider_val_naming_slices_flagged']} | - | - |")
+        if m.get("spider_heldout_naming_accuracy") is not None:
+            out.append(f"| level naming on the {len(m['spider_heldout_patients'])} train patients "
+                       "the model's training withheld (also unseen) | "
+                       f"{m['spider_heldout_naming_accuracy']:.3f} (misnamed slices flagged: "
+                       f"{m['spider_heldout_misnamed_slices_flagged']}; correctly named slices "
+                       f"flagged: {m['spider_heldout_correct_slices_flagged']}) | - | - |")
         out.append(f"| slices with every level named right ({m['spider_val_naming_slices']}) | "
                    f"{m['spider_val_naming_slices_all_correct']:.3f} | - | - |")
     out += ["", "Per patient body Dice: " + ", ".join(

@@ -62,6 +62,15 @@ class SpiderCase:
     split: str
 
 
+def holdout_patients(root: str | Path, n: int, seed: int) -> list[int]:
+    """The ``n`` SPIDER train patients a run withholds for checkpoint selection (seeded)."""
+    if n <= 0:
+        return []
+    ids = sorted({c.case for c in read_manifest(root, "train")})
+    rng = np.random.default_rng([seed, 4242])
+    return sorted(int(i) for i in rng.choice(ids, size=min(n, len(ids) - 1), replace=False))
+
+
 def read_manifest(root: str | Path, split: str | None = None) -> list[SpiderCase]:
     """Rows of ``manifest.csv`` (optionally one split), in file order."""
     out = []

@@ -282,12 +282,58 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         metrics["phantom_seed"] = phantom_seed
     except ImportError as e:  # pragma: no cover
         metrics["phantom_pending"] = str(e)
+    held = (read_card_recipe(model_path).get("held_out_train_patients") or [])
+    if held and label_vertebrae is not None:
+        metrics.update(heldout_naming(pred, spider_root, held))
     metrics["evaluated_with"] = "onnxruntime CPU"
     metrics["evaluation_seconds"] = round(time.time() - t0, 1)
     print(json.dumps(metrics, indent=1))
     if write_card:
         _merge_card_metrics(Path(model_path), metrics)
     return metrics
+
+
+def read_card_recipe(model_path: str | Path) -> dict[str, Any]:
+    """The ``recipe`` of the card beside ``model_path`` ({} without a card)."""
+    card = Path(model_path).with_suffix(".json")
+    if not card.exists():
+        return {}
+    return json.loads(card.read_text(encoding="utf-8")).get("recipe", {})
+
+
+def heldout_naming(pred: Any, spider_root: str | Path, patients: list[int]) -> dict[str, Any]:
+    """Level naming and its flag on the train patients the model's run withheld (unseen)."""
+    from spineviewer.core.labeling import label_vertebrae
+    from spineviewer.core.segment import postprocess
+
+    per: dict[int, list[bool]] = {}
+    slices = wrong_slices = wrong_flagged = right_flagged = 0
+    for c, img, tgt, view in spider_val_pairs(spider_root, "train", with_view=True):
+        if int(c.case) not in patients:
+            continue
+        gt, visible = gt_levels(tgt)
+        if not visible:
+            continue
+        cmap = postprocess(_softmax(pred.logits(img)), MODEL_SPACING_MM, TARGET_CLASSES)
+        lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM, in_view=view)
+        m = naming_matches(gt, lab.bodies)
+        per.setdefault(int(c.case), []).extend(t == p for t, p in m)
+        flagged = bool(set(lab.flags) & NAMING_FLAGS)
+        slices += 1
+        if any(t != p for t, p in m):
+            wrong_slices += 1
+            wrong_flagged += flagged
+        else:
+            right_flagged += flagged
+    names = [x for v in per.values() for x in v]
+    return {
+        "spider_heldout_patients": sorted(patients),
+        "spider_heldout_naming_accuracy": round(float(np.mean(names)), 4) if names else None,
+        "spider_heldout_naming_per_patient": {str(k): round(float(np.mean(v)), 3)
+                                              for k, v in sorted(per.items()) if v},
+        "spider_heldout_misnamed_slices_flagged": f"{wrong_flagged} of {wrong_slices}",
+        "spider_heldout_correct_slices_flagged": f"{right_flagged} of {slices - wrong_slices}",
+    }
 
 
 def body_measurements(mask: np.ndarray, combine: str = "median") -> list[float]:

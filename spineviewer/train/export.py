@@ -96,6 +96,19 @@ def _train_command(cfg: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _held_out(cfg: dict[str, Any]) -> list[int]:
+    """The train patients the run withheld (empty without ``holdout`` or the SPIDER folder)."""
+    from spineviewer.train.data import holdout_patients
+
+    seed = cfg.get("holdout_seed")
+    seed = cfg.get("seed") if seed is None else seed
+    try:
+        return holdout_patients(cfg.get("spider_root", ""), int(cfg.get("holdout") or 0),
+                                int(seed or 0))
+    except OSError:
+        return []
+
+
 def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None,
                       version: str = "1.0.0", recipe_path: str | Path | None = None,
                       extra_recipe: dict[str, Any] | None = None) -> Path:
@@ -163,6 +176,9 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "command": _train_command(cfg) + "; python -m spineviewer.train export --ckpt "
                    f"runs/<run>/best.pt --out {out.as_posix()}",
     }
+    held = _held_out(cfg)
+    if held:
+        recipe["held_out_train_patients"] = held
     if extra_recipe:
         recipe.update(extra_recipe)
     metrics: dict[str, Any] = {}

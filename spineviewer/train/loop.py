@@ -28,6 +28,7 @@ from spineviewer.train.data import (
     TARGET_CLASSES,
     augment_spider,
     derive_spider_target,
+    holdout_patients,
     load_spider,
     read_manifest,
     spider_eval_sample,
@@ -211,13 +212,8 @@ def _rejitter(rng: np.random.Generator, img: np.ndarray, tgt: np.ndarray
 
 def holdout_cases(cfg: TrainConfig) -> list[int]:
     """The ``cfg.holdout`` train patients withheld for checkpoint selection (seeded choice)."""
-    if cfg.holdout <= 0:
-        return []
-    ids = sorted({c.case for c in read_manifest(cfg.spider_root, "train")})
     seed = cfg.seed if cfg.holdout_seed is None else cfg.holdout_seed
-    rng = np.random.default_rng([seed, 4242])
-    return sorted(int(i) for i in rng.choice(ids, size=min(cfg.holdout, len(ids) - 1),
-                                             replace=False))
+    return holdout_patients(cfg.spider_root, cfg.holdout, seed)
 
 
 def build_val_set(cfg: TrainConfig, cache_path: Path | None = None
