@@ -95,6 +95,12 @@ def reference_rows(truths: list) -> list[dict[str, Any]]:
     return rows
 
 
+def _corner_distance_mm(got: dict, truth: dict, sp: np.ndarray) -> float:
+    """Mean distance (mm) between two sets of named corners (row, col pixels)."""
+    return float(np.mean([np.linalg.norm((np.asarray(got[k]) - np.asarray(truth[k])) * sp)
+                          for k in truth]))
+
+
 def corner_errors_mm(result, truth) -> dict[str, float]:
     """Mean distance (mm) of the app's four corners from the truth corners, per level."""
     sp = np.asarray(truth.pixel_spacing_mm, dtype=float)
@@ -103,9 +109,7 @@ def corner_errors_mm(result, truth) -> dict[str, float]:
         got = result.vertebra(v.level)
         if got is None or len(got.corners_rc) < 4:
             continue
-        d = [np.linalg.norm((np.asarray(got.corners_rc[k]) - np.asarray(v.corners_rc[k])) * sp)
-             for k in v.corners_rc]
-        out[v.level] = float(np.mean(d))
+        out[v.level] = _corner_distance_mm(got.corners_rc, v.corners_rc, sp)
     return out
 
 
@@ -122,9 +126,7 @@ def match_by_vertebra(result, truth) -> dict[str, str]:
     for v in truth.vertebrae:
         best, best_d = None, np.inf
         for a in app:
-            d = float(np.mean([np.linalg.norm((np.asarray(a.corners_rc[k])
-                                               - np.asarray(v.corners_rc[k])) * sp)
-                               for k in v.corners_rc]))
+            d = _corner_distance_mm(a.corners_rc, v.corners_rc, sp)
             if d < best_d:
                 best, best_d = a.level, d
         if best is not None and best_d <= MISLABEL_MM:

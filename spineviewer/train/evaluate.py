@@ -190,12 +190,6 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     wrong_flagged, wrong_total = 0, 0
     slices_named, slices_all_ok, n_visible, slices_flagged = 0, 0, 0, 0
     body_pairs: list[tuple[np.ndarray, np.ndarray]] = []
-    try:
-        from spineviewer.core.labeling import label_vertebrae
-        from spineviewer.core.segment import postprocess
-    except ImportError as e:  # pragma: no cover - depends on the other modules' state
-        label_vertebrae = None
-        metrics["naming_pending"] = f"labelling module unavailable: {e}"
     for c, img, tgt, in_view in pairs:
         logits = pred.logits(img)
         cls = logits.argmax(0)
@@ -206,12 +200,9 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         if not np.isnan(dd):
             disc_d.append(dd)
         gt, visible = gt_levels(tgt)
-        lab = None
-        if label_vertebrae is not None:
-            cmap = postprocess(_softmax(logits), MODEL_SPACING_MM, TARGET_CLASSES)
-            lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM, in_view=in_view)
-            body_pairs += _matched_bodies(gt, lab.bodies)
-        if lab is not None and visible:
+        lab = label_slice(logits, in_view)
+        body_pairs += _matched_bodies(gt, lab.bodies)
+        if visible:
             n_visible += 1
             m = naming_matches(gt, lab.bodies)
             naming += m
@@ -235,34 +226,33 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
         f"all val slices, assumed native spacing {SPIDER_EVAL_SPACING_MM} mm, lowest labelled "
         f"disc's caudal border at model row {LOWEST_DISC_ROW} (sacrum in view), argmax of the logits, region caudal to the lowest "
         "disc excluded")
-    if label_vertebrae is not None:
-        ok = sum(t == p for t, p in naming)
-        metrics["spider_val_naming_accuracy"] = round(ok / len(naming), 4) if naming else None
-        metrics["spider_val_naming_bodies"] = len(naming)
-        metrics["spider_val_naming_slices_all_correct"] = (
-            round(slices_all_ok / slices_named, 4) if slices_named else None)
-        metrics["spider_val_naming_slices"] = n_visible
-        metrics["spider_val_naming_wrong_in_flagged_studies"] = (
-            f"{wrong_flagged} of {wrong_total}")
-        # how selective that flag is: the share of all scored slices that carry it
-        metrics["spider_val_naming_slices_flagged"] = f"{slices_flagged} of {n_visible}"
-        metrics["spider_val_naming_per_patient"] = {
-            str(k): round(float(np.mean(v)), 3) for k, v in sorted(naming_case.items()) if v}
-        metrics["spider_val_naming_protocol"] = (
-            "slices with >= 25 mm of grid below the lowest labelled disc; GT L5 = body above "
-            "the lowest labelled disc (transitional anatomy not adjudicated); each GT L1-L5 "
-            "body matched to the predicted body of largest IoU (>= 0.3) after "
-            "core.segment.postprocess + core.labeling.label_vertebrae")
-        metrics["spider_val_measurement_agreement"] = measurement_agreement(body_pairs)
-        metrics["spider_val_measurement_agreement_corner_vote"] = measurement_agreement(
-            body_pairs, combine="vote")
-        metrics["spider_val_measurement_protocol"] = (
-            "whole GT L1-L5 bodies of every val slice matched to the predicted body of largest "
-            "IoU (>= 0.5); both masks measured by core.corners + core.morphometry at the model "
-            "grid's 0.6 mm (SPIDER has no pixel spacing: mm figures assume 0.65 mm native "
-            "pixels; ICC and ratios do not depend on it); predicted minus annotated; "
-            "'_corner_vote': the same with the paper's corner rule (quadrilateral of best "
-            "overlap) instead of the per-corner median")
+    ok = sum(t == p for t, p in naming)
+    metrics["spider_val_naming_accuracy"] = round(ok / len(naming), 4) if naming else None
+    metrics["spider_val_naming_bodies"] = len(naming)
+    metrics["spider_val_naming_slices_all_correct"] = (
+        round(slices_all_ok / slices_named, 4) if slices_named else None)
+    metrics["spider_val_naming_slices"] = n_visible
+    metrics["spider_val_naming_wrong_in_flagged_studies"] = (
+        f"{wrong_flagged} of {wrong_total}")
+    # how selective that flag is: the share of all scored slices that carry it
+    metrics["spider_val_naming_slices_flagged"] = f"{slices_flagged} of {n_visible}"
+    metrics["spider_val_naming_per_patient"] = {
+        str(k): round(float(np.mean(v)), 3) for k, v in sorted(naming_case.items()) if v}
+    metrics["spider_val_naming_protocol"] = (
+        "slices with >= 25 mm of grid below the lowest labelled disc; GT L5 = body above "
+        "the lowest labelled disc (transitional anatomy not adjudicated); each GT L1-L5 "
+        "body matched to the predicted body of largest IoU (>= 0.3) after "
+        "core.segment.postprocess + core.labeling.label_vertebrae")
+    metrics["spider_val_measurement_agreement"] = measurement_agreement(body_pairs)
+    metrics["spider_val_measurement_agreement_corner_vote"] = measurement_agreement(
+        body_pairs, combine="vote")
+    metrics["spider_val_measurement_protocol"] = (
+        "whole GT L1-L5 bodies of every val slice matched to the predicted body of largest "
+        "IoU (>= 0.5); both masks measured by core.corners + core.morphometry at the model "
+        "grid's 0.6 mm (SPIDER has no pixel spacing: mm figures assume 0.65 mm native "
+        "pixels; ICC and ratios do not depend on it); predicted minus annotated; "
+        "'_corner_vote': the same with the paper's corner rule (quadrilateral of best "
+        "overlap) instead of the per-corner median")
     # Phantoms
     try:
         from spineviewer.synth.training import train_sample
@@ -283,7 +273,7 @@ def evaluate_model(model_path: str | Path, spider_root: str | Path, n_phantoms: 
     except ImportError as e:  # pragma: no cover
         metrics["phantom_pending"] = str(e)
     held = (read_card_recipe(model_path).get("held_out_train_patients") or [])
-    if held and label_vertebrae is not None:
+    if held:
         metrics.update(heldout_naming(pred, spider_root, held))
     metrics["evaluated_with"] = "onnxruntime CPU"
     metrics["evaluation_seconds"] = round(time.time() - t0, 1)
@@ -301,11 +291,17 @@ def read_card_recipe(model_path: str | Path) -> dict[str, Any]:
     return json.loads(card.read_text(encoding="utf-8")).get("recipe", {})
 
 
-def heldout_naming(pred: Any, spider_root: str | Path, patients: list[int]) -> dict[str, Any]:
-    """Level naming and its flag on the train patients the model's run withheld (unseen)."""
+def label_slice(logits: np.ndarray, in_view: np.ndarray | None = None) -> Any:
+    """The app's labelling (``core.labeling.Labelling``) of one slice's network logits."""
     from spineviewer.core.labeling import label_vertebrae
     from spineviewer.core.segment import postprocess
 
+    cmap = postprocess(_softmax(logits), MODEL_SPACING_MM, TARGET_CLASSES)
+    return label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM, in_view=in_view)
+
+
+def heldout_naming(pred: Any, spider_root: str | Path, patients: list[int]) -> dict[str, Any]:
+    """Level naming and its flag on the train patients the model's run withheld (unseen)."""
     per: dict[int, list[bool]] = {}
     slices = wrong_slices = wrong_flagged = right_flagged = 0
     for c, img, tgt, view in spider_val_pairs(spider_root, "train", with_view=True):
@@ -314,8 +310,7 @@ def heldout_naming(pred: Any, spider_root: str | Path, patients: list[int]) -> d
         gt, visible = gt_levels(tgt)
         if not visible:
             continue
-        cmap = postprocess(_softmax(pred.logits(img)), MODEL_SPACING_MM, TARGET_CLASSES)
-        lab = label_vertebrae(cmap, TARGET_CLASSES, MODEL_SPACING_MM, in_view=view)
+        lab = label_slice(pred.logits(img), view)
         m = naming_matches(gt, lab.bodies)
         per.setdefault(int(c.case), []).extend(t == p for t, p in m)
         flagged = bool(set(lab.flags) & NAMING_FLAGS)
