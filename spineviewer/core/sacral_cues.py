@@ -116,14 +116,18 @@ def transitional_cues(masks: list[np.ndarray], sacrum: np.ndarray | None,
     return cues
 
 
-def _disc_sides(body: np.ndarray, disc: np.ndarray, axis_rc: np.ndarray,
-                reach_px: int) -> tuple[int, int]:
-    """Disc pixels within ``reach_px`` of the body, above and below it along ``axis_rc``."""
-    near = ndi.binary_dilation(body, iterations=reach_px) & disc
-    if not near.any():
-        return 0, 0
-    s = (np.argwhere(near) - np.argwhere(body).mean(axis=0)) @ axis_rc
-    return int((s < 0).sum()), int((s > 0).sum())
+def _disc_at_lowest(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Disc pixels within 5 mm of the lowest body: their mask, (row, col) points and offsets
+    along the column (negative above the body's centre), and the body's width (px)."""
+    low = masks[-1]
+    centre = np.argwhere(low).mean(axis=0)
+    axis = centre - np.argwhere(masks[-2]).mean(axis=0)
+    axis = axis / np.linalg.norm(axis)
+    near = ndi.binary_dilation(low, iterations=max(2, round(5.0 / spacing_mm))) & disc
+    pts = np.argwhere(near)
+    width_px = int(np.ptp(np.nonzero(low.any(axis=0))[0])) + 1
+    return near, pts, (pts - centre) @ axis, width_px
 
 
 def looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float) -> bool:
@@ -134,11 +138,8 @@ def looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float) 
     low = masks[-1]
     if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
         return False
-    axis = np.argwhere(low).mean(axis=0) - np.argwhere(masks[-2]).mean(axis=0)
-    axis = axis / np.linalg.norm(axis)
-    above, below = _disc_sides(low, disc, axis, max(2, round(5.0 / spacing_mm)))
-    width_px = np.ptp(np.nonzero(low.any(axis=0))[0]) + 1
-    return above >= 0.5 * width_px and below < 0.1 * width_px
+    _, _, s, width_px = _disc_at_lowest(masks, disc, spacing_mm)
+    return (s < 0).sum() >= 0.5 * width_px and (s > 0).sum() < 0.1 * width_px
 
 
 def _disc_components(disc: np.ndarray, min_px: int = 20) -> list[np.ndarray]:
@@ -206,13 +207,8 @@ def sacrum_room_mm(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float,
     """
     if len(masks) < 3 or not disc.any():
         return 0.0
-    low = masks[-1]
-    axis = np.argwhere(low).mean(axis=0) - np.argwhere(masks[-2]).mean(axis=0)
-    axis = axis / np.linalg.norm(axis)
-    near = ndi.binary_dilation(low, iterations=max(2, round(5.0 / spacing_mm))) & disc
-    pts = np.argwhere(near)
-    beneath = pts[(pts - np.argwhere(low).mean(axis=0)) @ axis > 0]
-    width_px = np.ptp(np.nonzero(low.any(axis=0))[0]) + 1
+    near, pts, s, width_px = _disc_at_lowest(masks, disc, spacing_mm)
+    beneath = pts[s > 0]
     if len(np.unique(beneath[:, 1])) < 0.5 * width_px:
         return 0.0                       # no full disc under the lowest body
     col = round(float(beneath[:, 1].mean()))
