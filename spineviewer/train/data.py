@@ -99,18 +99,20 @@ def load_spider(root: str | Path, case: SpiderCase) -> tuple[np.ndarray, np.ndar
     return image, mask.astype(np.uint8)
 
 
+def _lowest_disc(mask: np.ndarray, min_area_px: int = 30) -> np.ndarray | None:
+    """(row, col) pixels of the lowest labelled disc of at least ``min_area_px``, or None."""
+    lab, n = ndi.label(mask == SPIDER_DISC)
+    comps = [np.argwhere(lab == k) for k in range(1, n + 1)]
+    comps = [c for c in comps if len(c) >= min_area_px]
+    return max(comps, key=lambda c: c[:, 0].mean()) if comps else None
+
+
 def _lowest_disc_floor(mask: np.ndarray, min_area_px: int = 30) -> np.ndarray | None:
     """Per-column row of the caudal border of the lowest disc (line fit), or None."""
-    lab, n = ndi.label(mask == SPIDER_DISC)
-    if n == 0:
+    disc = _lowest_disc(mask, min_area_px)
+    if disc is None:
         return None
-    areas = ndi.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1))
-    centres = ndi.center_of_mass(np.ones_like(lab), lab, index=np.arange(1, n + 1))
-    cands = [k for k in range(n) if areas[k] >= min_area_px]
-    if not cands:
-        return None
-    k = max(cands, key=lambda i: centres[i][0])
-    rr, cc = np.nonzero(lab == k + 1)
+    rr, cc = disc[:, 0], disc[:, 1]
     cols = np.unique(cc)
     bottom = np.array([rr[cc == c].max() for c in cols], dtype=float)
     if cols.size >= 2:
@@ -136,13 +138,10 @@ def _s1_pseudo_label(mask: np.ndarray, target: np.ndarray) -> np.ndarray:
     ``S1_PSEUDO_DEPTH`` of L5's height along the column (L5 -> lowest disc); empty when
     either is missing.
     """
-    lab, n = ndi.label(mask == SPIDER_DISC)
-    comps = [np.argwhere(lab == k) for k in range(1, n + 1)]
-    comps = [c for c in comps if len(c) >= 30]
+    disc = _lowest_disc(mask)
     out = np.zeros(mask.shape, bool)
-    if not comps:
+    if disc is None:
         return out
-    disc = max(comps, key=lambda c: c[:, 0].mean())
     blab, nb = ndi.label(target == 1)
     bodies = [np.argwhere(blab == k) for k in range(1, nb + 1)]
     above = [b for b in bodies if b[:, 0].mean() < disc[:, 0].mean()]

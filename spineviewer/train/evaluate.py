@@ -149,23 +149,28 @@ def gt_levels(target: np.ndarray, min_area_px: int = 150) -> tuple[list[tuple[st
     return named[::-1], bool(visible)
 
 
+def _best_overlap(mask: np.ndarray, pred_bodies: list[Any], min_iou: float) -> Any:
+    """The predicted body of largest IoU with ``mask`` if it reaches ``min_iou``, else None."""
+    best, best_iou = None, 0.0
+    for b in pred_bodies:
+        inter = np.logical_and(mask, b.mask).sum()
+        if inter == 0:
+            continue
+        iou = inter / np.logical_or(mask, b.mask).sum()
+        if iou > best_iou:
+            best, best_iou = b, iou
+    return best if best is not None and best_iou >= min_iou else None
+
+
 def naming_matches(gt: list[tuple[str, np.ndarray]], pred_bodies: list[Any],
                    levels: tuple[str, ...] = LUMBAR, min_iou: float = 0.3
                    ) -> list[tuple[str, str | None]]:
     """(true level, predicted level or None) for each ground-truth body in ``levels``."""
     out = []
     for level, mk in gt:
-        if level not in levels:
-            continue
-        best, best_iou = None, 0.0
-        for b in pred_bodies:
-            inter = np.logical_and(mk, b.mask).sum()
-            if inter == 0:
-                continue
-            iou = inter / np.logical_or(mk, b.mask).sum()
-            if iou > best_iou:
-                best, best_iou = b, iou
-        out.append((level, best.level if best is not None and best_iou >= min_iou else None))
+        if level in levels:
+            best = _best_overlap(mk, pred_bodies, min_iou)
+            out.append((level, None if best is None else best.level))
     return out
 
 
@@ -354,7 +359,7 @@ def measurement_agreement(pairs: list[tuple[np.ndarray, np.ndarray]],
     by the same corner and morphometry code, so the figures show how far the network's masks
     move the numbers on real MRI. ``combine`` is the corner rule (``core.corners``).
     """
-    from spineviewer.core.agreement import icc
+    from spineviewer.core.agreement import bland_altman, icc
 
     rows = []
     for gt_mask, pred_mask in pairs:
@@ -369,14 +374,12 @@ def measurement_agreement(pairs: list[tuple[np.ndarray, np.ndarray]],
     g = np.array([r[0] for r in rows])
     p = np.array([r[1] for r in rows])
     for i, name in enumerate(AGREEMENT_NAMES):
-        d = p[:, i] - g[:, i]
-        sd = float(d.std(ddof=1))
+        ba = bland_altman(p[:, i], g[:, i])
         with np.errstate(invalid="ignore", divide="ignore"):
             value = float(icc(np.stack([g[:, i], p[:, i]], 1)).icc2_1)
         out[name] = {"icc2_1": round(value, 3) if np.isfinite(value) else None,
-                     "bias": round(float(d.mean()), 3),
-                     "loa": [round(float(d.mean() - 1.96 * sd), 3),
-                             round(float(d.mean() + 1.96 * sd), 3)]}
+                     "bias": round(ba["bias"], 3),
+                     "loa": [round(ba["loa_low"], 3), round(ba["loa_high"], 3)]}
     return out
 
 
@@ -387,14 +390,8 @@ def _matched_bodies(gt: list[tuple[str, np.ndarray]], pred_bodies: list[Any],
     for level, mk in gt:
         if level not in LUMBAR or mk[[0, -1]].any() or mk[:, [0, -1]].any():
             continue
-        best, best_iou = None, 0.0
-        for b in pred_bodies:
-            inter = np.logical_and(mk, b.mask).sum()
-            if inter:
-                iou = inter / np.logical_or(mk, b.mask).sum()
-                if iou > best_iou:
-                    best, best_iou = b, iou
-        if best is not None and best_iou >= min_iou:
+        best = _best_overlap(mk, pred_bodies, min_iou)
+        if best is not None:
             out.append((mk, best.mask))
     return out
 
