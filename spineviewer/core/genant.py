@@ -7,7 +7,11 @@ deviations below the healthy mean *for that level* is a deformity.
 - wedge ratio AH/PH, biconcavity ratio MH/PH;
 - crush ratio PH / mean PH of the available neighbours (above and below); at an edge of
   the measured column the single neighbour is used, against that level's one-sided
-  reference (``crush_above`` / ``crush_below`` in the table).
+  reference (``crush_above`` / ``crush_below`` in the table). A neighbour that is itself
+  crushed is no reference: the vertebra is judged again without it (the other neighbour,
+  one-sided; or, with none left, the next uncrushed body beyond, against a chained
+  reference; ``crush_skipping_crushed``). Adjacent "cascade" fractures would otherwise hide
+  each other.
 
 Genant semi-quantitative grade (Genant et al. 1993, J Bone Miner Res 8:1137) from the height
 reduction of the deformed dimension against its expected height, where expected = reference
@@ -234,7 +238,9 @@ def _is_schmorl(m: Any) -> tuple[bool, str]:
 _RATIO_LABEL = {"wedge": "wedge ratio AH/PH", "biconcavity": "biconcavity ratio MH/PH",
                 "crush": "crush ratio PH/mean PH of the neighbours",
                 "crush_above": "crush ratio PH/PH of the body above",
-                "crush_below": "crush ratio PH/PH of the body below"}
+                "crush_below": "crush ratio PH/PH of the body below",
+                "crush_above2": "crush ratio PH/PH of the body two above",
+                "crush_below2": "crush ratio PH/PH of the body two below"}
 
 
 def _rule_line(level: str, key: str, value: float, st: RatioStats, ref_level_note: str) -> str:
@@ -276,13 +282,63 @@ def classify(levels: list[str], measurements: list[Any], table: ReferenceTable,
     if len(levels) != len(measurements):
         raise ValueError("levels and measurements differ in length")
     ph = [_get(m, "PH_mm") for m in measurements]
-    crush = crush_ratios(ph)
-    calls = []
-    for i, (level, m) in enumerate(zip(levels, measurements)):
+    crush: list[tuple] = list(crush_ratios(ph))
+
+    def one(i: int) -> GenantCall:
         overlap = corner_overlaps[i] if corner_overlaps is not None else None
         lflags = list(label_flags[i]) if label_flags is not None else []
-        calls.append(_classify_one(level, m, crush[i], table, overlap, lflags))
+        return _classify_one(levels[i], measurements[i], crush[i], table, overlap, lflags)
+
+    calls = [one(i) for i in range(len(levels))]
+    # A crushed neighbour is no reference for posterior height: judge its neighbours again
+    # against the nearest uncrushed bodies (adjacent, "cascade" fractures).
+    crushed = [c.fracture and "crush" in c.height_loss for c in calls]
+    for i in range(len(levels)):
+        if crushed[i] or not any(crushed[j] for j in (i - 1, i + 1) if 0 <= j < len(levels)):
+            continue
+        alt = crush_skipping_crushed(i, levels, ph, crushed, table)
+        if alt != crush[i][:2]:
+            crush[i] = alt
+            calls[i] = one(i)
     return calls
+
+
+def crush_skipping_crushed(i: int, levels: Sequence[str], ph: Sequence[float | None],
+                           crushed: Sequence[bool], table: ReferenceTable) -> tuple:
+    """Crush ratio of vertebra ``i`` whose reference heights skip crushed neighbours.
+
+    An uncrushed neighbour is used as usual (one-sided reference if the other is crushed);
+    when every neighbour is crushed, the next body beyond the crushed one in that direction
+    is used, against a chained reference: mean = product of the one-sided level means
+    (e.g. L5 over L3 = crush_above(L5) x crush_above(L4)), relative SD = root sum of squares
+    of their relative SDs (independence assumed; an approximation, stated in the reason).
+
+    Returns
+    -------
+    (ratio or None, key) or (ratio, key, RatioStats, note) for a chained reference.
+    """
+    n = len(levels)
+    ok = [j for j in (i - 1, i + 1) if 0 <= j < n and ph[j] is not None and not crushed[j]]
+    if ph[i] is None:
+        return (None, "")
+    if len(ok) == 2:
+        return (ph[i] / ((ph[i - 1] + ph[i + 1]) / 2.0), "crush")
+    if len(ok) == 1:
+        j = ok[0]
+        return (ph[i] / ph[j], "crush_above" if j < i else "crush_below")
+    for j, k, key in ((i - 1, i - 2, "crush_above"), (i + 1, i + 2, "crush_below")):
+        if not (0 <= k < n) or ph[k] is None or crushed[k] or not crushed[j]:
+            continue
+        s1, _ = table.stats(levels[i], key)
+        s2, _ = table.stats(levels[j], key)
+        if s1 is None or s2 is None or s1.mean <= 0 or s2.mean <= 0:
+            continue
+        mean = s1.mean * s2.mean
+        sd = mean * ((s1.sd / s1.mean) ** 2 + (s2.sd / s2.mean) ** 2) ** 0.5
+        note = (f"{levels[j]} is itself crushed, so {levels[k]} is the reference "
+                f"(chained reference, approximate)")
+        return (ph[i] / ph[k], f"{key}2", RatioStats(mean, sd), note)
+    return (None, "")
 
 
 def _ratios_of(m: Any) -> dict[str, float | None]:
@@ -292,7 +348,7 @@ def _ratios_of(m: Any) -> dict[str, float | None]:
             "biconcavity": mh / ph if ok and mh is not None else None}
 
 
-def _classify_one(level: str, m: Any, crush: tuple[float | None, str], table: ReferenceTable,
+def _classify_one(level: str, m: Any, crush: tuple, table: ReferenceTable,
                   overlap: float | None, lflags: list[str]) -> GenantCall:
     call = GenantCall(level=level)
     call.ratios = {**_ratios_of(m), "crush": crush[0]}
@@ -305,7 +361,10 @@ def _classify_one(level: str, m: Any, crush: tuple[float | None, str], table: Re
                    else "measurements missing")
             call.reasons.append(f"{ratio} rule not assessable: {why}")
             continue
-        st, note = table.stats(level, key)
+        if ratio == "crush" and len(crush) > 2:
+            st, note = crush[2], crush[3]
+        else:
+            st, note = table.stats(level, key)
         if st is None:
             call.reasons.append(f"{ratio} rule not assessable: {note}")
             continue

@@ -280,7 +280,9 @@ def classify_all(result: StudyResult, measured: list) -> None:
         "reference_table": getattr(table, "source", ""),
         "threshold_sd": getattr(table, "threshold_sd", None),
         "rules": "Genant quantitative: wedge AH/PH, biconcave MH/PH, crush PH/neighbours' PH; "
-                 "fracture when a ratio is more than threshold_sd SD below the level's mean",
+                 "fracture when a ratio is more than threshold_sd SD below the level's mean; "
+                 "a crushed neighbour is skipped as crush reference (next uncrushed body, "
+                 "chained one-sided reference)",
     }
     if hasattr(table, "to_dict"):
         result.parameters["reference"] = table.to_dict()

@@ -245,7 +245,8 @@ def method_lines(result: StudyResult) -> list[str]:
         + (f"; run on {m['provider']}" if m.get("provider") else ""),
         (f"Fracture rule: a ratio (AH/PH wedge, MH/PH biconcave, PH/neighbours' PH crush) "
          f"more than {sd:g} SD below the healthy mean for its level "
-         f"({genant.THRESHOLD_SOURCE})."),
+         f"({genant.THRESHOLD_SOURCE}). A crushed neighbour is not used as the crush "
+         f"reference; the next uncrushed body is."),
         (f"Genant grade from the height loss: 0 below {g1:.0%}, 1 {g1:.0%}-{g2:.0%}, "
          f"2 {g2:.0%}-{g3:.0%}, 3 above {g3:.0%} ({genant.GRADE_SOURCE})."),
         f"Reference ratios: {_reference_source(result)}",

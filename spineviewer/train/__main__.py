@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="label S1's upper body under SPIDER's lowest disc as sacrum")
     t.add_argument("--partial-weight", type=float, default=1.0,
                    help="weight of the cross-entropy below SPIDER's lowest disc (S1 region)")
+    t.add_argument("--edge-weight", type=float, default=0.0,
+                   help="extra cross-entropy weight within 2 px of a class border (endplates)")
     t.add_argument("--seed", type=int, default=20261129)
     t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--ckpt-minutes", type=float, default=5.0)
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                           synth_fraction=a.synth_fraction,
                           synth_fracture_prob=a.synth_fracture_prob,
                           partial_weight=a.partial_weight, s1_pseudo=a.s1_pseudo,
+                          edge_weight=a.edge_weight,
                           seed=a.seed,
                           val_every=a.val_every,
                           ckpt_minutes=a.ckpt_minutes, threads=a.threads, bf16=a.bf16,

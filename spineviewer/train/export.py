@@ -88,6 +88,8 @@ def _train_command(cfg: dict[str, Any]) -> str:
         parts.append(f"--partial-weight {cfg['partial_weight']}")
     if cfg.get("s1_pseudo"):
         parts.append("--s1-pseudo")
+    if cfg.get("edge_weight"):
+        parts.append(f"--edge-weight {cfg['edge_weight']}")
     if cfg.get("init"):
         parts.append(f"--init {cfg['init']}")
     parts.append(f"--below-disc {cfg.get('below_disc', 'partial')}")
@@ -145,7 +147,9 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
             + ")" + ("; there, a band under the disc (S1's upper body) is labelled sacrum "
                      "(--s1-pseudo)" if cfg.get("s1_pseudo") else "")
             if cfg.get("below_disc", "partial") == "partial" else
-            "; SPIDER pixels caudal to the lowest labelled disc ignored"),
+            "; SPIDER pixels caudal to the lowest labelled disc ignored") + (
+            f"; cross-entropy weighted x{1 + cfg['edge_weight']:g} within 2 px of a class border "
+            "(--edge-weight)" if cfg.get("edge_weight") else ""),
         "batch": cfg.get("batch"),
         "planned_steps": cfg.get("steps"),
         "max_minutes": cfg.get("max_minutes"),

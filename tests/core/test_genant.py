@@ -107,6 +107,35 @@ def test_crush_at_edge_uses_single_neighbour_and_none_without_neighbour():
     assert not lone.fracture
 
 
+def test_adjacent_crush_fractures_do_not_hide_each_other():
+    # L4 and L5 both crushed: L5's only neighbour (L4) is itself low, so PH5/PH4 = 1.06 looks
+    # normal; the rule must compare L5 with L3 instead (chained reference).
+    ms = _healthy()
+    ms[4] = M(AH_mm=17.0 * 0.93, PH_mm=17.0, MH_mm=17.0 * 0.92)  # L4 35 % lower
+    ms[5] = M(AH_mm=18.0 * 0.93, PH_mm=18.0, MH_mm=18.0 * 0.92)  # L5 31 % lower
+    calls = classify(LEVELS, ms, _table())
+    assert calls[4].fracture and calls[4].deformity == "crush"
+    l5 = calls[5]
+    assert l5.fracture and l5.deformity == "crush"
+    assert l5.ratios["crush"] == pytest.approx(18.0 / 26.0)
+    # chained mean 1.0 x 1.0, relative SD sqrt(0.06^2 + 0.06^2) = 0.085 -> threshold 0.75
+    line = next(r for r in l5.reasons if r.startswith("crush ratio PH/PH of the body two above"))
+    assert "0.75" in line and "L4 is itself crushed" in line and "L3 is the reference" in line
+    # a healthy neighbour of a crushed body is judged against its other neighbour only
+    assert not calls[3].fracture
+    assert any(r.startswith("crush ratio PH/PH of the body above") for r in calls[3].reasons)
+
+
+def test_crushed_neighbour_between_two_bodies_leaves_one_sided_reference():
+    ms = _healthy()
+    ms[2] = M(AH_mm=15.0 * 0.93, PH_mm=15.0, MH_mm=15.0 * 0.92)  # L2 crushed
+    ms[3] = M(AH_mm=20.0 * 0.93, PH_mm=20.0, MH_mm=20.0 * 0.92)  # L3 23 % lower
+    calls = classify(LEVELS, ms, _table())
+    assert calls[2].deformity == "crush"
+    # against the mean of L2 (15) and L4 (26), L3's ratio would be 0.98: missed
+    assert calls[3].fracture and calls[3].ratios["crush"] == pytest.approx(20.0 / 26.0)
+
+
 def test_largest_height_loss_wins_when_several_rules_fire():
     ms = _healthy()
     # AH 0.55 PH and PH 0.75 of neighbours: wedge loss 41 %, crush loss 25 %

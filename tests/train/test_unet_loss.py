@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from spineviewer.train.data import BG_OR_SACRUM, IGNORE
-from spineviewer.train.loop import dice_ce_loss, dice_per_class
+from spineviewer.train.loop import class_edges, dice_ce_loss, dice_per_class
 from spineviewer.train.unet import UNet, conv_flops, count_parameters
 
 
@@ -141,3 +141,29 @@ def test_fine_tune_holds_out_the_patients_of_its_initial_run(tmp_path):
     with pytest.raises(ValueError):
         inherit_holdout(TrainConfig(spider_root=str(tmp_path), out_dir="d", holdout=5),
                         asdict(TrainConfig(spider_root=str(tmp_path), out_dir="e")))
+
+
+def test_class_edges_mark_borders_only():
+    target = torch.zeros(1, 20, 20, dtype=torch.long)
+    target[0, 5:15, 5:15] = 1
+    target[0, 0, :] = IGNORE                       # ignore pixels are no class
+    edges = class_edges(target, 4, radius=1)[0]
+    assert edges[4, 10] == 1 and edges[5, 10] == 1  # both sides of the body border
+    assert edges[10, 10] == 0 and edges[18, 18] == 0  # deep inside, far outside
+    assert edges[1, 10] == 0                        # next to ignore, not a class border
+
+
+def test_edge_weight_scales_only_border_errors():
+    target = torch.zeros(1, 20, 20, dtype=torch.long)
+    target[0, 5:15, 5:15] = 1
+    good = torch.nn.functional.one_hot(target, 4).permute(0, 3, 1, 2).float() * 20
+    far = good.clone()
+    far[0, :, 18, 18] = torch.tensor([0.0, 20.0, 0.0, 0.0])      # error far from a border
+    near = good.clone()
+    near[0, :, 5, 10] = torch.tensor([20.0, 0.0, 0.0, 0.0])      # error on the border
+    for logits in (far, near):
+        assert float(dice_ce_loss(logits, target)) > 0.01
+    ratio_far = float(dice_ce_loss(far, target, edge_weight=4)) / float(dice_ce_loss(far, target))
+    ratio_near = float(dice_ce_loss(near, target, edge_weight=4)) / float(dice_ce_loss(near, target))
+    assert ratio_far == pytest.approx(1.0, abs=1e-3)
+    assert ratio_near > 1.5
