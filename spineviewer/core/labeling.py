@@ -1,6 +1,8 @@
 """Labelling: split the body class into vertebrae, find the sacrum, name L5..L1, T12 upwards.
 
-Levels are counted from the sacrum up (the body directly above S1 is L5). What one sagittal
+Body clusters that hold two bodies are split: too tall for one (``split_touching``), or
+lying on both faces of a disc cluster (``split_at_discs``: a thin disc outlined short of the
+body's edge). Levels are counted from the sacrum up (the body directly above S1 is L5). What one sagittal
 slice cannot settle is flagged rather than guessed silently: a sacrum outside the field of view
 (``sacrum_not_visible``; every body ``label_uncertain``), and size/spacing patterns that suggest
 a lumbosacral transitional vertebra or a sixth/fourth lumbar-type body (``transitional_anatomy``).
@@ -53,6 +55,11 @@ FRAGMENT_FRACTION = 0.3
 MIN_BODY_AREA_MM2 = 40.0
 #: Sacrum smaller than this is not trusted as visible.
 MIN_SACRUM_AREA_MM2 = 150.0
+#: A disc cluster at least this long (fraction of a body cluster's extent along the disc)
+#: with that one cluster on both of its faces lies between two bodies joined around its end.
+SPLIT_DISC_LENGTH = 0.5
+#: ... provided each side holds at least this fraction of the cluster.
+SPLIT_MIN_SIDE = 0.2
 
 
 @dataclass
@@ -157,6 +164,56 @@ def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], l
     return out, warnings
 
 
+def split_at_discs(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
+                   ) -> tuple[list[np.ndarray], list[str]]:
+    """Split body clusters that hold a disc between two of their parts.
+
+    A thin or degenerated disc that the network outlines short of the body's edge leaves the
+    two bodies joined around its end (a crushed body next to a normal one is then not tall
+    enough to be split by ``MERGED_FACTOR``). A disc cluster spanning at least
+    ``SPLIT_DISC_LENGTH`` of the body cluster's extent along it, with at least
+    ``SPLIT_MIN_SIDE`` of the cluster on each face, splits it along the disc's long axis.
+
+    Returns
+    -------
+    (masks top to bottom, warnings)
+    """
+    lab, n = ndi.label(disc)
+    if n == 0:
+        return masks, []
+    min_px = MIN_BODY_AREA_MM2 / spacing_mm ** 2
+    discs = [np.argwhere(lab == i + 1).astype(float) for i in range(n)]
+    discs = [d for d in discs if len(d) * spacing_mm ** 2 >= 10.0]
+    out, warnings = [], []
+    for m in masks:
+        pts = np.argwhere(m).astype(float)
+        for d in discs:
+            centre = d.mean(axis=0)
+            u = np.linalg.svd(d - centre, full_matrices=False)[2][0]  # long axis
+            normal = np.array([-u[1], u[0]])
+            if normal[0] < 0:
+                normal = -normal                                   # points down the column
+            along_d, along_m = (d - centre) @ u, (pts - centre) @ u
+            if np.ptp(along_d) < SPLIT_DISC_LENGTH * np.ptp(along_m):
+                continue
+            inside = (along_m >= along_d.min()) & (along_m <= along_d.max())
+            below = (pts - centre) @ normal > 0
+            n_up, n_down = int((inside & ~below).sum()), int((inside & below).sum())
+            if min(n_up, n_down) < max(min_px, SPLIT_MIN_SIDE * len(pts)):
+                continue
+            up, down = np.zeros_like(m), np.zeros_like(m)
+            up[tuple(pts[~below].astype(int).T)] = True
+            down[tuple(pts[below].astype(int).T)] = True
+            out += [up, down]
+            warnings.append(f"two bodies joined around the end of a disc near row "
+                            f"{centre[0]:.0f} split along it")
+            break
+        else:
+            out.append(m)
+    out.sort(key=lambda mm: np.argwhere(mm)[:, 0].mean())
+    return out, warnings
+
+
 def _drop_fragments(masks: list[np.ndarray], warnings: list[str]
                     ) -> tuple[list[np.ndarray], list[str]]:
     """Drop small non-border clusters (see ``FRAGMENT_FRACTION``); they would shift names."""
@@ -237,13 +294,16 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
     if kb is None:
         raise ValueError(f"class names {list(class_names)} have no 'body' class")
     masks, warnings = _instances(class_map == kb, spacing_mm)
+    kd = _index(class_names, "disc")
+    if kd is not None:
+        masks, notes = split_at_discs(masks, class_map == kd, spacing_mm)
+        warnings.extend(notes)
     sacrum = _find_sacrum(class_map, _index(class_names, "sacrum"), spacing_mm)
     flags: list[str] = []
     if sacrum is not None:
         masks, sacrum, notes = _settle_sacrum(masks, sacrum)
         warnings.extend(notes)
     masks, warnings = _drop_fragments(masks, warnings)
-    kd = _index(class_names, "disc")
     if sacrum is None and kd is not None and looks_like_s1(masks, class_map == kd, spacing_mm):
         sacrum, masks = masks[-1], masks[:-1]
         flags.append("sacrum_inferred")

@@ -208,6 +208,32 @@ def test_crushed_body_is_not_taken_for_a_fragment():
     assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
 
 
+def test_crushed_body_joined_to_its_neighbour_around_a_short_disc_is_split():
+    # L1 crushed (20 px high); the T12-L1 disc, thin, stops 8 px short of the posterior wall:
+    # T12 and L1 form one cluster, not tall enough to be split by height alone.
+    cm, truth = _column(6, top=20, heights=[36, 20, 42, 42, 44, 44], disc_h=8)
+    disc_rows = slice(20 + 36, 20 + 36 + 8)
+    disc_cols = np.nonzero((cm[disc_rows] == 3).any(axis=0))[0]
+    cm[disc_rows, disc_cols[-8:]] = 1
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert any("joined around the end of a disc" in w for w in lab.warnings)
+    for b, (r, _c) in zip(lab.bodies, truth):
+        assert b.centroid_rc[0] == pytest.approx(r, abs=2.0)
+    assert sum(b.mask.sum() for b in lab.bodies) == (cm == 1).sum()  # no pixel lost
+
+
+def test_disc_coloured_island_inside_a_body_does_not_split_it():
+    # a small bright lesion read as disc inside L3 (e.g. a haemangioma): not a disc between bodies
+    cm, _ = _column(6, top=40)
+    r0 = 40 + 3 * (BODY_H + DISC_H) + 15
+    c0 = _col(r0 + 6) + 20
+    cm[r0:r0 + 8, c0:c0 + 16] = 3
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert [b.level for b in lab.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert not any("joined around" in w for w in lab.warnings)
+
+
 def _s1_as_body(remnant_rows: int, remnant_cols: int):
     """T12..L5 plus S1 read as a seventh "body", with an S1-S2 disc remnant of the given
     size under it (full lumbar discs are 14 x 58 px) and the rest of the sacrum below."""
