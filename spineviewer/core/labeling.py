@@ -60,6 +60,8 @@ MIN_SACRUM_AREA_MM2 = 150.0
 SPLIT_DISC_LENGTH = 0.5
 #: ... provided each side holds at least this fraction of the cluster.
 SPLIT_MIN_SIDE = 0.2
+#: Disc clusters smaller than this are specks, not discs, for that test.
+SPLIT_MIN_DISC_AREA_MM2 = 10.0
 
 
 @dataclass
@@ -183,7 +185,7 @@ def split_at_discs(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
         return masks, []
     min_px = MIN_BODY_AREA_MM2 / spacing_mm ** 2
     discs = [np.argwhere(lab == i + 1).astype(float) for i in range(n)]
-    discs = [d for d in discs if len(d) * spacing_mm ** 2 >= 10.0]
+    discs = [d for d in discs if len(d) * spacing_mm ** 2 >= SPLIT_MIN_DISC_AREA_MM2]
     out, warnings = [], []
     for m in masks:
         pts = np.argwhere(m).astype(float)
