@@ -228,14 +228,9 @@ def crush_skipping_crushed(i: int, levels: Sequence[str], ph: Sequence[float | N
     (ratio or None, key) or (ratio, key, RatioStats, note) for a chained reference.
     """
     n = len(levels)
-    ok = [j for j in (i - 1, i + 1) if 0 <= j < n and ph[j] is not None and not crushed[j]]
-    if ph[i] is None:
-        return (None, "")
-    if len(ok) == 2:
-        return (ph[i] / ((ph[i - 1] + ph[i + 1]) / 2.0), "crush")
-    if len(ok) == 1:
-        j = ok[0]
-        return (ph[i] / ph[j], "crush_above" if j < i else "crush_below")
+    near = crush_ratios([p if j == i or not crushed[j] else None for j, p in enumerate(ph)])[i]
+    if near[0] is not None or ph[i] is None:
+        return near
     for j, k, key in ((i - 1, i - 2, "crush_above"), (i + 1, i + 2, "crush_below")):
         if not (0 <= k < n) or ph[k] is None or crushed[k] or not crushed[j]:
             continue

@@ -184,21 +184,25 @@ def split_at_discs(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
     if n == 0:
         return masks, []
     min_px = MIN_BODY_AREA_MM2 / spacing_mm ** 2
-    discs = [np.argwhere(lab == i + 1).astype(float) for i in range(n)]
-    discs = [d for d in discs if len(d) * spacing_mm ** 2 >= SPLIT_MIN_DISC_AREA_MM2]
+    axes = []                                   # per disc: centre, long axis, normal, extent
+    for i in range(n):
+        d = np.argwhere(lab == i + 1).astype(float)
+        if len(d) * spacing_mm ** 2 < SPLIT_MIN_DISC_AREA_MM2:
+            continue
+        centre = d.mean(axis=0)
+        u = np.linalg.svd(d - centre, full_matrices=False)[2][0]
+        normal = np.array([-u[1], u[0]])
+        normal = normal if normal[0] >= 0 else -normal         # points down the column
+        along = (d - centre) @ u
+        axes.append((centre, u, normal, along.min(), along.max()))
     out, warnings = [], []
     for m in masks:
         pts = np.argwhere(m).astype(float)
-        for d in discs:
-            centre = d.mean(axis=0)
-            u = np.linalg.svd(d - centre, full_matrices=False)[2][0]  # long axis
-            normal = np.array([-u[1], u[0]])
-            if normal[0] < 0:
-                normal = -normal                                   # points down the column
-            along_d, along_m = (d - centre) @ u, (pts - centre) @ u
-            if np.ptp(along_d) < SPLIT_DISC_LENGTH * np.ptp(along_m):
+        for centre, u, normal, lo, hi in axes:
+            along_m = (pts - centre) @ u
+            if hi - lo < SPLIT_DISC_LENGTH * np.ptp(along_m):
                 continue
-            inside = (along_m >= along_d.min()) & (along_m <= along_d.max())
+            inside = (along_m >= lo) & (along_m <= hi)
             below = (pts - centre) @ normal > 0
             n_up, n_down = int((inside & ~below).sum()), int((inside & below).sum())
             if min(n_up, n_down) < max(min_px, SPLIT_MIN_SIDE * len(pts)):
