@@ -202,14 +202,12 @@ def classify(levels: list[str], measurements: list[Any], table: ReferenceTable,
     calls = [one(i) for i in range(len(levels))]
     # A crushed neighbour is no reference for posterior height: judge its neighbours again
     # against the nearest uncrushed bodies (adjacent, "cascade" fractures).
-    crushed = [c.fracture and "crush" in c.height_loss for c in calls]
+    crushed = ["crush" in c.height_loss for c in calls]
     for i in range(len(levels)):
         if crushed[i] or not any(crushed[j] for j in (i - 1, i + 1) if 0 <= j < len(levels)):
             continue
-        alt = crush_skipping_crushed(i, levels, ph, crushed, table)
-        if alt != crush[i][:2]:
-            crush[i] = alt
-            calls[i] = one(i)
+        crush[i] = crush_skipping_crushed(i, levels, ph, crushed, table)
+        calls[i] = one(i)
     return calls
 
 
