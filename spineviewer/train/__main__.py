@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--edge-weight", type=float, default=0.0,
                    help="extra cross-entropy weight within 2 px of a class border (endplates)")
     t.add_argument("--seed", type=int, default=20261129)
-    t.add_argument("--val-every", type=int, default=200)
+    t.add_argument("--val-every", type=int, default=200,
+                   help="validate (and keep best.pt) every N steps; 0: no validation or "
+                        "selection, best.pt = the final weights (a last stage on every "
+                        "train patient, --holdout 0, must not select on SPIDER val)")
     t.add_argument("--ckpt-minutes", type=float, default=5.0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only with AMX/AVX512-BF16)")

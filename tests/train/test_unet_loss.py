@@ -1,5 +1,7 @@
 """U-Net shapes, the Dice + CE loss with ignored pixels, ONNX export round-trip (PyTorch)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,42 @@ def test_edge_weight_scales_only_border_errors():
     ratio_near = float(dice_ce_loss(near, target, edge_weight=4)) / float(dice_ce_loss(near, target))
     assert ratio_far == pytest.approx(1.0, abs=1e-3)
     assert ratio_near > 1.5
+
+
+def _fake_spider(root):
+    """Two tiny SPIDER-like train slices: vertebrae and discs stacked, canal behind."""
+    from skimage.io import imsave
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    mask = np.zeros((256, 200), np.uint8)
+    for top in range(10, 220, 40):
+        mask[top:top + 30, 50:130] = 1                 # vertebral body
+        mask[top + 30:top + 38, 52:128] = 2            # disc
+    mask[:, 135:150] = 3                               # canal
+    image = (40 + 150 * (mask == 1) + 200 * (mask == 2)).astype(np.uint8)
+    rows = ["file,case,slice,central_rank,split,rows,cols"]
+    for case in (1, 2):
+        name = f"spider{case:03d}_s000.png"
+        imsave(root / "images" / name, image, check_contrast=False)
+        imsave(root / "masks" / name, mask, check_contrast=False)
+        rows.append(f"{name},{case},0,0,train,256,200")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_val_every_zero_trains_without_selection_and_keeps_final_weights(tmp_path):
+    from spineviewer.train.loop import TrainConfig, train
+
+    _fake_spider(tmp_path / "spider")
+    cfg = TrainConfig(spider_root=str(tmp_path / "spider"), out_dir=str(tmp_path / "run"),
+                      base=2, batch=1, steps=3, synth_fraction=0.0, num_workers=0,
+                      crop=(64, 64), val_every=0, threads=1)
+    out = train(cfg)
+    assert not (out / "val_set.npz").exists()          # SPIDER val never loaded
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["steps_done"] == 3 and recipe["history"] == []
+    best = torch.load(out / "best.pt", weights_only=False)
+    last = torch.load(out / "last.pt", weights_only=False)
+    assert best["step"] == last["step"] == 3
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    assert "no validation" in (out / "train.log").read_text()
