@@ -159,6 +159,8 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "init": cfg.get("init"),
         "spider_below_lowest_disc": cfg.get("below_disc", "partial"),
         "checkpoint_selection": (
+            "none: the final weights (--val-every 0); SPIDER val unseen until the final "
+            "evaluation" if cfg.get("val_every") == 0 else
             f"best periodic validation score on {cfg['holdout']} SPIDER train patients held "
             "out of training, plus phantoms; SPIDER val unseen until the final evaluation"
             if cfg.get("holdout") else

@@ -401,7 +401,7 @@ def train(cfg: TrainConfig) -> Path:
         # patient is left and selecting on SPIDER val would leak it.
         val = {}
         log("no validation (--val-every 0): the final weights are the result")
-    if cfg.holdout:
+    if cfg.holdout and val:
         log(f"selection on held-out train patients {holdout_cases(cfg)} (not trained on)")
     if val:
         log("val set: " + ", ".join(f"{k}={len(v[0])}" for k, v in val.items()))

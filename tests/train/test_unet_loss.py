@@ -208,3 +208,10 @@ def test_val_every_zero_trains_without_selection_and_keeps_final_weights(tmp_pat
     assert best["step"] == last["step"] == 3
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
     assert "no validation" in (out / "train.log").read_text()
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from spineviewer.train.export import export_checkpoint
+
+    onnx_path = export_checkpoint(out / "best.pt", tmp_path / "tiny.onnx")
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert card["recipe"]["checkpoint_selection"].startswith("none: the final weights")
