@@ -393,18 +393,17 @@ def train(cfg: TrainConfig) -> Path:
     budget_s = cfg.max_minutes * 60.0
     log(f"config {json.dumps(asdict(cfg))}")
     log(f"params {count_parameters(model)}; synth available: {_synth_available()}")
-    if cfg.val_every > 0:
+    # --val-every 0: no selection; the run's result is its final weights (``last.pt``,
+    # copied to ``best.pt``). For a last stage on every train patient, where no held-out
+    # train patient is left and selecting on SPIDER val would leak it.
+    validate = cfg.val_every > 0
+    if validate:
         val = build_val_set(cfg, out / "val_set.npz")
-    else:
-        # No selection: the run's result is its final weights (``last.pt``, copied to
-        # ``best.pt``). For a last stage on every train patient, where no held-out train
-        # patient is left and selecting on SPIDER val would leak it.
-        val = {}
-        log("no validation (--val-every 0): the final weights are the result")
-    if cfg.holdout and val:
-        log(f"selection on held-out train patients {holdout_cases(cfg)} (not trained on)")
-    if val:
+        if cfg.holdout:
+            log(f"selection on held-out train patients {holdout_cases(cfg)} (not trained on)")
         log("val set: " + ", ".join(f"{k}={len(v[0])}" for k, v in val.items()))
+    else:
+        log("no validation (--val-every 0): the final weights are the result")
     loader = DataLoader(MixedStream(cfg, step), batch_size=cfg.batch,
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
                         prefetch_factor=4 if cfg.num_workers > 0 else None)
@@ -455,7 +454,7 @@ def train(cfg: TrainConfig) -> Path:
             train_s += el
             t_seg = time.time()
             seg_steps, loss_acc = 0, 0.0
-        if cfg.val_every > 0 and step % cfg.val_every == 0:
+        if validate and step % cfg.val_every == 0:
             t_v = time.time()
             metrics = evaluate_torch(model, val)
             score = _score(metrics)
@@ -472,7 +471,7 @@ def train(cfg: TrainConfig) -> Path:
             t_ckpt = time.time()
     train_s += time.time() - t_seg if seg_steps else 0.0
     # Final validation so the last weights are compared too.
-    if val and (not history or history[-1]["step"] != step):
+    if validate and (not history or history[-1]["step"] != step):
         metrics = evaluate_torch(model, val)
         score = _score(metrics)
         history.append({"step": step, "score": score, **metrics})
@@ -482,7 +481,7 @@ def train(cfg: TrainConfig) -> Path:
             save(out / "best.pt")
             log(f"new best {best:.4f}")
     save(last)
-    if not val:
+    if not validate:
         shutil.copyfile(last, out / "best.pt")
     recipe = {"config": asdict(cfg), "steps_done": step, "train_minutes": train_s / 60,
               "stop_reason": stop_reason, "best_val_score": best, "history": history,
@@ -490,5 +489,5 @@ def train(cfg: TrainConfig) -> Path:
                          f"{os.cpu_count()} CPUs, torch {torch.__version__}"}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
     log(f"stopped ({stop_reason}) at step {step}; "
-        + (f"best {best:.4f}" if val else "final weights copied to best.pt"))
+        + (f"best {best:.4f}" if validate else "final weights copied to best.pt"))
     return out
