@@ -110,11 +110,24 @@ def follow(mask: np.ndarray, start: int, labellings: Sequence[Labelling | None]
 
 
 def midplane_position(track: dict[int, np.ndarray]) -> int:
-    """Stack position nearest the area-weighted centre of the body's cross-sections."""
+    """Stack position nearest the body's own mid-sagittal plane.
+
+    A body's sagittal section is about as long as its axial section is deep there, so its
+    area falls off as sqrt(1 - (x - x0)^2 / R^2) with the distance from the mid-plane x0: the
+    squared areas are a downward parabola in x whose vertex is x0. The fit uses the sections
+    of at least ``MIDPLANE_MIN_AREA`` of the largest (not the pedicle slivers) and is not
+    biased when the series ends on one side of the body. With fewer than three such sections,
+    or no downward parabola, the largest section decides.
+    """
     pos = np.array(sorted(track))
     areas = np.array([float(track[p].sum()) for p in pos])
     keep = areas >= MIDPLANE_MIN_AREA * areas.max()
-    centre = float((pos[keep] * areas[keep]).sum() / areas[keep].sum())
+    centre = float(pos[int(np.argmax(areas))])
+    if keep.sum() >= 3:
+        a2 = (areas[keep] / areas.max()) ** 2
+        c2, c1, _ = np.polyfit(pos[keep].astype(float), a2, 2)
+        if c2 < 0:
+            centre = float(np.clip(-c1 / (2 * c2), pos[keep].min(), pos[keep].max()))
     # nearest the centre; among equally near, the larger section
     order = sorted(range(len(pos)), key=lambda i: (abs(pos[i] - centre), -areas[i]))
     return int(pos[order[0]])
