@@ -193,12 +193,13 @@ def _cmd_demo(args) -> int:
 
 
 def demo_study_options() -> dict:
-    """The demo case: grade-2 wedge fracture at L1, Schmorl node at L3, osteophyte at L4."""
+    """The demo case: acute grade-2 wedge fracture at L1 (oedema on the STIR series), Schmorl
+    node at L3, osteophyte at L4."""
     from spineviewer.synth.phantom import PhantomParams
 
     params = PhantomParams(deformities={"L1": ("wedge", 2)}, schmorl_levels=("L3",),
-                           osteophyte_levels=("L4",))
-    return {"vendor": "siemens", "field_strength_T": 3.0, "params": params}
+                           osteophyte_levels=("L4",), acute_levels=("L1",))
+    return {"vendor": "siemens", "field_strength_T": 3.0, "params": params, "stir": True}
 
 
 def _delegate(name: str):
