@@ -25,6 +25,9 @@ CSV_COLUMNS = (
     "fracture", "deformity", "genant_grade", "flags",
 )
 DEFORMITIES = ("none", "wedge", "biconcave", "crush")
+#: Study-level flags about the input (set by `core.dicom.checks`), repeated in every CSV row.
+INPUT_FLAG_NAMES = ("slice_missing", "few_slices", "eight_bit", "lossy_compression",
+                    "not_monochrome2", "mixed_geometry")
 
 
 @dataclass
@@ -154,7 +157,9 @@ class StudyResult:
             row["fracture"] = int(v.final_fracture)
             row["deformity"] = v.deformity
             row["genant_grade"] = v.genant_grade
-            row["flags"] = ";".join(v.flags)
+            # study-level input flags (missing slice, 8-bit, lossy ...) on every row
+            row["flags"] = ";".join([*v.flags, *(f for f in self.flags
+                                                 if f in INPUT_FLAG_NAMES and f not in v.flags)])
             rows.append(row)
         return rows
 
@@ -204,12 +209,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, then rename; mode 0666 minus the umask."""
     import os
-    import tempfile
+    import secrets
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{secrets.token_hex(6)}.tmp"  # short: works for any valid name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
