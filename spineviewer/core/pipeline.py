@@ -147,13 +147,18 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     choice = choose_series(index, series_uid=series_uid)
     st.start("load")
     volume = load_series(choice.series)
-    centre = int(volume.centre_index)
+    from spineviewer.core.dicom.checks import check_input
+    checked = check_input(volume)  # refuses no spacing / missing centre; flags the doubtful
+    centre = int(checked.centre)
     model = None if masks_override is not None else get_model(model_path, provider, threads)
-    result = _new_result(path, index, choice, volume, model)
+    result = _new_result(path, index, choice, volume, model, centre, checked.spacing_mm)
+    result.flags.extend(checked.flags)
+    result.warnings.extend(checked.warnings)
     result.parameters["slice_mode"] = slice_mode
 
     st.start("preprocess")
-    prep = prepare_series(volume, model, centre_only=slice_mode == "centre")
+    prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
+                          centre_only=slice_mode == "centre")
     st.start("segment")
     seg = segment_series(prep, model, masks_override, cancel=cancel)
     st.start("label")
@@ -174,13 +179,13 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     return result
 
 
-def _new_result(path, index, choice, volume, model) -> StudyResult:
-    idx = int(volume.centre_index)
+def _new_result(path, index, choice, volume, model, centre: int, spacing_mm) -> StudyResult:
+    idx = int(centre)
     image = volume.pixels[idx]
     result = StudyResult(
         study_uid=str(choice.series.study_uid), series_uid=str(choice.series.series_uid),
         sop_instance_uid=str(volume.sop_instance_uids[idx]), slice_index=idx,
-        pixel_spacing_mm=tuple(float(x) for x in volume.pixel_spacing_mm),
+        pixel_spacing_mm=tuple(float(x) for x in spacing_mm),
         model=_model_info(model),
         series_choice={**choice.to_dict(), "description": choice.series.series_description},
         patient=_patient_info(volume.datasets[idx]),
@@ -222,13 +227,17 @@ def _preprocess_kwargs(model) -> dict[str, Any]:
             "scale": float(norm.get("scale", 2500.0)), "clip": float(norm.get("clip", 1.0))}
 
 
-def prepare_series(volume, model, *, centre_only: bool = False) -> PreparedSeries:
-    """Preprocess stage: the whole field of view of every slice (or the centre one)."""
+def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
+                   centre_only: bool = False) -> PreparedSeries:
+    """Preprocess stage: the whole field of view of every slice (or the centre one).
+
+    ``centre`` and ``spacing_mm`` default to the volume's (``core.dicom.checks`` may settle
+    them otherwise)."""
     from spineviewer.core.preprocess import preprocess_volume
 
-    centre = int(volume.centre_index)
+    centre = int(volume.centre_index if centre is None else centre)
     indices = [centre] if centre_only else list(range(int(volume.n_slices)))
-    spacing = tuple(float(x) for x in volume.pixel_spacing_mm)
+    spacing = tuple(float(x) for x in (spacing_mm or volume.pixel_spacing_mm))
     x, transform = preprocess_volume(np.asarray(volume.pixels)[indices], spacing,
                                      volume.image_orientation, **_preprocess_kwargs(model))
     return PreparedSeries(x=x, slice_indices=indices, transform=transform,

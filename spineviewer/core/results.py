@@ -27,6 +27,9 @@ CSV_COLUMNS = (
     "qc_reasons",
 )
 DEFORMITIES = ("none", "wedge", "biconcave", "crush")
+#: Study-level flags about the input (set by `core.dicom.checks`), repeated in every CSV row.
+INPUT_FLAG_NAMES = ("slice_missing", "few_slices", "eight_bit", "lossy_compression",
+                    "not_monochrome2", "mixed_geometry")
 
 
 @dataclass
@@ -162,7 +165,9 @@ class StudyResult:
             row["fracture"] = int(v.final_fracture)
             row["deformity"] = v.deformity
             row["genant_grade"] = v.genant_grade
-            row["flags"] = ";".join(v.flags)
+            # study-level input flags (missing slice, 8-bit, lossy ...) on every row
+            row["flags"] = ";".join([*v.flags, *(f for f in self.flags
+                                                 if f in INPUT_FLAG_NAMES and f not in v.flags)])
             row["measurement_slice"] = "" if v.measurement_slice is None else v.measurement_slice
             row["measurement_sop_uid"] = v.measurement_sop_uid
             row["most_deformed_slice"] = ("" if v.most_deformed_slice is None
