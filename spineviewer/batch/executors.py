@@ -21,15 +21,24 @@ class LocalExecutor:
     """A pool of ``workers`` spawned processes."""
 
     def __init__(self, workers: int, debug: bool = False):
+        self.capacity = max(1, int(workers))
+        self._debug = debug
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
         from spineviewer.batch.task import init_worker
 
-        self.capacity = max(1, int(workers))
-        self._pool = cf.ProcessPoolExecutor(
+        return cf.ProcessPoolExecutor(
             max_workers=self.capacity, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker, initargs=(debug,))
+            initializer=init_worker, initargs=(self._debug,))
 
     def submit(self, fn, *args, key: str = "") -> cf.Future:
-        return self._pool.submit(fn, *args)
+        try:
+            return self._pool.submit(fn, *args)
+        except cf.process.BrokenProcessPool:  # a worker died: the others are gone too
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(fn, *args)
 
     @staticmethod
     def wait_any(futures) -> tuple[set, set]:
@@ -72,7 +81,9 @@ class DaskExecutor:
                                    key=f"spineviewer-study-{key}-{uuid.uuid4().hex[:8]}")
 
     def wait_any(self, futures) -> tuple[set, set]:
-        done, pending = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
+        with self._client.as_current():
+            done, pending = self._distributed.wait(list(futures),
+                                                   return_when="FIRST_COMPLETED")
         return set(done), set(pending)
 
     def is_crash(self, exc: BaseException) -> bool:
@@ -80,10 +91,3 @@ class DaskExecutor:
 
     def close(self, cancel: bool = False) -> None:
         self._client.close()
-
-
-def make_executor(workers: int, scheduler: str | None, debug: bool = False):
-    """A `DaskExecutor` when ``scheduler`` is given, else a `LocalExecutor`."""
-    if scheduler:
-        return DaskExecutor(scheduler)
-    return LocalExecutor(workers, debug)

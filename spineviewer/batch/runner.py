@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from spineviewer.batch.discover import Discovery, Failure, StudyJob, discover, study_key
-from spineviewer.batch.executors import make_executor
+from spineviewer.batch.executors import DaskExecutor, LocalExecutor
 from spineviewer.batch.manifest import Manifest, fingerprint, is_current, model_identity
 from spineviewer.batch.task import TaskOptions, cpu_count, run_study
 from spineviewer.core.errors import SpineViewerError
@@ -41,6 +41,7 @@ class BatchOptions:
     threads: int | None = None
     model_path: str | None = None
     debug: bool = False
+    connect_timeout_s: float = 15.0
 
 
 class Reporter(Protocol):
@@ -78,18 +79,30 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out)
     model = model_identity(opts.model_path)
-    disc = discover(root, exclude=[out], cache=manifest.load_probes(), progress=rep.discovering)
-    manifest.save_probes(disc.probes)
-    todo, records = _plan(disc, manifest, model, opts)
-    n_skipped = len(records)
-    rep.start(len(todo), n_skipped)
     workers = opts.workers or cpu_count()
+    # a cluster is reached before the (possibly long) discovery: fail fast; local workers
+    # start only when there is work
+    ex = DaskExecutor(opts.scheduler, opts.connect_timeout_s) if opts.scheduler else None
     try:
-        if todo:
-            _execute(todo, opts, workers, manifest, records, rep)
-    finally:
-        rep.close()
-        summary = _write_tables(out, disc, records, opts)
+        disc = discover(root, exclude=[out], cache=manifest.load_probes(),
+                        progress=rep.discovering)
+        manifest.save_probes(disc.probes)
+        todo, records = _plan(disc, manifest, model, opts)
+        n_skipped = len(records)
+        rep.start(len(todo), n_skipped)
+        try:
+            if todo:
+                ex = ex or LocalExecutor(workers, opts.debug)
+                _execute(todo, opts, ex, workers, manifest, records, rep)
+        finally:
+            rep.close()
+            summary = _write_tables(out, disc, records, opts)
+    except BaseException:
+        if ex is not None:
+            ex.close(cancel=True)
+        raise
+    if ex is not None:
+        ex.close()
     summary.update(skipped=n_skipped, elapsed_s=round(time.perf_counter() - t0, 3), model=model,
                    workers=None if opts.scheduler else workers, scheduler=opts.scheduler)
     summary["studies_per_min"] = round(60 * summary["done"] / max(summary["elapsed_s"], 1e-9), 2)
@@ -113,42 +126,36 @@ def _plan(disc: Discovery, manifest: Manifest, model: dict, opts: BatchOptions):
     return todo, finished
 
 
-def _execute(todo, opts: BatchOptions, workers: int, manifest: Manifest,
+def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
              records: dict[str, dict], rep: Reporter) -> None:
     threads = opts.threads or (None if opts.scheduler else max(1, cpu_count() // workers))
     topts = TaskOptions(str(opts.out), opts.pdf, opts.dicom, opts.deidentify, opts.provider,
                         threads, opts.model_path)
     queue, suspects = deque(todo), deque()
-    ex = make_executor(workers, opts.scheduler, opts.debug)
     pending: dict[Any, tuple[str, StudyJob, str, bool]] = {}
-    try:
-        while queue or suspects or pending:
-            while queue and len(pending) < 2 * ex.capacity:
-                key, job, fp = queue.popleft()
-                pending[ex.submit(run_study, job, key, topts, key=key)] = (key, job, fp, False)
-            if not pending and suspects:  # a study whose worker died: alone, once more
-                key, job, fp = suspects.popleft()
-                pending[ex.submit(run_study, job, key, topts, key=key)] = (key, job, fp, True)
-            done, _ = ex.wait_any(list(pending))
-            for fut in done:
-                key, job, fp, alone = pending.pop(fut)
-                try:
-                    record = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a dead worker or a lost task
-                    if ex.is_crash(exc) and not alone:
-                        suspects.append((key, job, fp))
-                        continue
-                    reason = CRASHED if ex.is_crash(exc) else f"{type(exc).__name__}: {exc}"
-                    record = {"study_uid": job.study_uid, "path": job.folder, "key": key,
-                              "status": "failed", "reason": reason}
-                else:
-                    manifest.save_record(key, {**record, "fingerprint": fp})
-                records[key] = record
-                rep.update(record)
-    except BaseException:
-        ex.close(cancel=True)
-        raise
-    ex.close()
+    while queue or suspects or pending:
+        while queue and len(pending) < 2 * ex.capacity:
+            key, job, fp = queue.popleft()
+            pending[ex.submit(run_study, job, key, topts, key=key)] = (key, job, fp, False)
+        if not pending and suspects:  # a study whose worker died: alone, once more
+            key, job, fp = suspects.popleft()
+            pending[ex.submit(run_study, job, key, topts, key=key)] = (key, job, fp, True)
+        done, _ = ex.wait_any(list(pending))
+        for fut in done:
+            key, job, fp, alone = pending.pop(fut)
+            try:
+                record = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a dead worker or a lost task
+                if ex.is_crash(exc) and not alone:
+                    suspects.append((key, job, fp))
+                    continue
+                reason = CRASHED if ex.is_crash(exc) else f"{type(exc).__name__}: {exc}"
+                record = {"study_uid": job.study_uid, "path": job.folder, "key": key,
+                          "status": "failed", "reason": reason}
+            else:
+                manifest.save_record(key, {**record, "fingerprint": fp})
+            records[key] = record
+            rep.update(record)
 
 
 def _shown_uid(uid: str, deidentify: bool) -> str:
