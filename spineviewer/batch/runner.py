@@ -72,8 +72,9 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
     if not root.exists():
         raise SpineViewerError(f"folder {str(root)!r} does not exist")
     if opts.dicom and opts.deidentify:
-        raise SpineViewerError("DICOM outputs go into the patient's study and cannot be "
-                               "de-identified; use --dicom or --deidentify, not both")
+        from spineviewer.io.export import DEIDENTIFY_DICOM_REFUSED
+
+        raise SpineViewerError(DEIDENTIFY_DICOM_REFUSED)
     if opts.workers is not None and opts.workers < 1:
         raise SpineViewerError("--workers must be at least 1")
     out.mkdir(parents=True, exist_ok=True)

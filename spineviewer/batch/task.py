@@ -18,11 +18,8 @@ from typing import Any
 
 from spineviewer.batch.discover import StudyJob
 from spineviewer.core.errors import SpineViewerError
-from spineviewer.core.results import atomic_write_text
 
 log = logging.getLogger(__name__)
-
-JSON_NAME = "result.json"
 
 
 @dataclass(frozen=True)
@@ -69,23 +66,18 @@ def run_study(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
 
 def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
     from spineviewer.core.pipeline import analyze_study
-    from spineviewer.io.csv_export import deidentify_csv_text, deidentify_result
+    from spineviewer.io import export
 
     result = analyze_study(job.folder, files=job.all_paths(), model_path=opts.model_path,
                            provider=opts.provider, threads=opts.threads or _default_threads())
     out = study_dir(opts.out_dir, key)
-    text = result.to_csv()
-    shown = result
-    if opts.deidentify:
-        text = deidentify_csv_text(text)
-        shown = deidentify_result(result)
-    atomic_write_text(out / JSON_NAME, shown.to_json())
-    written = [out / JSON_NAME]
-    if opts.pdf or opts.dicom:
-        from spineviewer.io.export import export_all
-
-        written += export_all(result, out, pdf=opts.pdf, csv=False, dicom=opts.dicom,
-                              deidentify=opts.deidentify, overwrite=True)
+    # exactly what `analyze --csv --json [--pdf] [--dicom-out]` writes, into the study folder
+    written = export.write_outputs(
+        result, csv=out / export.CSV_NAME, json=out / export.JSON_NAME,
+        pdf=out / export.PDF_NAME if opts.pdf else None,
+        dicom_dir=out / export.DICOM_DIR if opts.dicom else None,
+        deidentify=opts.deidentify, overwrite=True)
+    text = (out / export.CSV_NAME).read_text(encoding="utf-8")
     return {"csv_body": text.split("\n", 1)[1],
             "outputs": sorted(os.path.relpath(p, opts.out_dir) for p in written)}
 

@@ -48,14 +48,14 @@ def test_batch_analyses_every_study_and_lists_failures(archive, first_run):
     assert len(summary["worker_peak_rss_mb"]) <= 2
     assert json.loads((out / "summary.json").read_text())["done"] == N_STUDIES
     for t in truths:
-        result = json.loads((out / "studies" / t.study_uid / "result.json").read_text())
+        result = json.loads((out / "studies" / t.study_uid / "results.json").read_text())
         assert result["study_uid"] == t.study_uid
 
 
 def test_study_spanning_two_folders_is_one_study(archive, first_run):
     root, truths = archive
     out, _ = first_run
-    result = json.loads((out / "studies" / truths[8].study_uid / "result.json").read_text())
+    result = json.loads((out / "studies" / truths[8].study_uid / "results.json").read_text())
     # all 5 slices indexed together: the centre slice is the truth's
     assert result["sop_instance_uid"] == truths[8].sop_instance_uid
     assert Path(result["source_slice_file"]).parent.name in ("split_a", "split_b")
@@ -167,3 +167,24 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys):
                  "--deidentify", "-q"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(e.startswith("spineviewer: error:") for e in err)
+
+
+def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path):
+    from spineviewer.io.csv_export import hash_uid
+
+    root, truths = archive
+    out = tmp_path / "out"
+    s = run_batch(BatchOptions(root=str(root / "study_01"), out=str(out), workers=1, pdf=True,
+                               dicom=True))
+    assert s["done"] == 1
+    folder = out / "studies" / truths[1].study_uid
+    assert (folder / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert len(list((folder / "dicom").glob("*.dcm"))) >= 3
+    out2 = tmp_path / "out2"
+    s = run_batch(BatchOptions(root=str(root / "study_02"), out=str(out2), workers=1, pdf=True,
+                               deidentify=True))
+    hashed = hash_uid(truths[2].study_uid)
+    assert s["done"] == 1 and {r["study_uid"] for r in _csv(out2 / "results.csv")} == {hashed}
+    text = "".join(p.read_text(errors="ignore") for p in out2.rglob("*.json")
+                   if "manifest" not in p.parts)
+    assert truths[2].study_uid not in text and "PHANTOM" not in text
