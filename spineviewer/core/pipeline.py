@@ -108,10 +108,12 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     choice = choose_series(index, series_uid=series_uid)
     st.start("load")
     volume = load_series(choice.series)
-    idx = int(volume.centre_index)
+    from spineviewer.core.dicom.checks import check_input
+    checked = check_input(volume)  # refuses no spacing / missing centre; flags the doubtful
+    idx = int(checked.centre)
     image = volume.pixels[idx]
     header = volume.datasets[idx]
-    spacing = tuple(float(x) for x in volume.pixel_spacing_mm)
+    spacing = checked.spacing_mm
 
     model = None
     if masks_override is None:
@@ -128,6 +130,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         software={"name": "SpineViewer", "version": __version__},
         image_shape=(int(image.shape[0]), int(image.shape[1])),
     )
+    result.flags.extend(checked.flags)
+    result.warnings.extend(checked.warnings)
     skipped = list(index.skipped) + list(getattr(volume, "skipped", []))
     result.warnings.extend(f"skipped {f}: {why}" for f, why in skipped[:20])
     if len(skipped) > 20:

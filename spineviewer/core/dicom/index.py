@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from spineviewer.core.dicom import headers as hdr
+from spineviewer.core.dicom import reading
 from spineviewer.core.errors import Cancelled, NoDicomFound
 
 log = logging.getLogger(__name__)
@@ -31,6 +30,7 @@ NON_IMAGE_MODALITIES = frozenset(
     {"SR", "SEG", "PR", "KO", "DOC", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "RWV", "PLAN"}
 )
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,8 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
             records.append(_read_record(f))
         except _Skip as why:
             index.skipped.append((f, str(why)))
+        except Exception as exc:  # noqa: BLE001 - a damaged header skips the file, not the study
+            index.skipped.append((f, f"unreadable DICOM: {type(exc).__name__}"))
     index.series = _group(records)
     if progress is not None:
         progress(1.0, f"{len(index.series)} series in {len(files)} files")
@@ -209,6 +211,8 @@ def probe_file(path: str) -> tuple[str | None, str | None]:
         record = _read_record(path)
     except _Skip as why:
         return None, str(why)
+    except Exception as exc:  # noqa: BLE001 - as in scan_folder: a damaged header skips it
+        return None, f"unreadable DICOM: {type(exc).__name__}"
     return hdr.text(record.ds, "StudyInstanceUID"), None
 
 
@@ -242,33 +246,16 @@ def _read_record(path: str) -> _FileRecord:
         if len(ds) < 5 or not uid:
             raise _Skip("incomplete DICOM header: file truncated or damaged")
         raise _Skip("not an image: no pixel data")
-    _check_complete(path, pixel)
+    if reading.transfer_syntax(ds) != _DEFLATED:  # offsets of a deflated file are inflated ones
+        _check_complete(path, pixel)
     return _FileRecord(path, uid, ds)
 
 
 def _read_header(path: str) -> Dataset:
     try:
-        return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
-    except InvalidDicomError:
-        if not _looks_like_bare_dicom(path):
-            raise _Skip("not DICOM") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise _Skip(f"unreadable DICOM: {type(exc).__name__}") from None
-    try:  # old files without the 128-byte preamble and 'DICM' marker
-        return pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
-    except Exception as exc:  # noqa: BLE001 - any parser failure means "not usable"
-        raise _Skip(f"unreadable DICOM: {type(exc).__name__}") from None
-
-
-def _looks_like_bare_dicom(path: str) -> bool:
-    """True when the file starts with a little-endian group 0008 element, as preamble-less
-    (ACR-NEMA style) DICOM files do."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError:
-        return False
-    return len(head) == 4 and head[:2] == b"\x08\x00"
+        return reading.read_dataset(path, defer_size=_DEFER_BYTES)
+    except reading.UnreadableFile as why:
+        raise _Skip(str(why)) from None
 
 
 def _check_complete(path: str, pixel) -> None:
