@@ -109,6 +109,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   threads: int | None = None, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None,
                   masks_override: np.ndarray | None = None,
+                  files: list[str] | None = None,
                   slice_mode: str = "per-vertebra") -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
@@ -122,6 +123,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     masks_override : label map on the *source* centre slice (0 none, 1..6 T12..L5, 7 sacrum)
         that replaces the network (validation with ground-truth masks); implies the centre
         slice only.
+    files : index exactly these files instead of walking ``path`` (batch: one study's files).
     slice_mode : ``per-vertebra`` (every slice segmented, each body measured on the slice
         nearest its own mid-sagittal plane) or ``centre`` (the paper: the centre slice only).
 
@@ -142,7 +144,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         slice_mode = "centre"
     st = _Stages(progress, cancel)
     st.start("index")
-    index = scan_folder(path, cancel=cancel)
+    index = scan_folder(path, cancel=cancel, files=files)
     st.start("select")
     choice = choose_series(index, series_uid=series_uid)
     st.start("load")
