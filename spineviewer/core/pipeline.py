@@ -79,7 +79,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   model_path: str | Path | None = None, provider: str = "auto",
                   threads: int | None = None, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None,
-                  masks_override: np.ndarray | None = None) -> StudyResult:
+                  masks_override: np.ndarray | None = None,
+                  files: list[str] | None = None) -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
     Parameters
@@ -91,6 +92,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
     masks_override : label map on the *source* slice (0 none, 1..6 T12..L5, 7 sacrum) that
         replaces the network (validation with ground-truth masks).
+    files : index exactly these files instead of walking ``path`` (batch: one study's files).
 
     Returns
     -------
@@ -101,7 +103,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     from spineviewer.core.dicom.volume import load_series
     st = _Stages(progress, cancel)
     st.start("index")
-    index = scan_folder(path, cancel=cancel)
+    index = scan_folder(path, cancel=cancel, files=files)
     st.start("select")
     choice = choose_series(index, series_uid=series_uid)
     st.start("load")
