@@ -1,4 +1,4 @@
-"""The `spineviewer` command: gui (default), analyze, demo, synth, evaluate, send.
+"""The `spineviewer` command: gui (default), analyze, batch, demo, synth, evaluate, send.
 
 User-caused errors exit with status 2 and one line on stderr, never a traceback.
 """
@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     _runtime_options(d)
     d.set_defaults(func=_cmd_demo)
 
+    from spineviewer.batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
+
     for name, helptext in (("synth", "write synthetic phantom DICOM studies"),
                            ("evaluate", "agreement statistics: reference CSV vs results CSV"),
                            ("send", "send DICOM files to a PACS (C-ECHO / C-STORE)")):
@@ -84,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _DELEGATED = ("synth", "evaluate", "send")
-_COMMANDS = ("gui", "analyze", "demo", *_DELEGATED)
+_COMMANDS = ("gui", "analyze", "batch", "demo", *_DELEGATED)
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:

@@ -79,7 +79,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   model_path: str | Path | None = None, provider: str = "auto",
                   threads: int | None = None, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None,
-                  masks_override: np.ndarray | None = None) -> StudyResult:
+                  masks_override: np.ndarray | None = None,
+                  files: list[str] | None = None) -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
     Parameters
@@ -91,6 +92,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
     masks_override : label map on the *source* slice (0 none, 1..6 T12..L5, 7 sacrum) that
         replaces the network (validation with ground-truth masks).
+    files : index exactly these files instead of walking ``path`` (batch: one study's files).
 
     Returns
     -------
@@ -101,15 +103,17 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     from spineviewer.core.dicom.volume import load_series
     st = _Stages(progress, cancel)
     st.start("index")
-    index = scan_folder(path, cancel=cancel)
+    index = scan_folder(path, cancel=cancel, files=files)
     st.start("select")
     choice = choose_series(index, series_uid=series_uid)
     st.start("load")
     volume = load_series(choice.series)
-    idx = int(volume.centre_index)
+    from spineviewer.core.dicom.checks import check_input
+    checked = check_input(volume)  # refuses no spacing / missing centre; flags the doubtful
+    idx = int(checked.centre)
     image = volume.pixels[idx]
     header = volume.datasets[idx]
-    spacing = tuple(float(x) for x in volume.pixel_spacing_mm)
+    spacing = checked.spacing_mm
 
     model = None
     if masks_override is None:
@@ -126,6 +130,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         software={"name": "SpineViewer", "version": __version__},
         image_shape=(int(image.shape[0]), int(image.shape[1])),
     )
+    result.flags.extend(checked.flags)
+    result.warnings.extend(checked.warnings)
     skipped = list(index.skipped) + list(getattr(volume, "skipped", []))
     result.warnings.extend(f"skipped {f}: {why}" for f, why in skipped[:20])
     if len(skipped) > 20:

@@ -25,6 +25,9 @@ CSV_COLUMNS = (
     "fracture", "deformity", "genant_grade", "flags",
 )
 DEFORMITIES = ("none", "wedge", "biconcave", "crush")
+#: Study-level flags about the input (set by `core.dicom.checks`), repeated in every CSV row.
+INPUT_FLAG_NAMES = ("slice_missing", "few_slices", "eight_bit", "lossy_compression",
+                    "not_monochrome2", "mixed_geometry")
 
 
 @dataclass
@@ -154,7 +157,9 @@ class StudyResult:
             row["fracture"] = int(v.final_fracture)
             row["deformity"] = v.deformity
             row["genant_grade"] = v.genant_grade
-            row["flags"] = ";".join(v.flags)
+            # study-level input flags (missing slice, 8-bit, lossy ...) on every row
+            row["flags"] = ";".join([*v.flags, *(f for f in self.flags
+                                                 if f in INPUT_FLAG_NAMES and f not in v.flags)])
             rows.append(row)
         return rows
 

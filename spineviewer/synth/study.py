@@ -278,7 +278,7 @@ def _write_stir(study, writer, anat, params, origin, thickness, n_t2, seed, slop
     fov = (params.shape[0] * params.spacing_mm[0], params.shape[1] * params.spacing_mm[1])
     p = copy.deepcopy(params)
     p.spacing_mm = (STIR_SPACING_MM, STIR_SPACING_MM)
-    p.shape = (int(round(fov[0] / STIR_SPACING_MM)), int(round(fov[1] / STIR_SPACING_MM)))
+    p.shape = (round(fov[0] / STIR_SPACING_MM), round(fov[1] / STIR_SPACING_MM))
     p.noise_sd = params.noise_sd * 1.6
     # pixel centres of both series start at the same patient position (origin)
     n = min(n_t2, 11)
