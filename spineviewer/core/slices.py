@@ -14,13 +14,17 @@ All masks are in the canonical model grid; slice positions index the segmented s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from spineviewer.core.column import drop_off_column
 from spineviewer.core.labeling import Labelling, label_vertebrae
+
+log = logging.getLogger(__name__)
 
 SLICE_MODES = ("per-vertebra", "centre")
 #: A body on the next slice is the same body when its mask overlaps this much (IoU).
@@ -43,6 +47,7 @@ class TrackedBody:
     mask: np.ndarray
     flags: list[str] = field(default_factory=list)
     track: dict[int, np.ndarray] = field(default_factory=dict)
+    qc_reasons: list[str] = field(default_factory=list)  # failed checks (core.qc)
 
     def areas(self) -> dict[int, int]:
         return {p: int(m.sum()) for p, m in sorted(self.track.items())}
@@ -153,8 +158,10 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
     n = len(class_maps)
     positions = range(n) if mode == "per-vertebra" else [centre]
     labellings: list[Labelling | None] = [None] * n
+    dropped: dict[int, list[str]] = {}
     for p in positions:
-        labellings[p] = label_vertebrae(class_maps[p], class_names, spacing_mm=spacing_mm,
+        cmap, dropped[p] = drop_off_column(class_maps[p], class_names, spacing_mm)
+        labellings[p] = label_vertebrae(cmap, class_names, spacing_mm=spacing_mm,
                                         in_view=in_view)
     ref = reference_position(labellings, centre) if mode == "per-vertebra" else centre
     lab = labellings[ref]
@@ -170,7 +177,9 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
             flags.append("partial_body")
         bodies.append(TrackedBody(level=b.level, position=pos, mask=mask, flags=flags,
                                   track=track))
-    warnings = list(lab.warnings)
+    warnings = list(dropped[ref]) + list(lab.warnings)
+    for msg in dropped[ref]:
+        log.warning(msg)
     if ref != centre:
         warnings.append(f"levels named on slice {ref + 1} of {n} (the column's best view), "
                         f"not the centre slice {centre + 1}")
