@@ -170,7 +170,8 @@ def format_summary(result) -> str:
     for v in result.vertebrae:
         def f(x, w, d=1):
             return f"{x:>{w}.{d}f}" if x is not None else f"{'-':>{w}}"
-        call = (f"{v.deformity} grade {v.genant_grade}" if v.final_fracture else "no fracture")
+        call = (f"{v.deformity} grade {v.genant_grade}" if v.final_fracture
+                else v.deformity if v.deformity == "not assessable - review" else "no fracture")
         lines.append(f"{v.level:<6}{f(v.AH_mm, 7)}{f(v.PH_mm, 7)}{f(v.MH_mm, 7)}"
                      f"{f(v.SC_mm, 6)}{f(v.IC_mm, 6)}{f(v.VA_deg, 7)}  {call:<22}"
                      f"{';'.join(v.flags)}")

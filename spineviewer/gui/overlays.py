@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from spineviewer.core.qc import NOT_ASSESSABLE
 from spineviewer.core.results import CORNER_NAMES, VertebraResult
 from spineviewer.core.review import endplate_depth_points
 from spineviewer.gui import style
@@ -109,6 +110,8 @@ class VertebraOverlay(QtCore.QObject):
         if v.final_fracture:
             grade = f" G{v.genant_grade}" if v.genant_grade else ""
             text += f" {v.deformity if v.deformity != 'none' else 'fracture'}{grade}"
+        elif v.deformity == NOT_ASSESSABLE:
+            text += " not assessable"
         elif "schmorl_node" in v.flags:
             text += " Schmorl"
         doubt = ""

@@ -7,6 +7,7 @@ import html
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from spineviewer.core.qc import NOT_ASSESSABLE
 from spineviewer.core.results import StudyResult, VertebraResult
 from spineviewer.gui import style
 from spineviewer.io.report_text import study_flag_text
@@ -60,7 +61,8 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
     """The reasons behind the call of ``v``: each rule with its value and threshold."""
     e = html.escape
     colour = style.status_colour(v).name()
-    call = "fracture" if v.final_fracture else "no fracture"
+    call = "fracture" if v.final_fracture else (
+        NOT_ASSESSABLE if v.deformity == NOT_ASSESSABLE else "no fracture")
     detail = ""
     if v.final_fracture and v.deformity != "none":
         detail = f" - {e(v.deformity)}, grade {v.genant_grade}"

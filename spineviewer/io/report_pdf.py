@@ -31,6 +31,7 @@ from reportlab.platypus import (
 
 import spineviewer
 from spineviewer.core.errors import SpineViewerError
+from spineviewer.core.qc import NOT_ASSESSABLE
 from spineviewer.core.results import (
     MEASUREMENT_FIELDS,
     StudyResult,
@@ -142,6 +143,8 @@ def _call_text(v: VertebraResult) -> str:
         return f"{name} (reader)" if v.override and "fracture" in v.override else name
     if v.override and "fracture" in v.override and v.fracture:
         return "none (reader)"
+    if v.deformity == NOT_ASSESSABLE:
+        return NOT_ASSESSABLE
     return "none"
 
 

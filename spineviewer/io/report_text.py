@@ -10,6 +10,7 @@ from typing import Any
 
 from spineviewer.core import genant
 from spineviewer.core.dicom.checks import INPUT_FLAGS, MISSING_SLICE
+from spineviewer.core.qc import NOT_ASSESSABLE
 from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
 
 NO_FRACTURE = "No vertebral fracture detected by the algorithm"
@@ -108,6 +109,8 @@ def review_cause(v: VertebraResult) -> str:
         return "level label uncertain"
     if "partial_body" in v.flags:
         return "body only partly in view"
+    if "segmentation_uncertain" in v.flags:
+        return "segmentation uncertain, fracture not assessable"
     if "schmorl_node" in v.flags:
         return SCHMORL_CAUSE
     if "corner overlap" in text:
@@ -139,6 +142,9 @@ def summary_lines(result: StudyResult) -> list[str]:
         if "schmorl_node" in v.flags:
             lines.append(f"{v.level}: focal endplate notch, possibly a Schmorl node; not "
                          "called a fracture. Review advised.")
+        if v.deformity == NOT_ASSESSABLE and not v.final_fracture:
+            why = "; ".join(v.qc_reasons) or "segmentation uncertain"
+            lines.append(f"{v.level}: {NOT_ASSESSABLE} ({why}).")
         if "mild_deformity" in v.flags:
             lines.append(f"{v.level}: mild deformity (height loss below 20%).")
         cause = review_cause(v)
