@@ -176,6 +176,10 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     measured = measure_all(result)
     st.start("genant")
     classify_all(result, measured)
+    from spineviewer.core.deformed_slice import most_deformed_all
+
+    most_deformed_all(result, labelling.bodies, prep, transform_spacing(model), measured,
+                      seg.margins)
     st.done()
     result.timings_s = st.timings
     return result

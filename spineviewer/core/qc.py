@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
 NOT_ASSESSABLE = "not assessable - review"
@@ -41,16 +42,20 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def solidity(mask: np.ndarray) -> float:
     """Area over the area of the convex hull of the mask's pixel squares."""
-    pts = np.argwhere(mask).astype(float)
-    if len(pts) < 3:
+    area = int(np.count_nonzero(mask))
+    if area < 3:
         return 0.0
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    m = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    edge = m & ~ndi.binary_erosion(m)  # the hull of the border pixels is the mask's hull
+    pts = np.argwhere(edge).astype(float)
     offs = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
     corners = (pts[:, None, :] + offs[None]).reshape(-1, 2)
     try:
         hull = ConvexHull(corners)
     except QhullError:
         return 0.0
-    return float(len(pts) / hull.volume)  # 2-D "volume" is the area
+    return float(area / hull.volume)  # 2-D "volume" is the area
 
 
 def aspect(mask: np.ndarray) -> float:
