@@ -53,7 +53,7 @@ def anterior_wall_ruler(win, level: str):
     (r0, c0), (r1, c1) = v.corners_rc["AS"], v.corners_rc["AI"]
     tools = win.reading_tools
     tools.ruler.set_active(True)
-    ruler = tools.ruler.add((c0 - 6, r0), (c1 - 6, r1))
+    ruler = tools.ruler.add((c0, r0), (c1, r1))
     tools.ruler.set_active(False)
     return ruler
 
@@ -99,16 +99,26 @@ def main(argv: list[str] | None = None) -> int:
         fracture = next((v.level for v in result.vertebrae if v.final_fracture), "L1")
         save(win, "open")
 
+        tools = win.reading_tools
         win.results.select_level(fracture)
+        tools.autozoom.zoom_to_spine()
         anterior_wall_ruler(win, fracture)
         settle(app, win)
         save(win, "review")
+        tools.ruler.clear()
 
-        other = next((v.level for v in result.vertebrae
-                      if v.level != fracture and not v.final_fracture), fracture)
-        win.results.select_level(other)
-        win.override_call(other, True, "reader: endplate depression on the parasagittal slices")
-        win.results.select_level(other)
+        # a corner correction: the anterior-inferior corner of the level below the fracture
+        below = next((v.level for v in result.vertebrae
+                      if v.level > fracture and v.level.startswith("L")), fracture)
+        win.results.select_level(below)
+        tools.autozoom.zoom_to_spine()
+        handle = win.canvas.corner_handle(below, "AI")
+        p = handle.pos()
+        handle.setPos(p.x() + 1.5, p.y() - 3.0)
+        handle.sigPositionChangeFinished.emit(handle)
+        settle(app, win)
+        win.results.select_level(below)
+        tools.autozoom.zoom_to_spine()
         settle(app, win)
         save(win, "correct")
         win.undo()
@@ -116,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
 
         save(win.export_panel.parentWidget(), "export")
 
-        tools = win.reading_tools
-        tools.ruler.clear()
         tools.panels.reading_mode()
         tools.set_linked_visible(True)
         settle(app, win, 1.0)

@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse a DICOM study folder or file")
     a.add_argument("path")
     a.add_argument("--series", help="SeriesInstanceUID to analyse instead of the automatic choice")
+    a.add_argument("--slice-mode", choices=("per-vertebra", "centre"), default="per-vertebra",
+                   help="per-vertebra (default): segment every slice and measure each body on "
+                        "the slice nearest its own mid-sagittal plane; centre: the paper's "
+                        "centre slice only")
     _output_options(a)
     a.set_defaults(func=_cmd_analyze)
 
@@ -132,7 +136,8 @@ def _cmd_analyze(args) -> int:
     path = Path(args.path)
     _output_plan(args)  # refuse bad output paths before the (slow) analysis
     result = analyze_study(path, series_uid=args.series, provider=args.provider,
-                           threads=args.threads, progress=_progress_printer(args.quiet))
+                           threads=args.threads, progress=_progress_printer(args.quiet),
+                           slice_mode=args.slice_mode)
     _write_outputs(result, args)
     if not (args.csv or args.json or args.pdf or args.dicom_out):
         print(format_summary(result))

@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from spineviewer.core.dicom.patient_space import SeriesGeometry
+from spineviewer.gui import style
 from spineviewer.gui import worker as workers
 from spineviewer.gui.canvas import SliceCanvas
 
@@ -87,6 +90,8 @@ class LinkedView(QtWidgets.QWidget):
         self._job: QtCore.QObject | None = None
         self._thread: QtCore.QThread | None = None
         self._syncing = False
+        self.result: Any = None  # the main canvas' result: its levels are named here too
+        self.level_labels: dict[str, pg.TextItem] = {}
         main.sliceChanged.connect(lambda _i: self.sync())
         main.vb.sigRangeChanged.connect(lambda *_: self.sync_range())
         main.cleared.connect(self.clear)
@@ -149,6 +154,7 @@ class LinkedView(QtWidgets.QWidget):
         self.canvas.set_volume(volume.pixels, volume.pixel_spacing_mm, volume.series.series_uid,
                                dicom_window=_dicom_window(volume))
         self.canvas.set_annotation(_annotation(volume.series).split("\n", 2)[-1])
+        self._place_levels()
         self.sync()
         self.sync_range()
         self.loaded.emit(volume.series.series_uid)
@@ -161,12 +167,46 @@ class LinkedView(QtWidgets.QWidget):
     def _show_nothing(self, why: str) -> None:
         self.volume = None
         self.geometry_linked = None
+        self._place_levels()
         self.canvas.clear()
         self.note.setText(why)
+
+    def set_result(self, result: Any) -> None:
+        """Name the levels of ``result`` (a result of the main canvas' series) in this view."""
+        self.result = result
+        self._place_levels()
+
+    def _place_levels(self) -> None:
+        for item in self.level_labels.values():
+            self.canvas.vb.removeItem(item)
+        self.level_labels = {}
+        r = self.result
+        if (r is None or not self.linked() or self.main_volume is None
+                or r.series_uid != self.main_volume.series.series_uid):
+            return
+        g_m, g_l, k = self.geometry_main, self.geometry_linked, self.canvas.index
+        for v in r.vertebrae:
+            c = v.corners_rc
+            if not all(n in c for n in ("AS", "AI", "PS", "PI")):
+                continue
+            ant = [(c["AS"][0] + c["AI"][0]) / 2, (c["AS"][1] + c["AI"][1]) / 2]
+            post = [(c["PS"][0] + c["PI"][0]) / 2, (c["PS"][1] + c["PI"][1]) / 2]
+            a = np.array(g_l.to_pixel(g_m.to_patient(r.slice_index, *ant), k)[1:])
+            p = np.array(g_l.to_pixel(g_m.to_patient(r.slice_index, *post), k)[1:])
+            pos = a + 0.25 * (a - p)
+            colour = style.status_colour(v).name()
+            item = pg.TextItem(html=f"<b style='color:{colour}'>{v.level}</b>",
+                               fill=pg.mkBrush(0, 0, 0, 150),
+                               anchor=(1.0, 0.5) if (a - p)[1] < 0 else (0.0, 0.5))
+            item.setPos(float(pos[1]), float(pos[0]))
+            item.setZValue(30)
+            self.canvas.vb.addItem(item)
+            self.level_labels[v.level] = item
 
     def clear(self) -> None:
         """The main canvas shows nothing: neither does this view."""
         self.stop()
+        self.result = None
         self._candidates = []
         self.combo.clear()
         self._show_nothing("")
@@ -198,7 +238,10 @@ class LinkedView(QtWidgets.QWidget):
         r, c = self.main.view_centre_rc()
         point = self.geometry_main.to_patient(self.main.index, r, c)
         k, dist = self.geometry_linked.nearest_slice(point)
+        moved = k != self.canvas.index
         self.canvas.set_slice(k)
+        if moved:
+            self._place_levels()
         self.note.setText(f"\u0394 {dist:.1f} mm")
         self.synced.emit(k)
 

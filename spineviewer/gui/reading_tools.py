@@ -130,10 +130,12 @@ class ReadingTools(QtCore.QObject):
         self.autozoom.on_result()
         if self.linked.isVisible():
             self._offer_linked()
+        self.linked.set_result(self.window.canvas.result)
 
     def _on_results_shown(self, _result: Any = None) -> None:
         self.slice_marks.refresh()
         self.autozoom.on_result()
+        self.linked.set_result(self.window.canvas.result)
 
     def _on_linked_loaded(self, _uid: str) -> None:
         self.linked_markers.set_orientation(self.linked.volume.image_orientation)

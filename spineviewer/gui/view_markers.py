@@ -114,8 +114,8 @@ class ViewMarkers(QtCore.QObject):
         if has and self._orientation:
             t, b, le, r = (self.letters[k] for k in ("top", "bottom", "left", "right"))
             t.move((w - t.width()) // 2, 4)
-            # the bottom letter sits above the slice-number / legend row
-            b.move((w - b.width()) // 2, h - b.height() - 30)
+            x = (w - b.width()) // 2  # above the slice-number and legend boxes
+            b.move(x, self._free_above(x, x + b.width(), h) - b.height() - 2)
             le.move(4, (h - le.height()) // 2)
             r.move(w - r.width() - 4, (h - r.height()) // 2)
         if not has:
@@ -124,4 +124,14 @@ class ViewMarkers(QtCore.QObject):
         sx, _sy = self.canvas.vb.viewPixelSize()  # image pixels per screen pixel (x = column)
         mm_per_px = sx * self.canvas.spacing_mm[1] if sx > 0 else 0.0
         self.scale_bar.set_scale(1.0 / mm_per_px if mm_per_px > 0 else 0.0, max(w * 0.22, 40))
-        self.scale_bar.move(6, h - self.scale_bar.height() - 30)
+        bar = self.scale_bar
+        bar.move(6, self._free_above(6, 6 + bar.width(), h) - bar.height() - 2)
+
+    def _free_above(self, x0: int, x1: int, h: int) -> int:
+        """Top of the lowest corner boxes (slice number, legend) under columns x0..x1."""
+        top = h
+        for box in (self.canvas.slice_label, self.canvas.legend):
+            g = box.geometry()
+            if box.isVisible() and g.left() < x1 and g.right() > x0:
+                top = min(top, g.top())
+        return top
