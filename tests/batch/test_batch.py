@@ -188,3 +188,17 @@ def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path):
     text = "".join(p.read_text(errors="ignore") for p in out2.rglob("*.json")
                    if "manifest" not in p.parts)
     assert truths[2].study_uid not in text and "PHANTOM" not in text
+
+
+def test_progress_lines_summary_and_quiet(tmp_path, capsys):
+    root = tmp_path / "root"
+    (root / "scan").mkdir(parents=True)
+    (root / "scan" / "IM1.dcm").write_bytes(b"\x00" * 200)
+    assert main(["batch", str(root), "--out", str(tmp_path / "o")]) == 0
+    cap = capsys.readouterr()
+    assert "batch: 0 studies to analyse" in cap.err  # stderr is not a terminal: plain lines
+    assert "0 studies under" in cap.out and "1 failed" in cap.out
+    assert main(["batch", str(root), "--out", str(tmp_path / "o"), "-q"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == ""
+    assert _csv(tmp_path / "o" / "failures.csv")[0]["path"] == str(root / "scan")
