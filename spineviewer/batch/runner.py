@@ -130,8 +130,9 @@ def _plan(disc: Discovery, manifest: Manifest, model: dict, opts: BatchOptions):
 def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
              records: dict[str, dict], rep: Reporter) -> None:
     threads = opts.threads or (None if opts.scheduler else max(1, cpu_count() // workers))
+    by_worker = ex.threads_per_worker() if opts.scheduler and not opts.threads else None
     topts = TaskOptions(str(opts.out), opts.pdf, opts.dicom, opts.deidentify, opts.provider,
-                        threads, opts.model_path)
+                        threads, opts.model_path, by_worker)
     queue, suspects = deque(todo), deque()
     pending: dict[Any, tuple[str, StudyJob, str, bool]] = {}
     while queue or suspects or pending:

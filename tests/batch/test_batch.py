@@ -83,7 +83,7 @@ def test_noop_rerun_skips_everything_and_keeps_the_csv(archive, first_run):
     assert summary["failed"] == 3
 
 
-def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path):
+def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path, monkeypatch):
     root, truths = archive
     out, _ = first_run
     manifest = Manifest(out)
@@ -96,6 +96,9 @@ def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path):
     assert len(todo) == N_STUDIES + 1
     todo, _ = _plan(disc, manifest, model, BatchOptions(root=str(root), out=str(out), pdf=True))
     assert len(todo) == N_STUDIES + 1
+    with monkeypatch.context() as m:  # another CSV contract: old rows must not be reused
+        m.setattr("spineviewer.core.results.CSV_COLUMNS", ("study_uid", "level"))
+        assert len(_plan(disc, manifest, model, opts)[0]) == N_STUDIES + 1
     # a real change: one study's files touched -> only that study is analysed again
     copy = tmp_path / "archive"
     shutil.copytree(root / "study_05", copy / "study_05")
@@ -188,3 +191,17 @@ def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path):
     text = "".join(p.read_text(errors="ignore") for p in out2.rglob("*.json")
                    if "manifest" not in p.parts)
     assert truths[2].study_uid not in text and "PHANTOM" not in text
+
+
+def test_progress_lines_summary_and_quiet(tmp_path, capsys):
+    root = tmp_path / "root"
+    (root / "scan").mkdir(parents=True)
+    (root / "scan" / "IM1.dcm").write_bytes(b"\x00" * 200)
+    assert main(["batch", str(root), "--out", str(tmp_path / "o")]) == 0
+    cap = capsys.readouterr()
+    assert "batch: 0 studies to analyse" in cap.err  # stderr is not a terminal: plain lines
+    assert "0 studies under" in cap.out and "1 failed" in cap.out
+    assert main(["batch", str(root), "--out", str(tmp_path / "o"), "-q"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == ""
+    assert _csv(tmp_path / "o" / "failures.csv")[0]["path"] == str(root / "scan")
