@@ -19,72 +19,86 @@ from scipy import ndimage as ndi
 log = logging.getLogger(__name__)
 
 #: A cluster whose centre lies further than this (mm, along the grid's AP axis) from the
-#: line through its neighbours along the column is off the column. Body centres of a normal
-#: or listhetic column lie within about 10 mm of that line; posterior elements lie 35-50 mm
+#: curve through its neighbours along the column is off the column. Body centres of a normal
+#: or listhetic column lie within about 10 mm of that curve (up to 20 mm for L5 between L4
+#: and an S1 read as a body); posterior elements lie 35-50 mm
 #: behind it.
-MAX_OFF_COLUMN_MM = 18.0
-#: The same for the column's top and bottom clusters, whose place is extrapolated from the
-#: two bodies next to them: lordosis bends L5 (and a listhesis shifts it) 10-20 mm off the
-#: line through L3 and L4.
-MAX_OFF_COLUMN_END_MM = 30.0
+MAX_OFF_COLUMN_MM = 25.0
+#: The column's top and bottom clusters are compared with the line through the two bodies
+#: next to them. Lordosis sets L5 (and a listhesis shifts it) up to 50 mm *behind* the line
+#: through L3 and L4 (SPIDER train, at 0.65 mm assumed pixels); bowel and bladder lie *in
+#: front of* it.
+MAX_END_ANTERIOR_MM = 25.0
+MAX_END_POSTERIOR_MM = 60.0
 #: An end cluster further than this many median centre-to-centre steps from the next body is
 #: not the column's continuation (a bladder far below the sacrum, bowel far above).
 MAX_GAP_STEPS = 2.6
 #: Clusters smaller than this are left alone (debris; labelling ignores them).
 MIN_CLUSTER_MM2 = 40.0
+#: Only clusters of at least this fraction of the median cluster anchor the curve.
+ANCHOR_AREA = 0.4
 #: Fewer clusters than this do not define a column.
 MIN_CLUSTERS = 4
 
 
-def _predicted_col(rows: np.ndarray, cols: np.ndarray, i: int, keep: np.ndarray
+def _predicted_col(rows: np.ndarray, cols: np.ndarray, i: int, anchors: np.ndarray
                    ) -> tuple[float, bool]:
-    """Column position at cluster ``i``'s row from a line through its kept neighbours (two
-    nearest above and two below; two on one side at the column's ends), and whether ``i``
-    is an end (extrapolated)."""
-    others = np.nonzero(keep & (np.arange(len(rows)) != i))[0]
+    """Column position at cluster ``i``'s row from the curve through its anchor neighbours
+    (up to two above and two below: a quadratic through three or four, a line through two;
+    at the column's ends the line through the two nearest), and whether ``i`` is an end."""
+    others = np.nonzero(anchors & (np.arange(len(rows)) != i))[0]
     above = others[rows[others] < rows[i]]
     below = others[rows[others] >= rows[i]]
     above = above[np.argsort(rows[i] - rows[above])][:2]
     below = below[np.argsort(rows[below] - rows[i])][:2]
-    nb = np.r_[above, below]
     end = len(above) == 0 or len(below) == 0
+    nb = np.r_[above, below]
     if len(nb) < 2:
         return (float(np.median(cols[others])) if len(others) else float(cols[i])), end
-    coef = np.polyfit(rows[nb], cols[nb], 1)
+    deg = 1 if end or len(nb) < 3 else 2
+    coef = np.polyfit(rows[nb], cols[nb], deg)
     return float(np.polyval(coef, rows[i])), end
 
 
-def off_column(centres_rc: np.ndarray, spacing_mm: float) -> list[tuple[int, str]]:
+def off_column(centres_rc: np.ndarray, spacing_mm: float, areas: np.ndarray | None = None
+               ) -> list[tuple[int, str]]:
     """Indices of the centres that are not on the column, each with why, worst first.
 
     Parameters
     ----------
-    centres_rc : (N, 2) cluster centres (row, col) in the canonical grid.
+    centres_rc : (N, 2) cluster centres (row, col) in the canonical grid (anterior = col 0).
     spacing_mm : isotropic grid spacing.
+    areas : (N,) cluster areas; only clusters of ``ANCHOR_AREA`` x the median anchor the
+        curve (all do when None).
     """
     n = len(centres_rc)
     if n < MIN_CLUSTERS:
         return []
     rows, cols = centres_rc[:, 0].astype(float), centres_rc[:, 1].astype(float)
     keep = np.ones(n, bool)
+    big = (np.ones(n, bool) if areas is None
+           else np.asarray(areas, float) >= ANCHOR_AREA * np.median(areas))
     dropped: list[tuple[int, str]] = []
-    while keep.sum() >= MIN_CLUSTERS:
+    while keep.sum() >= MIN_CLUSTERS and (keep & big).sum() >= 3:
         idx = np.nonzero(keep)[0]
-        pred = [_predicted_col(rows, cols, i, keep) for i in idx]
-        off = np.array([abs(cols[i] - p) * spacing_mm for i, (p, _) in zip(idx, pred)])
-        limit = np.array([MAX_OFF_COLUMN_END_MM if end else MAX_OFF_COLUMN_MM
-                          for _, end in pred])
-        worst = int(np.argmax(off / limit))
-        if off[worst] > limit[worst]:
-            i = int(idx[worst])
-            dropped.append((i, f"{off[worst]:.0f} mm off the column"))
+        excess = []
+        for i in idx:
+            pred, end = _predicted_col(rows, cols, i, keep & big)
+            d = (cols[i] - pred) * spacing_mm             # > 0: behind the curve
+            limit = ((MAX_END_POSTERIOR_MM if d > 0 else MAX_END_ANTERIOR_MM) if end
+                     else MAX_OFF_COLUMN_MM)
+            excess.append((abs(d) / limit, d))
+        worst = int(np.argmax([e for e, _ in excess]))
+        if excess[worst][0] > 1.0:
+            i, d = int(idx[worst]), excess[worst][1]
+            side = "behind" if d > 0 else "in front of"
+            dropped.append((i, f"{abs(d):.0f} mm {side} the column"))
             keep[i] = False
             continue
         # continuity at the ends: a far isolated cluster above or below
         order = idx[np.argsort(rows[idx])]
         steps = np.hypot(np.diff(rows[order]), np.diff(cols[order]))
-        step = float(np.median(steps))
-        if step > 0 and len(steps) >= 3:
+        if len(steps) >= 3:
             if steps[-1] > MAX_GAP_STEPS * np.median(steps[:-1]):
                 i = int(order[-1])
                 dropped.append((i, f"{steps[-1] * spacing_mm:.0f} mm below the next body"))
@@ -119,7 +133,7 @@ def drop_off_column(class_map: np.ndarray, class_names: Sequence[str], spacing_m
     if len(big) < MIN_CLUSTERS:
         return class_map, []
     centres = np.array(ndi.center_of_mass(body, lab, big))
-    gone = off_column(centres, spacing_mm)
+    gone = off_column(centres, spacing_mm, areas[big - 1])
     if not gone:
         return class_map, []
     out = class_map.copy()
