@@ -27,3 +27,7 @@ class Cancelled(SpineViewerError):
 
 class SeriesNotFound(SpineViewerError):
     """The series the user asked for is not in the study."""
+
+
+class UnsuitableSeries(SpineViewerError):
+    """The series asked for is not a sagittal T2 (analysable only when forced)."""

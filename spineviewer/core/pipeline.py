@@ -76,7 +76,7 @@ class _Stages:
 
 
 def analyze_study(path: str | Path, *, series_uid: str | None = None,
-                  model_path: str | Path | None = None, provider: str = "auto",
+                  force_series: bool = False, model_path: str | Path | None = None, provider: str = "auto",
                   threads: int | None = None, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None,
                   masks_override: np.ndarray | None = None) -> StudyResult:
@@ -86,6 +86,9 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     ----------
     path : folder (any depth) or single DICOM file.
     series_uid : analyse this series instead of the automatic choice.
+    force_series : analyse ``series_uid`` even when it is not a sagittal T2; the result is
+        then marked (``select.mark_unsuitable_series``) and every output carries a warning.
+        Without it such a series raises ``errors.UnsuitableSeries`` with the reason.
     model_path, provider, threads : ONNX model file, "auto"|"cpu"|"cuda", intra-op threads.
     progress : called as ``progress(stage, fraction)``.
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
@@ -97,13 +100,23 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     StudyResult with coordinates in (row, col) pixels of the analysed source slice.
     """
     from spineviewer.core.dicom.index import scan_folder
-    from spineviewer.core.dicom.select import choose_series
+    from spineviewer.core.dicom.select import (
+        choose_series,
+        mark_unsuitable_series,
+        series_unsuitability,
+    )
     from spineviewer.core.dicom.volume import load_series
+    from spineviewer.core.errors import UnsuitableSeries
     st = _Stages(progress, cancel)
     st.start("index")
     index = scan_folder(path, cancel=cancel)
     st.start("select")
     choice = choose_series(index, series_uid=series_uid)
+    unsuitable = series_unsuitability(choice.series) if series_uid is not None else ""
+    if unsuitable and not force_series:
+        raise UnsuitableSeries(f"{choice.series.label} is not a sagittal T2 series "
+                               f"({unsuitable}); the model is made for sagittal T2 images. "
+                               "Analyse it anyway only on purpose (--force-series).")
     st.start("load")
     volume = load_series(choice.series)
     idx = int(volume.centre_index)
@@ -126,6 +139,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         software={"name": "SpineViewer", "version": __version__},
         image_shape=(int(image.shape[0]), int(image.shape[1])),
     )
+    if unsuitable:
+        mark_unsuitable_series(result, unsuitable)
     skipped = list(index.skipped) + list(getattr(volume, "skipped", []))
     result.warnings.extend(f"skipped {f}: {why}" for f, why in skipped[:20])
     if len(skipped) > 20:

@@ -118,7 +118,8 @@ def result_csv(result: StudyResult, *, deidentify: bool = False, salt: str = "")
     ----------
     result : StudyResult
     deidentify : bool
-        Replace the study and series UIDs with `hash_uid` values.
+        Replace the study and series UIDs with `hash_uid` values and drop the identifying
+        columns (``reader_comment``), as `deidentify_csv_text` does.
     salt : str, optional
         Passed to `hash_uid`.
 
@@ -128,7 +129,7 @@ def result_csv(result: StudyResult, *, deidentify: bool = False, salt: str = "")
         Header plus one row per vertebra; the fracture column is the final (overridden) call.
     """
     if deidentify:
-        result = deidentify_result(result, salt)
+        return deidentify_csv_text(result.to_csv(), salt)
     return result.to_csv()
 
 

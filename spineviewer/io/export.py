@@ -133,7 +133,9 @@ def _build(result: StudyResult, *, pdf: bool, csv: bool, dicom: bool, deidentify
         pdf_bytes = build_report_pdf(shown, paper=paper, image=image)
         out[PDF_NAME] = pdf_bytes
     if csv:
-        out[CSV_NAME] = shown.to_csv()
+        from spineviewer.io.csv_export import result_csv
+
+        out[CSV_NAME] = result_csv(result, deidentify=deidentify)
     if dicom:
         from spineviewer.io.dicom_out import build_dicom_outputs, dataset_bytes
 
