@@ -137,6 +137,19 @@ class SliceCanvas(QtWidgets.QWidget):
         self._place_legend()
 
     # ---- series and slices ----------------------------------------------------------------
+    def clear(self) -> None:
+        """Show nothing: no image, overlays, annotation or series (e.g. after a failed open)."""
+        self.set_result(None)
+        self.pixels = None
+        self.series_uid = ""
+        self.index = 0
+        self.image_item.clear()
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, 0)
+        self.slider.blockSignals(False)
+        self.slice_label.setText("")
+        self.set_annotation("")
+
     def set_volume(self, pixels: np.ndarray, spacing_mm: tuple[float, float],
                    series_uid: str = "", index: int | None = None,
                    dicom_window: tuple[float, float] | None = None) -> None:
@@ -273,8 +286,12 @@ class SliceCanvas(QtWidgets.QWidget):
             if v is not None and v.corners_rc:
                 if self.result.series_uid == self.series_uid:
                     self.set_slice(self.result.slice_index)
-                r, c = np.mean(np.asarray(list(v.corners_rc.values()), dtype=float), axis=0)
+                pts = np.asarray(list(v.corners_rc.values()), dtype=float)
                 (x0, x1), (y0, y1) = self.vb.viewRange()
+                (r_lo, c_lo), (r_hi, c_hi) = pts.min(axis=0), pts.max(axis=0)
+                if x0 <= c_lo and c_hi <= x1 and y0 <= r_lo and r_hi <= y1:
+                    return  # already in view: re-centring would only cut off other levels
+                r, c = pts.mean(axis=0)
                 self.vb.setRange(xRange=(c - (x1 - x0) / 2, c + (x1 - x0) / 2),
                                  yRange=(r - (y1 - y0) / 2, r + (y1 - y0) / 2), padding=0)
 
