@@ -178,7 +178,7 @@ class DicomBrowser(QtWidgets.QWidget):
     def mark_analysed(self, series_uid: str) -> None:
         """Star ``series_uid`` as its patient's analysed series (one star per patient)."""
         info = self.folder.index.get(series_uid) if self.folder else None
-        if info is None:
+        if info is None or self.analysed.get(str(info.patient_id)) == series_uid:
             return
         self.analysed[str(info.patient_id)] = series_uid
         starred = set(self.analysed.values())

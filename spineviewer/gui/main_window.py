@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from spineviewer.core import review
 from spineviewer.core.results import StudyResult
 from spineviewer.gui import menus, style
+from spineviewer.gui.binding import ResultBinding
 from spineviewer.gui.browser import DicomBrowser, IndexedFolder
 from spineviewer.gui.canvas import SliceCanvas
 from spineviewer.gui.export_panel import ExportPanel
@@ -52,6 +53,8 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
     volumeShown = QtCore.Signal(str)
     analysisFailed = QtCore.Signal(str)
     analysisCancelled = QtCore.Signal()
+    #: calls changed by a correction, undo or redo (``core.calls.change_text`` lines)
+    callsChanged = QtCore.Signal(list)
 
     def __init__(self, *, analyze: Callable[..., StudyResult] | None = None,
                  remeasure: review.Remeasure = review.default_remeasure,
@@ -69,8 +72,10 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.volume: Any = None
         self.session: review.ReviewSession | None = None
         self.last_error = ""
+        self.last_announcement = ""  # the last "Call changed: ..." line
         self._jobs: dict[str, tuple[QtCore.QObject, QtCore.QThread]] = {}
         self._loading_uid = ""
+        self.binding = ResultBinding(self)
         self._build_widgets()
         menus.build_actions(self)
         menus.build_status_bar(self)
@@ -109,7 +114,8 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.results.levelSelected.connect(self.canvas.select_level)
         self.results.overrideRequested.connect(
             lambda level, code, comment: self.override_call(
-                level, None if code < 0 else bool(code), comment))
+                level, None if code < 0 else bool(code), comment,
+                **self.results.pending_details))
         self.results.shiftRequested.connect(self.shift_levels)
         self.canvas.vertebraClicked.connect(self.results.select_level)
         self.canvas.cornerMoved.connect(self._on_corner_moved)
@@ -131,6 +137,15 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.resizeDocks([dock], [width], QtCore.Qt.Orientation.Horizontal)
         return dock
 
+    def _apply_binding(self) -> bool:
+        """Apply the one rule (``gui.binding``): results only for the series on the canvas."""
+        return self.binding.apply()
+
+    def apply_wl_preset(self, name: str) -> None:
+        """A window/level preset from the menu or Ctrl+1..4; the W/L box follows."""
+        self.canvas.apply_preset(name)
+        self.wl_combo.setCurrentText(name)
+
     def _update_actions(self) -> None:
         has = self.session is not None
         self.act_undo.setEnabled(has and self.session.can_undo)
@@ -139,9 +154,10 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.act_cancel.setEnabled(busy or self.is_busy("index"))
         self.act_analyse.setEnabled(self.folder is not None and not busy)
         self.act_reanalyse.setEnabled(self.folder is not None and not busy)
+        bound = has and self.binding.bound  # never act on a result that is not on the canvas
         for a in (self.act_export, self.act_fracture, self.act_no_fracture, self.act_up,
                   self.act_down):
-            a.setEnabled(has)
+            a.setEnabled(bound)
 
     # ---- misc -----------------------------------------------------------------------------
     def _error(self, message: str) -> None:

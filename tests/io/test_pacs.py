@@ -149,5 +149,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("no dicom here")
     assert send_cli.main([str(tmp_path), "--host", "h", "--port", "9", "--aet", "X"]) == 2
     assert "no DICOM files" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        send_cli.main(["--host", "h", "--port", "9", "--aet", "X"])  # neither DIR nor --echo
+    # neither DIR nor --echo: a usage error, one line, exit 2
+    assert send_cli.main(["--host", "h", "--port", "9", "--aet", "X"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
