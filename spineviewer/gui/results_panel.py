@@ -252,8 +252,17 @@ class ResultsPanel(QtWidgets.QWidget):
         self._set_enabled(result is not None)
         self._update_why()
 
+    @classmethod
+    def _summary(cls, result: StudyResult | None) -> str:
+        text = cls._summary_body(result)
+        warning = unsuitable_series_line(result) if result is not None else ""
+        if warning:  # an "analyse anyway" result says so first
+            text = (f"<b style='color:{style.STATUS_COLOURS['fracture'][0]}'>"
+                    f"{html.escape(warning)}</b><br>" + text)
+        return text
+
     @staticmethod
-    def _summary(result: StudyResult | None) -> str:
+    def _summary_body(result: StudyResult | None) -> str:
         if result is None:
             return "No analysis yet."
         if not result.vertebrae:
@@ -274,10 +283,6 @@ class ResultsPanel(QtWidgets.QWidget):
             text += "; every level needs review"
         elif review:
             text += f"; review {', '.join(review)}"
-        warning = unsuitable_series_line(result)
-        if warning:
-            text = (f"<b style='color:{style.STATUS_COLOURS['fracture'][0]}'>"
-                    f"{html.escape(warning)}</b><br>" + text)
         flags = [f for f in result.flags if f != UNSUITABLE_FLAG]
         if flags:
             text += "<br>" + " ".join(html.escape(study_flag_text(f)) for f in flags)

@@ -77,10 +77,10 @@ class CorrectionsMixin:
             self._error(f"Correction not applied: {exc}")
         else:
             self.statusBar().showMessage(self._autosave_message(), 8000)
-            self._announce_calls()
+            self._announce_calls(self._autosave_message())
         self._refresh()
 
-    def _announce_calls(self) -> None:
+    def _announce_calls(self, prefix: str = "") -> None:
         """Say which calls the last correction, undo or redo changed (status line + signal);
         the audit entry already holds them (``ReviewSession``)."""
         changes = self.session.last_call_changes if self.session else []
@@ -88,7 +88,8 @@ class CorrectionsMixin:
             return
         lines = [calls.change_text(c) for c in changes]
         self.last_announcement = "Call changed: " + "; ".join(lines)
-        self.statusBar().showMessage(self.last_announcement, 15000)
+        text = f"{prefix}. {self.last_announcement}" if prefix else self.last_announcement
+        self.statusBar().showMessage(text, 15000)
         self.callsChanged.emit(lines)
 
     def _autosave_message(self) -> str:
