@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from spineviewer.core import calls
 from spineviewer.core.results import CORNER_NAMES, VertebraResult
 from spineviewer.core.review import endplate_depth_points
 from spineviewer.gui import style
@@ -106,9 +107,8 @@ class VertebraOverlay(QtCore.QObject):
         text = f"<b>{v.level}</b>"
         if v.ai is not None:
             text += " &#9998;"
-        if v.final_fracture:
-            grade = f" G{v.genant_grade}" if v.genant_grade else ""
-            text += f" {v.deformity if v.deformity != 'none' else 'fracture'}{grade}"
+        if v.final_fracture:  # core.calls wording: "wedge G2", "mild crush", never "G0"
+            text += f" {calls.reader_short(v) or calls.algorithm_short(v)}"
         elif "schmorl_node" in v.flags:
             text += " Schmorl"
         doubt = ""
@@ -124,10 +124,17 @@ class VertebraOverlay(QtCore.QObject):
 
     def _place_label(self) -> None:
         c = self.corners
+        self._label_nowhere = False
         if not all(k in c for k in CORNER_NAMES):
+            # a partly visible body: at its outline, else at its known corners; never at the
+            # image's top-left corner (issue 15)
             if len(self.polygon):
-                p = self.polygon.boundingRect().center()
-                self.label.setPos(p)
+                self.label.setPos(self.polygon.boundingRect().center())
+            elif c:
+                r, col = np.mean(list(c.values()), axis=0)
+                self.label.setPos(float(col), float(r))
+            else:
+                self._label_nowhere = True
             return
         ant = (c["AS"] + c["AI"]) / 2.0
         post = (c["PS"] + c["PI"]) / 2.0
@@ -194,7 +201,8 @@ class VertebraOverlay(QtCore.QObject):
     def set_selected(self, selected: bool) -> None:
         """Highlight the outline of the selected vertebra."""
         self.selected = selected
-        self.label.setHtml(self._label_html(self.vertebra, details=selected))
+        nowhere = getattr(self, "_label_nowhere", False)
+        self.label.setHtml("" if nowhere else self._label_html(self.vertebra, details=selected))
         colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
         self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))
         # the selected outline sits above the height and endplate lines

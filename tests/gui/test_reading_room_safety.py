@@ -303,3 +303,21 @@ def test_7_report_after_override_and_csv_reader_columns(qtbot, window, lumbar_st
     assert rows["L1"]["algorithm_fracture"] == 1 and rows["L1"]["reader_override"] == 0
     assert rows["L1"]["reader_comment"] == "old healed" and rows["L1"]["fracture"] == 0
     assert calls.reader_short(window.session.result.vertebra("L1")) == "none"
+
+
+def test_6_partial_body_label_sits_on_the_body(qtbot):
+    from spineviewer.core.results import StudyResult, VertebraResult
+    from spineviewer.gui.canvas import SliceCanvas
+
+    canvas = SliceCanvas()
+    qtbot.addWidget(canvas)
+    canvas.set_volume(np.zeros((3, 200, 100), np.float32), (1.0, 1.0), "1.2")
+    outline = [(150.0, 40.0), (150.0, 80.0), (190.0, 80.0), (190.0, 40.0)]
+    partial = VertebraResult(level="T10", outline_rc=outline, flags=["partial_body"])
+    nothing = VertebraResult(level="T11", flags=["partial_body"])
+    canvas.set_result(StudyResult(study_uid="1", series_uid="1.2", sop_instance_uid="3",
+                                  slice_index=1, pixel_spacing_mm=(1.0, 1.0),
+                                  vertebrae=[partial, nothing]))
+    pos = canvas.overlays["T10"].label.pos()
+    assert (pos.x(), pos.y()) == pytest.approx((60.0, 170.0))  # not at (0, 0)
+    assert canvas.overlays["T11"].label.toPlainText() == ""  # no place: no label
