@@ -31,3 +31,7 @@ class SeriesNotFound(SpineViewerError):
 
 class UnsuitableSeries(SpineViewerError):
     """The series asked for is not a sagittal T2 (analysable only when forced)."""
+
+
+class NoPixelSpacing(SpineViewerError):
+    """The analysed slice has no usable PixelSpacing: no millimetre can be measured."""

@@ -26,10 +26,15 @@ MEASUREMENT_FIELDS = (
 CSV_COLUMNS = (
     "study_uid", "series_uid", "level", *MEASUREMENT_FIELDS,
     "fracture", "deformity", "genant_grade", "flags",
+    "measurement_slice", "measurement_sop_uid", "most_deformed_slice", "most_deformed_call",
+    "qc_reasons",
     "algorithm_fracture", "reader_override", "reader_type", "reader_grade", "reader_age",
     "reader_comment", "study_flags",
 )
 DEFORMITIES = ("none", "wedge", "biconcave", "crush")
+#: Study-level flags about the input (set by `core.dicom.checks`), repeated in every CSV row.
+INPUT_FLAG_NAMES = ("slice_missing", "few_slices", "eight_bit", "lossy_compression",
+                    "not_monochrome2", "mixed_geometry")
 
 
 @dataclass
@@ -64,6 +69,11 @@ class VertebraResult:
     corner_overlap: float | None = None
     override: dict[str, Any] | None = None  # {"fracture": bool, "comment": str}
     ai: dict[str, Any] | None = None  # AI values before the first user edit
+    measurement_slice: int | None = None  # series slice index (0-based) it was measured on
+    measurement_sop_uid: str = ""  # SOPInstanceUID of that slice
+    most_deformed_slice: int | None = None  # slice of its lowest height ratio
+    most_deformed_call: str = ""  # Genant call on that slice, e.g. "wedge grade 2"
+    qc_reasons: list[str] = field(default_factory=list)  # failed segmentation checks
 
     @property
     def final_fracture(self) -> bool:
@@ -86,6 +96,7 @@ class VertebraResult:
         kw["outline_rc"] = [(float(r), float(c)) for r, c in d.get("outline_rc", [])]
         kw["flags"] = list(d.get("flags", []))
         kw["reasons"] = list(d.get("reasons", []))
+        kw["qc_reasons"] = list(d.get("qc_reasons", []))
         kw["fracture"] = bool(d.get("fracture", False))
         return cls(**kw)
 
@@ -159,7 +170,15 @@ class StudyResult:
             row["fracture"] = int(v.final_fracture)
             row["deformity"] = v.deformity
             row["genant_grade"] = v.genant_grade
-            row["flags"] = ";".join(v.flags)
+            # study-level input flags (missing slice, 8-bit, lossy ...) on every row
+            row["flags"] = ";".join([*v.flags, *(f for f in self.flags
+                                                 if f in INPUT_FLAG_NAMES and f not in v.flags)])
+            row["measurement_slice"] = "" if v.measurement_slice is None else v.measurement_slice
+            row["measurement_sop_uid"] = v.measurement_sop_uid
+            row["most_deformed_slice"] = ("" if v.most_deformed_slice is None
+                                          else v.most_deformed_slice)
+            row["most_deformed_call"] = v.most_deformed_call
+            row["qc_reasons"] = ";".join(v.qc_reasons)
             o = v.override if v.override and "fracture" in v.override else {}
             row["algorithm_fracture"] = int(bool(v.fracture))
             row["reader_override"] = "" if not o else int(bool(o["fracture"]))
@@ -199,9 +218,9 @@ def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
                          "reader_grade"):
                 if name in row and row[name] not in ("", None):
                     row[name] = int(float(row[name]))
-            for name in ("flags", "study_flags"):
-                if name in row:
-                    row[name] = [f for f in (row[name] or "").split(";") if f]
+            for key in ("flags", "qc_reasons", "study_flags"):
+                if key in row:
+                    row[key] = [f for f in (row[key] or "").split(";") if f]
             out.append(row)
     return out
 
