@@ -144,9 +144,15 @@ def build_actions(win: Any) -> None:
     win.wl_combo.textActivated.connect(win.canvas.apply_preset)
     tb.addWidget(QtWidgets.QLabel(" W/L "))
     tb.addWidget(win.wl_combo)
-    tb.addSeparator()
+    win.main_toolbar = tb
+    # the overlay toggles have their own toolbar: on a narrow window it moves to a second row
+    # (MainWindow.wrap_toolbars) instead of hiding behind the toolbar's overflow button
+    otb = win.addToolBar("Overlays")
+    otb.setObjectName("overlay toolbar")
+    otb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
     for name in ("masks", "corners", "heights", "depths", "endplates", "labels"):
-        tb.addAction(win.overlay_actions[name])
+        otb.addAction(win.overlay_actions[name])
+    win.overlay_toolbar = otb
 
 
 def build_status_bar(win: Any) -> None:

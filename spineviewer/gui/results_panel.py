@@ -35,6 +35,11 @@ COLUMNS = [
 FLAG_SHORT = {"needs_review": "review", "schmorl_node": "Schmorl", "label_uncertain": "label?",
               "transitional_anatomy": "LSTV?", "mild_deformity": "mild", "partial_body": "partial",
               "corners_failed": "corners?", "sacrum_not_visible": "no S1"}
+#: Columns hidden, in this order, while the table is too narrow for all of them (no horizontal
+#: scrolling at 1024 x 700); the "why" view of the selected vertebra lists every value.
+OPTIONAL_COLUMNS = ("crush_ratio", "IC_mm", "SC_mm", "VA_deg", "biconcavity_ratio")
+#: Width left for the flags column before optional columns are hidden.
+MIN_FLAGS_PX = 60
 _DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
 
 
@@ -72,6 +77,9 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
     colour = style.status_colour(v).name()
     parts = [(f"<h3 style='margin:0'>{e(v.level)}: <span style='color:{colour}'>"
               f"{e(calls.final_call(v))}</span></h3>")]
+    values = [f"{h} {cell_text(v, a)}" for h, a, _ in COLUMNS[1:10] if getattr(v, a) is not None]
+    if values:  # every measurement, also those the narrow table hides
+        parts.append(f"<p>{e(', '.join(values))}</p>")
     if calls.has_override(v):
         comment = e(v.override.get("comment") or "no comment")
         parts.append(f"<p><b>Reader's call:</b> {e(calls.reader_call(v))}<br>"
@@ -126,6 +134,7 @@ class ResultsPanel(QtWidgets.QWidget):
         self.table.horizontalHeader().setSectionResizeMode(
             len(COLUMNS) - 1, QtWidgets.QHeaderView.ResizeMode.Stretch)  # flags: elided
         self.table.setWordWrap(False)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.why = QtWidgets.QTextBrowser()
         self.why.setPlaceholderText("Select a vertebra to see why it was called.")
@@ -146,6 +155,27 @@ class ResultsPanel(QtWidgets.QWidget):
         lay.addWidget(split, 1)
         lay.addWidget(self._correction_box())
         self._set_enabled(False)
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(ev)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Hide optional columns while the table is too narrow (never a horizontal scroll)."""
+        attrs = [c[1] for c in COLUMNS]
+        header = self.table.horizontalHeader()
+        for name in OPTIONAL_COLUMNS:
+            self.table.setColumnHidden(attrs.index(name), False)
+        self.table.resizeColumnsToContents()
+        avail = self.table.viewport().width()
+        need = sum(header.sectionSize(i) for i in range(len(COLUMNS) - 1)
+                   if not self.table.isColumnHidden(i)) + MIN_FLAGS_PX
+        for name in OPTIONAL_COLUMNS:
+            if need <= avail:
+                break
+            col = attrs.index(name)
+            need -= header.sectionSize(col)
+            self.table.setColumnHidden(col, True)
 
     def set_header(self, text: str, warn: bool = False) -> None:
         """The line above the summary: owner of the result, or a warning that it is elsewhere."""
@@ -250,6 +280,7 @@ class ResultsPanel(QtWidgets.QWidget):
         if keep and result and result.vertebra(keep):
             self.select_level(keep, emit=False)
         self._set_enabled(result is not None)
+        self.fit_columns()
         self._update_why()
 
     @classmethod

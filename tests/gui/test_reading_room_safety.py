@@ -321,3 +321,24 @@ def test_6_partial_body_label_sits_on_the_body(qtbot):
     pos = canvas.overlays["T10"].label.pos()
     assert (pos.x(), pos.y()) == pytest.approx((60.0, 170.0))  # not at (0, 0)
     assert canvas.overlays["T11"].label.toPlainText() == ""  # no place: no label
+
+
+def test_6_layout_at_1024x700(qtbot, window, lumbar_study):
+    window.resize(1024, 700)
+    _open(qtbot, window, lumbar_study.path)
+    qtbot.wait(50)
+    assert window.canvas.width() >= 420
+    table = window.results.table
+    assert not table.horizontalScrollBar().isVisible()
+    visible = [i for i in range(table.columnCount()) if not table.isColumnHidden(i)]
+    assert sum(table.horizontalHeader().sectionSize(i) for i in visible[:-1]) \
+        <= table.viewport().width()
+    for name in ("Level", "AH", "PH", "Fracture", "Deformity", "Grade"):  # never hidden
+        col = [table.horizontalHeaderItem(i).text() for i in range(table.columnCount())]
+        assert not table.isColumnHidden(col.index(name))
+    # the overlay toggles sit on a second toolbar row, not behind an overflow button
+    for tb in (window.main_toolbar, window.overlay_toolbar):
+        ext = [b for b in tb.children() if b.objectName() == "qt_toolbar_ext_button"]
+        assert not any(b.isVisible() for b in ext)
+    assert all(window.overlay_toolbar.widgetForAction(a).isVisible()
+               for a in window.overlay_toolbar.actions())
