@@ -83,7 +83,7 @@ def test_noop_rerun_skips_everything_and_keeps_the_csv(archive, first_run):
     assert summary["failed"] == 3
 
 
-def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path):
+def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path, monkeypatch):
     root, truths = archive
     out, _ = first_run
     manifest = Manifest(out)
@@ -96,6 +96,9 @@ def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path):
     assert len(todo) == N_STUDIES + 1
     todo, _ = _plan(disc, manifest, model, BatchOptions(root=str(root), out=str(out), pdf=True))
     assert len(todo) == N_STUDIES + 1
+    with monkeypatch.context() as m:  # another CSV contract: old rows must not be reused
+        m.setattr("spineviewer.core.results.CSV_COLUMNS", ("study_uid", "level"))
+        assert len(_plan(disc, manifest, model, opts)[0]) == N_STUDIES + 1
     # a real change: one study's files touched -> only that study is analysed again
     copy = tmp_path / "archive"
     shutil.copytree(root / "study_05", copy / "study_05")
