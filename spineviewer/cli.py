@@ -112,6 +112,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dicom-out", help="write DICOM SEG, SR and encapsulated PDF into this folder")
     p.add_argument("--deidentify", action="store_true",
                    help="de-identify the CSV, JSON and PDF (refused with --dicom-out)")
+    p.add_argument("--pseudonym-key-file",
+                   help="key (>= 16 bytes) for --deidentify's UID pseudonyms; default "
+                        "$SPINEVIEWER_PSEUDONYM_KEY, else a random key for this export")
     p.add_argument("--force", action="store_true",
                    help="overwrite existing output files (never folders or special files)")
     _runtime_options(p)
@@ -137,7 +140,7 @@ def _cmd_analyze(args) -> int:
     from spineviewer.core.pipeline import analyze_study
 
     path = Path(args.path)
-    _output_plan(args)  # refuse bad output paths before the (slow) analysis
+    _output_plan(args)  # refuse bad output paths (and keys) before the (slow) analysis
     result = analyze_study(path, series_uid=args.series, force_series=args.force_series,
                            provider=args.provider,
                            threads=args.threads, progress=_progress_printer(args.quiet),
@@ -149,7 +152,11 @@ def _cmd_analyze(args) -> int:
 
 
 def _output_plan(args) -> dict:
+    from spineviewer.io.deidentify import Pseudonymizer
     from spineviewer.io.export import plan_outputs
+
+    if args.deidentify and args.pseudonym_key_file:
+        Pseudonymizer.from_key_file(args.pseudonym_key_file)  # unreadable or short: refused
 
     return plan_outputs(pdf=args.pdf, csv=args.csv, json=args.json, dicom_dir=args.dicom_out,
                         deidentify=args.deidentify, overwrite=args.force)
@@ -157,11 +164,19 @@ def _output_plan(args) -> dict:
 
 def _write_outputs(result, args) -> list[Path]:
     """All requested outputs through `io.export` (all or nothing)."""
+    from spineviewer.io.deidentify import Pseudonymizer
     from spineviewer.io.export import write_outputs
 
-    return write_outputs(result, pdf=args.pdf, csv=args.csv, json=args.json,
-                         dicom_dir=args.dicom_out, deidentify=args.deidentify,
-                         overwrite=args.force)
+    key = None
+    if args.deidentify:
+        key = Pseudonymizer.for_export(getattr(args, "pseudonym_key_file", None))
+    written = write_outputs(result, pdf=args.pdf, csv=args.csv, json=args.json,
+                            dicom_dir=args.dicom_out, deidentify=args.deidentify,
+                            overwrite=args.force, pseudonymizer=key)
+    if key is not None and key.random and not getattr(args, "quiet", False):
+        print(f"spineviewer: note: {key.note()} (give --pseudonym-key-file or "
+              f"$SPINEVIEWER_PSEUDONYM_KEY for pseudonyms that join)", file=sys.stderr)
+    return written
 
 
 def format_summary(result) -> str:

@@ -1,8 +1,8 @@
 """Per-study export folders and file names, so one patient's export never replaces another's.
 
 ``<base>/<stem>/<stem>_report.pdf``, ``<stem>_results.csv``, ... where the stem is
-``Family_Given_ID_YYYY-MM-DD`` from the patient block of the result, or ``anon-<hash>`` (a
-stable hash of the study and series UIDs) when the export is de-identified.
+``Family_Given_ID_YYYY-MM-DD`` from the patient block of the result, or ``anon-<hash>`` (of
+the keyed UID pseudonyms, see `io.deidentify`) when the export is de-identified.
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ def _clean(text: Any) -> str:
     return s[:MAX_PART]
 
 
-def export_stem(result: Any, *, deidentify: bool = False) -> str:
+def export_stem(result: Any, *, deidentify: bool = False, pseudonymizer: Any = None) -> str:
     """The stem of a study's export folder and files.
 
     Parameters
     ----------
     result : StudyResult
     deidentify : bool
-        ``anon-`` plus 12 hex digits of SHA-256(study UID + series UID): no name, ID or date.
+        ``anon-`` plus 12 hex digits of the keyed pseudonyms of the study and series UIDs
+        (no name, ID or date; not recomputable from the UIDs without the key).
+    pseudonymizer : io.deidentify.Pseudonymizer, optional
+        Default: this run's key (`deidentify.ensure_run_key`), so one study keeps one
+        folder within a session.
 
     Returns
     -------
@@ -37,10 +41,14 @@ def export_stem(result: Any, *, deidentify: bool = False) -> str:
         E.g. ``Muster_Erika_PID-4711_2024-01-02``; ``study-<hash>`` when the result holds no
         patient name, ID or date. Only letters, digits, ``.``, ``-`` and ``_``.
     """
+    if deidentify:
+        from spineviewer.io.deidentify import ensure_run_key
+
+        p = pseudonymizer or ensure_run_key()
+        key = f"{p.uid(result.study_uid)}|{p.uid(result.series_uid)}".encode()
+        return f"anon-{hashlib.sha256(key).hexdigest()[:12]}"
     key = f"{result.study_uid}|{result.series_uid}".encode()
     digest = hashlib.sha256(key).hexdigest()[:12]
-    if deidentify:
-        return f"anon-{digest}"
     p = result.patient or {}
     name = "_".join(_clean(x) for x in str(p.get("name") or "").split("=")[0].split("^")[:2]
                     if _clean(x))
