@@ -184,7 +184,9 @@ def _build(result: StudyResult, shown: StudyResult, *, parts: set[str],
         pdf_bytes = build_report_pdf(shown, paper=paper, image=image)
         out["pdf"] = pdf_bytes
     if "csv" in parts:
-        out["csv"] = shown.to_csv()
+        from spineviewer.io.csv_export import deidentified_csv
+
+        out["csv"] = shown.to_csv() if shown is result else deidentified_csv(shown)
     if "json" in parts:
         out["json"] = shown.to_json()
     if dicom:
