@@ -91,6 +91,7 @@ class SliceCanvas(QtWidgets.QWidget):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image_item)
         self.vb.windowDragged.connect(self._on_window_drag)
+        self.vb.sigTransformChanged.connect(lambda *_: self.fit_handles())
         self.vb.sliceStepped.connect(lambda step: self.set_slice(self.index + step))
         self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.view.scene().sigMouseClicked.connect(self._on_mouse_clicked)
@@ -271,9 +272,19 @@ class SliceCanvas(QtWidgets.QWidget):
                 ov.cornerMoved.connect(self.cornerMoved.emit)
                 ov.cornerDragging.connect(self.cornerDragging.emit)
                 self.overlays[v.level] = ov
+        self.fit_handles()
         self._update_overlay_visibility()
         self._update_slice_label()
         self.resultChanged.emit()
+
+    def fit_handles(self) -> None:
+        """Size the corner handles to the bodies as shown (zoom, window size, 2x scaling)."""
+        if not self.overlays:
+            return
+        px = self.vb.viewPixelSize()[0]
+        if px and np.isfinite(px):
+            for ov in self.overlays.values():
+                ov.fit_handles(1.0 / px)
 
     def _can_update(self, result: StudyResult) -> bool:
         levels = [v.level for v in result.vertebrae]

@@ -16,6 +16,10 @@ from spineviewer.core.results import CORNER_NAMES, VertebraResult
 from spineviewer.core.review import endplate_depth_points
 from spineviewer.gui import style
 
+#: Corner handle size in screen pixels, and the least it shrinks to on small bodies.
+HANDLE_PX = 9.0
+MIN_HANDLE_PX = 4.0
+
 #: overlay kinds the user can toggle, with their menu text
 OVERLAYS = {
     "masks": "Mask tint", "outlines": "Outlines", "labels": "Level labels",
@@ -144,8 +148,23 @@ class VertebraOverlay(QtCore.QObject):
         self.label.setAnchor((1.0, 0.5) if d[1] < 0 else (0.0, 0.5))
         self.label.setPos(float(pos[1]), float(pos[0]))
 
+    def fit_handles(self, screen_px_per_image_px: float) -> None:
+        """Corner handles no larger than ~1/3 of the shortest side of this body on screen, so
+        that they never overlap on a small view or at 2x display scaling."""
+        pts = [self.corners[k] for k in CORNER_NAMES if k in self.corners]
+        if len(pts) < 2 or not np.isfinite(screen_px_per_image_px):
+            return
+        d = min(float(np.hypot(*(a - b))) for i, a in enumerate(pts) for b in pts[i + 1:])
+        size = float(np.clip(0.3 * d * screen_px_per_image_px, MIN_HANDLE_PX, HANDLE_PX))
+        for h in self.handles.values():
+            if h.scale != size:  # pg.TargetItem keeps its symbol size in ``scale``
+                h.prepareGeometryChange()
+                h.scale = size
+                h.viewTransformChanged()  # drops the cached shape
+                h.update()
+
     def _make_handle(self, name: str) -> pg.TargetItem:
-        h = pg.TargetItem(pos=(0, 0), size=9, symbol="o", movable=True,
+        h = pg.TargetItem(pos=(0, 0), size=HANDLE_PX, symbol="o", movable=True,
                           pen=_pen(QtGui.QColor("#000000"), 1.0),
                           hoverBrush=pg.mkBrush("#FFFFFF"))
         h.setToolTip(f"{self.level} {name}: drag to correct")

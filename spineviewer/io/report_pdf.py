@@ -38,6 +38,7 @@ from spineviewer.core.results import (
     VertebraResult,
     atomic_write_bytes,
 )
+from spineviewer.io.palette import TINTS
 from spineviewer.io.report_figure import COLOUR, render_slice_png, vertebra_status
 from spineviewer.io.report_text import (
     corrections,
@@ -53,9 +54,9 @@ MARGIN = 14 * mm
 #: More corrections than this go below the table (a table cell cannot break across pages).
 MAX_INLINE_CORRECTIONS = 6
 _GREY = colors.HexColor("#555555")
-_FX_BG = colors.HexColor("#FBE3D6")
-_REVIEW_BG = colors.HexColor("#FFF2CC")
-_OK_BG = colors.HexColor("#E2F0E8")
+_FX_BG = colors.HexColor(TINTS["fracture"])
+_REVIEW_BG = colors.HexColor(TINTS["review"])
+_OK_BG = colors.HexColor(TINTS["normal"])
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -111,7 +112,7 @@ def _header(result: StudyResult, st: dict[str, ParagraphStyle], width: float) ->
 def _summary_box(result: StudyResult, st: dict[str, ParagraphStyle], width: float) -> Table:
     lines = summary_lines(result)
     any_fx = any(v.final_fracture for v in result.vertebrae)
-    any_review = any(vertebra_status(v) == "review" for v in result.vertebrae)
+    any_review = any(vertebra_status(v) in ("review", "schmorl") for v in result.vertebrae)
     bg = _FX_BG if any_fx else (_REVIEW_BG if any_review else _OK_BG)
     edge = colors.HexColor(COLOUR["fracture" if any_fx else ("review" if any_review else "normal")])
     paras = [Paragraph("<b>Summary</b>", st["h2"])]
@@ -127,9 +128,9 @@ def _summary_box(result: StudyResult, st: dict[str, ParagraphStyle], width: floa
 
 def _legend(st: dict[str, ParagraphStyle]) -> Paragraph:
     items = [(COLOUR["fracture"], "fracture suspected"), (COLOUR["review"], "needs review"),
-             (COLOUR["normal"], "no deformity")]
+             (COLOUR["schmorl"], "Schmorl node"), (COLOUR["normal"], "no deformity")]
     txt = "  ".join(f'<font color="{c}">&#9632;</font> {t}' for c, t in items)
-    return Paragraph(f"{txt}<br/>Blue line: anterior height (AH); yellow line: posterior "
+    return Paragraph(f"{txt}<br/>White line: anterior height (AH); green line: posterior "
                      "height (PH). Anterior is where the level labels sit.", st["small"])
 
 
@@ -178,7 +179,7 @@ def _vertebra_table(result: StudyResult, st: dict[str, ParagraphStyle], width: f
         status = vertebra_status(v)
         if status != "normal":
             style.append(("BACKGROUND", (0, i), (-1, i),
-                          _FX_BG if status == "fracture" else _REVIEW_BG))
+                          colors.HexColor(TINTS[status])))
     frac = [0.055, 0.055, 0.055, 0.055, 0.05, 0.05, 0.055, 0.06, 0.06, 0.055, 0.1, 0.12, 0.23]
     t = Table(rows, colWidths=[f * width for f in frac], repeatRows=1)
     t.setStyle(TableStyle(style))

@@ -91,3 +91,4 @@ def test_marked_result_warns_in_json_csv_and_report(tmp_path):
                for row in read_csv_rows(_write(tmp_path, r.to_csv())))
     lines = report_text.summary_lines(r)
     assert lines[1].startswith("WARNING: the analysed series is unsuitable (axial plane")
+

@@ -342,3 +342,16 @@ def test_6_layout_at_1024x700(qtbot, window, lumbar_study):
         assert not any(b.isVisible() for b in ext)
     assert all(window.overlay_toolbar.widgetForAction(a).isVisible()
                for a in window.overlay_toolbar.actions())
+
+
+def test_6_corner_handles_shrink_instead_of_overlapping(qtbot, window, lumbar_study):
+    _open(qtbot, window, lumbar_study.path)
+    window.canvas.fit_handles()
+    big = window.canvas.corner_handle("L3", "AS").scale
+    window.canvas.vb.scaleBy((6.0, 6.0))  # zoom far out: bodies a few pixels tall on screen
+    qtbot.waitUntil(lambda: window.canvas.corner_handle("L3", "AS").scale < big, timeout=3000)
+    h = window.canvas.corner_handle("L3", "AS")
+    v = window.session.result.vertebra("L3")
+    side = abs(v.corners_rc["AI"][0] - v.corners_rc["AS"][0])  # image px
+    on_screen = side / window.canvas.vb.viewPixelSize()[1]
+    assert h.scale <= max(0.3 * on_screen + 0.5, 4.0)  # handles of AS and AI stay apart

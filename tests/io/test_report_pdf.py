@@ -96,8 +96,8 @@ def test_figure_draws_overlays_on_the_slice(study_result):
     img = imread(BytesIO(png))
     assert img.shape[1] == 200 and abs(img.shape[0] / img.shape[1] - aspect) < 0.02
     rgb = img[..., :3]
-    # the fracture colour (vermillion #D55E00) appears: L1 is outlined and labelled as fracture
-    vermillion = np.all(np.abs(rgb - np.array([0xD5, 0x5E, 0x00]) / 255) < 0.08, axis=-1)
+    # the app's fracture colour (#FF5A1F, io.palette) appears: L1 is outlined and labelled
+    vermillion = np.all(np.abs(rgb - np.array([0xFF, 0x5A, 0x1F]) / 255) < 0.08, axis=-1)
     assert vermillion.sum() > 30
 
 
