@@ -256,7 +256,7 @@ def test_table_follows_a_corner_while_it_is_dragged(qtbot, window, lumbar_study)
 
 def test_indexing_can_be_cancelled_from_the_browser(qtbot, lumbar_study, masks_analyze,
                                                     monkeypatch):
-    import spineviewer.gui.main_window as mw
+    import spineviewer.gui.window_study as mw
     from spineviewer.core.errors import Cancelled
 
     def slow_index(path, progress=None, cancel=None):

@@ -1,0 +1,115 @@
+"""Analysis of the main window: start, cancel, progress, and showing a finished result.
+
+A mixin of :class:`~spineviewer.gui.main_window.MainWindow`; handlers here carry no
+``@QtCore.Slot`` decorator, because a decorated mixin method loses ``sender()``.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+from spineviewer.core import review
+from spineviewer.core.results import StudyResult
+from spineviewer.gui import worker as workers
+
+
+class AnalysisMixin:
+    """Running the analysis in the background and installing its result."""
+
+    def start_analysis(self, series_uid: str | None = None) -> None:
+        """Analyse ``series_uid`` (default: the series on the canvas, else the auto-chosen one)
+        in the background."""
+        if self.folder is None:
+            return
+        uid = series_uid or self.canvas.series_uid or self.browser.chosen_uid or None
+        job = workers.AnalysisWorker(self.folder.path, series_uid=uid, provider=self.provider,
+                                     threads=self.threads, analyze=self._analyze)
+        job.progressChanged.connect(self._on_progress)
+        job.analysisFinished.connect(self._on_analysis_finished)
+        job.analysisFailed.connect(self._on_analysis_failed)
+        job.analysisCancelled.connect(self._on_analysis_cancelled)
+        self.progress.setValue(0)
+        self.progress.setFormat("analysis\u2026")
+        self.progress.show()
+        self.banner.hide()
+        self._start_job("analysis", job)
+
+    def cancel_analysis(self) -> None:
+        """Cancel the running analysis (and indexing)."""
+        self._cancel_job("analysis")
+        self._cancel_job("index")
+
+    def _on_progress(self, stage: str, fraction: float) -> None:
+        if self._is_current("analysis"):
+            self.progress.setValue(int(1000 * fraction))
+            self.progress.setFormat(f"{stage} %p%")
+
+    def _on_analysis_finished(self, result: StudyResult) -> None:
+        if not self._is_current("analysis"):
+            return
+        self.progress.hide()
+        self._set_result(result)
+
+    def _on_analysis_failed(self, message: str) -> None:
+        if self._is_current("analysis"):
+            self.progress.hide()
+            self._error(message)
+            self.analysisFailed.emit(message)
+
+    def _on_analysis_cancelled(self) -> None:
+        if self._is_current("analysis"):
+            self.progress.hide()
+            self.statusBar().showMessage("Analysis cancelled", 5000)
+            self.analysisCancelled.emit()
+
+    def analyse_shown_series(self) -> None:
+        """The Analyse action: the series on the canvas; asks first when it has corrections."""
+        uid = self.canvas.series_uid or self.browser.chosen_uid
+        if self.session and self.session.result.edits and self.session.result.series_uid == uid:
+            self.discard_and_reanalyse()
+        else:
+            self.start_analysis(uid)
+
+    def discard_and_reanalyse(self) -> None:
+        """Drop the corrections (after asking) and analyse again."""
+        if self.folder is None:
+            return
+        uid = self.session.result.series_uid if self.session else self.browser.chosen_uid
+        if self.session and self.session.result.edits:
+            answer = QtWidgets.QMessageBox.question(
+                self, "Discard corrections?",
+                f"Discard {len(self.session.result.edits)} correction(s) and analyse again?")
+            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                return
+        review.discard_autosave(self.folder.path, uid)
+        self.start_analysis(uid)
+
+    # ---- the result -----------------------------------------------------------------------
+    def _set_result(self, result: StudyResult | None) -> None:
+        self.session = None if result is None else review.ReviewSession(result, self._remeasure)
+        default_out = ""
+        if result is not None:
+            default_out = str(review.study_folder(result).parent / "spineviewer-export")
+        self.export_panel.set_result(result, default_out)
+        self._refresh()
+        if result is None:
+            return
+        if self.canvas.series_uid == result.series_uid:
+            self.canvas.set_slice(result.slice_index)
+        elif self.folder is not None:
+            self.show_series(result.series_uid)
+        self._show_model(result)
+        self.resultsShown.emit(result)
+
+    def _show_model(self, r: StudyResult) -> None:
+        m = r.model or {}
+        provider = str(m.get("provider", "")).replace("ExecutionProvider", "")
+        text = f"Model: {m.get('name') or '-'}"
+        self.model_label.setText(f"{text} on {provider}" if provider else text)
+        self.model_label.setToolTip(f"sha256 {m.get('sha256', '')}")
+        t = r.timings_s or {}
+        if t:
+            total = sum(t.values())
+            main = ", ".join(f"{k} {v:.2f}" for k, v in t.items() if v >= 0.05)
+            self.timing_label.setText(f"{total:.1f} s")
+            self.timing_label.setToolTip(f"Stage times (s): {main}")
