@@ -209,7 +209,7 @@ def test_measurement_slice_marks_on_the_slider(qtbot, window, lumbar_study):
         k = result.slice_index if v.measurement_slice is None else v.measurement_slice
         expected.setdefault(k, []).append(v.level)
     assert marks.marks == expected
-    k0 = sorted(expected)[0]
+    k0 = min(expected)
     assert f"slice {k0 + 1}: {', '.join(expected[k0])}" in marks.toolTip()
     # clicking a mark brings its slice back
     window.canvas.set_slice(0 if k0 else window.canvas.pixels.shape[0] - 1)
@@ -227,7 +227,7 @@ def test_measurement_slice_marks_on_the_slider(qtbot, window, lumbar_study):
         1: [v.level for i, v in enumerate(result.vertebrae) if i % 2 == 1]}
     before = {v.level for v in result.vertebrae}
     window.shift_levels(+1)  # renamed levels: the marks follow at once
-    after = set(sum(marks.marks.values(), []))
+    after = {lv for levels in marks.marks.values() for lv in levels}
     assert after == {v.level for v in window.canvas.result.vertebrae} and after != before
     window.canvas.clear()
     assert marks.marks == {}
