@@ -64,6 +64,10 @@ class StudyTruth:
     vertebrae: list[BodyTruth]
     params: PhantomParams
     distractor_series_uids: list[str] = field(default_factory=list)
+    #: ``"a"`` (the training renderer, synth.phantom) or ``"b"`` (synth_b, validation only),
+    #: and renderer B's drawn appearance.
+    renderer: str = "a"
+    look: dict = field(default_factory=dict)
 
     @property
     def dicom_dir(self) -> Path:
@@ -81,6 +85,7 @@ class StudyTruth:
             "rescale_slope": self.rescale_slope, "rescale_intercept": self.rescale_intercept,
             "distractor_series_uids": list(self.distractor_series_uids),
             "vertebrae": [v.to_dict() for v in self.vertebrae], "params": self.params.to_dict(),
+            "renderer": self.renderer, "look": self.look,
         }
 
 
@@ -99,7 +104,8 @@ def load_truth(path: str | Path) -> StudyTruth:
         rescale_slope=d["rescale_slope"], rescale_intercept=d["rescale_intercept"],
         vertebrae=[BodyTruth.from_dict(v) for v in d["vertebrae"]],
         params=PhantomParams.from_dict(d["params"]),
-        distractor_series_uids=list(d.get("distractor_series_uids", [])))
+        distractor_series_uids=list(d.get("distractor_series_uids", [])),
+        renderer=str(d.get("renderer", "a")), look=dict(d.get("look", {})))
 
 
 def _intensity_scale(rng: np.random.Generator, vendor: str, field_T: float) -> float:
@@ -151,7 +157,7 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
                 field_strength_T: float = 1.5, n_slices: int = 15, pixel_spacing_mm: float = 0.6,
                 matrix: tuple[int, int] = (448, 314), params: PhantomParams | None = None,
                 distractors: bool = True, file_names: str = "uid",
-                dicomdir: bool = False) -> StudyTruth:
+                dicomdir: bool = False, render: str = "a") -> StudyTruth:
     """Write one phantom study (DICOM + truth) and return its truth.
 
     Parameters
@@ -169,9 +175,15 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
     file_names : ``uid`` (``<SOPInstanceUID>.dcm``), ``numbered`` (``SE0003/IM00001``) or
         ``random`` (8 random characters, no extension).
     dicomdir : write a DICOMDIR (pydicom FileSet layout) instead of the plain files.
+    render : ``"a"``, the training renderer, or ``"b"``, the independent renderer of
+        ``spineviewer.synth_b`` (validation only): the same anatomy and truth, drawn with
+        other textures, rims, depression fills, marrow states and contrasts. The T1 and
+        axial distractor series stay renderer A's.
     """
     if vendor not in VENDORS:
         raise ValueError(f"vendor must be one of {sorted(VENDORS)}, not {vendor!r}")
+    if render not in ("a", "b"):
+        raise ValueError(f"render must be 'a' or 'b', not {render!r}")
     out = Path(out_dir)
     (out / "dicom").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -195,16 +207,24 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
     writer = _Writer(out / "dicom", file_names, np.random.default_rng([seed, 7]))
     centre = (n_slices - 1) // 2
     truth_slice = None
+    look = None
+    if render == "b":
+        from spineviewer.synth_b import draw_look, render_b
+        look = draw_look(np.random.default_rng([seed, 900]), anat)
     for k in range(n_slices):
         offset = (k - centre) * t2.spacing_between_mm
         variant = anat if k == centre else lateral_variant(anat, offset)
         gain = float(np.clip(1.0 - abs(offset) / 9.0, 0.1, 1.0))
         ps = render_slice(variant, params, np.random.default_rng([seed, 100 + k]),
                           ss=4 if k == centre else 2, canal_gain=gain)
+        image = ps.image
+        if look is not None:
+            image, _ = render_b(variant, params, np.random.default_rng([seed, 900 + k]),
+                                look=look, ss=3 if k == centre else 1, canal_gain=gain)
         if k == centre:
             truth_slice = ps
         number = n_slices - k if vendor == "ge" else k + 1
-        writer.add(mr_dataset(study, t2, k, to_stored(ps.image, slope, intercept), slope,
+        writer.add(mr_dataset(study, t2, k, to_stored(image, slope, intercept), slope,
                               intercept, number))
     distractor_uids = _write_distractors(study, writer, anat, params, origin, thickness, seed,
                                          slope, intercept) if distractors else []
@@ -214,7 +234,8 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
         str(out), seed, vendor, float(field_strength_T), study.study_uid, t2.series_uid,
         uid_for(seed, t2.series_uid, "sop", centre), centre, n_slices,
         (float(pixel_spacing_mm), float(pixel_spacing_mm)), (int(matrix[0]), int(matrix[1])),
-        slope, intercept, truth_slice.truth, params, distractor_uids)
+        slope, intercept, truth_slice.truth, params, distractor_uids,
+        renderer=render, look=look.to_dict() if look is not None else {})
     (out / "truth.json").write_text(json.dumps(truth.to_dict(), indent=1))
     np.save(out / "truth_labels.npy", truth_slice.instance_map)
     np.save(out / "truth_classes.npy", truth_slice.class_map)
@@ -279,9 +300,10 @@ def _write_dicomdir(root: Path, writer: _Writer) -> None:
 
 
 def write_cohort(out_dir: str | Path, n: int, seed: int, *, distractors: bool = True,
-                 n_slices: int | None = None) -> list[StudyTruth]:
+                 n_slices: int | None = None, render: str = "a") -> list[StudyTruth]:
     """Write ``n`` varied studies to ``out_dir/study_XXX`` (vendors, field strengths, spacing,
-    matrix, slice count; every deformity type and grade appears once n >= 9)."""
+    matrix, slice count; every deformity type and grade appears once n >= 9). ``render``
+    as in :func:`write_study` (the anatomy drawn for a seed is the same either way)."""
     rng = np.random.default_rng(seed)
     combos = [(t, g) for t in DEFORMITY_TYPES for g in (1, 2, 3)]
     rng.shuffle(combos)
@@ -303,7 +325,7 @@ def write_cohort(out_dir: str | Path, n: int, seed: int, *, distractors: bool = 
             field_strength_T=(1.5, 3.0)[(i // 3) % 2],
             n_slices=n_slices or int(rng.choice([11, 12, 13, 15, 15, 17])),
             pixel_spacing_mm=spacing, matrix=matrix, params=params, distractors=distractors,
-            file_names=("uid", "numbered", "random")[int(rng.integers(0, 3))]))
+            file_names=("uid", "numbered", "random")[int(rng.integers(0, 3))], render=render))
     return truths
 
 
