@@ -29,7 +29,7 @@ STAGES = ("index", "select", "load", "preprocess", "segment", "label", "corners"
 # Flags that come from labelling / geometry and survive a re-measurement.
 PERSISTENT_FLAGS = frozenset({
     "label_uncertain", "partial_body", "corners_failed", "transitional_anatomy",
-    "sacrum_not_visible", "corrected",
+    "sacrum_not_visible", "corrected", "endplate_from_mask",
 })
 
 _MODEL_CACHE: dict[tuple, Any] = {}
@@ -79,7 +79,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   model_path: str | Path | None = None, provider: str = "auto",
                   threads: int | None = None, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None,
-                  masks_override: np.ndarray | None = None) -> StudyResult:
+                  masks_override: np.ndarray | None = None,
+                  refine_endplates: bool = True) -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
     Parameters
@@ -91,6 +92,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
     masks_override : label map on the *source* slice (0 none, 1..6 T12..L5, 7 sacrum) that
         replaces the network (validation with ground-truth masks).
+    refine_endplates : move each body's endplates and corners to the image's outer cortical
+        margin (``core.endplates``); False measures the mask's border as it is.
 
     Returns
     -------
@@ -145,6 +148,11 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
 
     st.start("corners")
     result.vertebrae = _find_all_corners(labelling, transform, transform_spacing(model))
+    if refine_endplates:
+        from spineviewer.core.endplates import refine_vertebra
+
+        for v in result.vertebrae:
+            refine_vertebra(v, image, spacing)
     st.start("morphometry")
     measured = measure_all(result)
     st.start("genant")
@@ -199,16 +207,17 @@ def _override_to_class_map(labels, transform, source_shape):
 
 
 def _find_all_corners(labelling, transform, spacing_mm: float) -> list[VertebraResult]:
-    from spineviewer.core.corners import find_corners
+    from spineviewer.core.corners import column_directions, find_corners
 
     vertebrae = []
-    for body in labelling.bodies:
+    hints = column_directions([b.centroid_rc for b in labelling.bodies])
+    for body, hint in zip(labelling.bodies, hints):
         v = VertebraResult(level=body.level, flags=list(getattr(body, "flags", [])))
         if "partial_body" in v.flags:
             vertebrae.append(v)
             continue
         try:
-            cr = find_corners(body.mask, (spacing_mm, spacing_mm))
+            cr = find_corners(body.mask, (spacing_mm, spacing_mm), si_hint=hint)
         except (ValueError, RuntimeError) as exc:  # degenerate mask
             log.warning("corners failed for %s: %s", body.level, exc)
             v.flags.append("corners_failed")
