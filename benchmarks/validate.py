@@ -261,7 +261,7 @@ def derive_site_table(args: argparse.Namespace, mode: str, render: str = "a",
     ratios, fractures included: the trimming is what removes them), applied to a population
     that shares the validation cohort's anatomy, as a site would do with its own patients.
     """
-    from spineviewer.core.reference import bodies_from_rows, table_document
+    from spineviewer.train.reference import bodies_from_rows, table_document
 
     seed = args.seed + 100000
     site = make_cohort(args.out / render / "site", args.site_n, seed, args.reuse, render)
