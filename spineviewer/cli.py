@@ -1,4 +1,4 @@
-"""The `spineviewer` command: gui (default), analyze, demo, synth, evaluate, send.
+"""The `spineviewer` command: gui (default), analyze, batch, demo, synth, evaluate, send.
 
 User-caused errors exit with status 2 and one line on stderr, never a traceback.
 """
@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse a DICOM study folder or file")
     a.add_argument("path")
     a.add_argument("--series", help="SeriesInstanceUID to analyse instead of the automatic choice")
+    a.add_argument("--slice-mode", choices=("per-vertebra", "centre"), default="per-vertebra",
+                   help="per-vertebra (default): segment every slice and measure each body on "
+                        "the slice nearest its own mid-sagittal plane; centre: the paper's "
+                        "centre slice only")
     _output_options(a)
     a.set_defaults(func=_cmd_analyze)
 
@@ -73,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=DEMO_SEED)
     _runtime_options(d)
     d.set_defaults(func=_cmd_demo)
+
+    from spineviewer.batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
 
     for name, helptext in (("synth", "write synthetic phantom DICOM studies"),
                            ("evaluate", "agreement statistics: reference CSV vs results CSV"),
@@ -84,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _DELEGATED = ("synth", "evaluate", "send")
-_COMMANDS = ("gui", "analyze", "demo", *_DELEGATED)
+_COMMANDS = ("gui", "analyze", "batch", "demo", *_DELEGATED)
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:
@@ -99,8 +107,10 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write the full JSON result here")
     p.add_argument("--pdf", help="write the PDF report here")
     p.add_argument("--dicom-out", help="write DICOM SEG, SR and encapsulated PDF into this folder")
-    p.add_argument("--deidentify", action="store_true", help="de-identify the CSV")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--deidentify", action="store_true",
+                   help="de-identify the CSV, JSON and PDF (refused with --dicom-out)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files (never folders or special files)")
     _runtime_options(p)
 
 
@@ -124,42 +134,30 @@ def _cmd_analyze(args) -> int:
     from spineviewer.core.pipeline import analyze_study
 
     path = Path(args.path)
+    _output_plan(args)  # refuse bad output paths before the (slow) analysis
     result = analyze_study(path, series_uid=args.series, provider=args.provider,
-                           threads=args.threads, progress=_progress_printer(args.quiet))
+                           threads=args.threads, progress=_progress_printer(args.quiet),
+                           slice_mode=args.slice_mode)
     _write_outputs(result, args)
     if not (args.csv or args.json or args.pdf or args.dicom_out):
         print(format_summary(result))
     return 0
 
 
+def _output_plan(args) -> dict:
+    from spineviewer.io.export import plan_outputs
+
+    return plan_outputs(pdf=args.pdf, csv=args.csv, json=args.json, dicom_dir=args.dicom_out,
+                        deidentify=args.deidentify, overwrite=args.force)
+
+
 def _write_outputs(result, args) -> list[Path]:
-    from spineviewer.core.results import atomic_write_text
+    """All requested outputs through `io.export` (all or nothing)."""
+    from spineviewer.io.export import write_outputs
 
-    written: list[Path] = []
-    for target in (args.csv, args.json, args.pdf):
-        if target and Path(target).exists() and not args.force:
-            raise SpineViewerError(f"{target} exists; use --force to overwrite it")
-    if args.json:
-        atomic_write_text(args.json, result.to_json())
-        written.append(Path(args.json))
-    if args.csv:
-        text = result.to_csv()
-        if args.deidentify:
-            from spineviewer.io.csv_export import deidentify_csv_text
-
-            text = deidentify_csv_text(text)
-        atomic_write_text(args.csv, text)
-        written.append(Path(args.csv))
-    if args.pdf:
-        from spineviewer.io.report_pdf import write_report
-
-        write_report(result, args.pdf)
-        written.append(Path(args.pdf))
-    if args.dicom_out:
-        from spineviewer.io.dicom_out import write_dicom_outputs
-
-        written.extend(write_dicom_outputs(result, args.dicom_out, overwrite=args.force))
-    return written
+    return write_outputs(result, pdf=args.pdf, csv=args.csv, json=args.json,
+                         dicom_dir=args.dicom_out, deidentify=args.deidentify,
+                         overwrite=args.force)
 
 
 def format_summary(result) -> str:
@@ -204,12 +202,13 @@ def _cmd_demo(args) -> int:
 
 
 def demo_study_options() -> dict:
-    """The demo case: grade-2 wedge fracture at L1, Schmorl node at L3, osteophyte at L4."""
+    """The demo case: acute grade-2 wedge fracture at L1 (oedema on the STIR series), Schmorl
+    node at L3, osteophyte at L4."""
     from spineviewer.synth.phantom import PhantomParams
 
     params = PhantomParams(deformities={"L1": ("wedge", 2)}, schmorl_levels=("L3",),
-                           osteophyte_levels=("L4",))
-    return {"vendor": "siemens", "field_strength_T": 3.0, "params": params}
+                           osteophyte_levels=("L4",), acute_levels=("L1",))
+    return {"vendor": "siemens", "field_strength_T": 3.0, "params": params, "stir": True}
 
 
 def _delegate(name: str):

@@ -27,3 +27,7 @@ class Cancelled(SpineViewerError):
 
 class SeriesNotFound(SpineViewerError):
     """The series the user asked for is not in the study."""
+
+
+class NoPixelSpacing(SpineViewerError):
+    """The analysed slice has no usable PixelSpacing: no millimetre can be measured."""

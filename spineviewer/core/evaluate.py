@@ -31,6 +31,7 @@ column is present).
 
 from __future__ import annotations
 
+import math
 import json
 import logging
 from dataclasses import dataclass, field
@@ -92,13 +93,18 @@ def read_table(path: str | Path, role: str) -> list[dict[str, Any]]:
         raise EvaluationInputError(f"{role} file not found: {p}")
     try:
         rows = read_csv_rows(p)
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
+    except (ValueError, OverflowError, UnicodeDecodeError, OSError) as exc:
         raise EvaluationInputError(f"{role} file {p.name} is not a readable CSV of the "
                                    f"SpineViewer columns: {exc}") from None
     rows = [{str(k).lstrip("\ufeff").strip(): v for k, v in r.items() if k is not None}
             for r in rows]
     if not rows:
         raise EvaluationInputError(f"{role} file {p.name} has no rows")
+    for i, row in enumerate(rows, start=2):
+        for k, v in row.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise EvaluationInputError(f"{role} file {p.name} line {i}: {k} is {v}; only "
+                                           "finite numbers can be evaluated")
     missing = [c for c in ("study_uid", "level") if c not in rows[0]]
     if missing:
         raise EvaluationInputError(f"{role} file {p.name} lacks column(s) {', '.join(missing)}")

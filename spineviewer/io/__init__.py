@@ -1,7 +1,8 @@
 """Outputs of an analysis: reports, tables, DICOM objects, and sending them to a PACS.
 
-- `export.export_all` writes report.pdf, results.csv and dicom/ (SEG, TID 1500 SR,
-  presentation state, Encapsulated PDF) atomically, refusing to overwrite unless asked;
+- `export` is the one way out for the CLI and the GUI: report.pdf, results.csv, results.json
+  and dicom/ (SEG, TID 1500 SR, presentation state, Encapsulated PDF), all or nothing through
+  `staging` (refusing overwrites unless asked, special files and duplicate paths always);
 - `report_pdf` (layout), `report_figure` (key image), `report_text` (plain-language lines);
 - `csv_export` (core CSV contract, de-identification with stable hashed UIDs);
 - `dicom_out` (highdicom SEG and TID 1500 SR; entry points for all DICOM objects),

@@ -10,7 +10,6 @@ analysed source slice. Coded concepts and the private scheme ``99SPV``: `dicom_c
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import highdicom as hd
 import numpy as np
@@ -204,35 +203,3 @@ def build_dicom_outputs(result: StudyResult, pdf_bytes: bytes | None = None,
     if pdf_bytes is not None:
         out["pdf"] = build_encapsulated_pdf(pdf_bytes, source)
     return out
-
-
-def write_dicom_outputs(result: StudyResult, out_dir: str | Path, *, overwrite: bool = False,
-                        pdf_bytes: bytes | None = None, include_pdf: bool = True,
-                        paper: str = "A4") -> list[Path]:
-    """Write SEG, SR, GSPS and (by default) the report as Encapsulated PDF into ``out_dir``.
-
-    Parameters
-    ----------
-    result : StudyResult
-    out_dir : str or Path
-        Created when missing; files ``vertebrae_seg.dcm``, ``morphometry_sr.dcm``,
-        ``overlay_pr.dcm``, ``report_pdf.dcm``.
-    overwrite : bool
-        Otherwise an existing file raises ``ExportExists`` and nothing is written.
-    pdf_bytes : bytes, optional
-        An already rendered report; rendered here (``paper``) when None and ``include_pdf``.
-
-    Returns
-    -------
-    list of Path
-    """
-    from spineviewer.io.export import DICOM_NAMES, write_files
-
-    if include_pdf and pdf_bytes is None:
-        from spineviewer.io.report_pdf import build_report_pdf
-
-        pdf_bytes = build_report_pdf(result, paper=paper)
-    objects = build_dicom_outputs(result, pdf_bytes if include_pdf else None)
-    out = Path(out_dir)
-    return write_files({out / DICOM_NAMES[k]: dataset_bytes(ds) for k, ds in objects.items()},
-                       overwrite=overwrite)

@@ -1,8 +1,11 @@
-"""Write a result's outputs (PDF report, CSV, DICOM SEG/SR/Encapsulated PDF) into a folder.
+"""The one way out: every output of a result (PDF, CSV, JSON, DICOM) for the CLI and the GUI.
 
-Everything is built in memory first, existing files are checked before anything is written,
-and each file is written atomically (temporary file, then rename): an export either writes
-all its files or, on a refusal, none of them.
+Everything is built in memory first; then `staging.write_all` writes the whole set or, on a
+refusal or a failed write, none of it (staging folder inside each target folder, moved into
+place only when all files are written). Two outputs with the same path, a folder or a
+special file as a target, and an existing file without ``overwrite`` are refused before the
+(slow) build. ``deidentify`` applies to every output that can be de-identified (PDF, CSV,
+JSON); DICOM objects belong to the patient's study and are refused with it.
 """
 
 from __future__ import annotations
@@ -10,133 +13,169 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from spineviewer.core.errors import SpineViewerError
-from spineviewer.core.results import StudyResult, atomic_write_bytes, atomic_write_text
+from spineviewer.core.results import StudyResult
+from spineviewer.io.staging import ExportExists, OutputError, check_targets, write_all
+
+__all__ = ["ExportExists", "OutputError", "export_all", "plan_outputs", "planned_paths",
+           "write_dicom_outputs", "write_files", "write_outputs"]
 
 logger = logging.getLogger(__name__)
 
 #: Output names inside ``out_dir``.
 PDF_NAME = "report.pdf"
 CSV_NAME = "results.csv"
+JSON_NAME = "results.json"
 DICOM_DIR = "dicom"
 DICOM_NAMES = {"seg": "vertebrae_seg.dcm", "sr": "morphometry_sr.dcm", "pr": "overlay_pr.dcm",
                "pdf": "report_pdf.dcm"}
+DEIDENTIFY_DICOM_REFUSED = ("DICOM outputs go into the patient's study (for PACS) and cannot be "
+                            "de-identified; export DICOM without --deidentify, separately")
 
 
-class ExportExists(SpineViewerError):
-    """An output file exists and overwriting was not allowed."""
+def _dicom_paths(folder: Path, with_pdf: bool) -> dict[str, Path]:
+    keys = ("seg", "sr", "pr", "pdf") if with_pdf else ("seg", "sr", "pr")
+    return {k: folder / DICOM_NAMES[k] for k in keys}
 
 
 def planned_paths(out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
-                  dicom: bool = False) -> list[Path]:
+                  dicom: bool = False, json: bool = False) -> list[Path]:
     """The files `export_all` writes for these options, in writing order."""
     out = Path(out_dir)
-    paths = []
-    if pdf:
-        paths.append(out / PDF_NAME)
-    if csv:
-        paths.append(out / CSV_NAME)
+    paths = [out / name for name, on in ((PDF_NAME, pdf), (CSV_NAME, csv), (JSON_NAME, json))
+             if on]
     if dicom:
-        keys = ("seg", "sr", "pr", "pdf") if pdf else ("seg", "sr", "pr")
-        paths += [out / DICOM_DIR / DICOM_NAMES[k] for k in keys]
+        paths += list(_dicom_paths(out / DICOM_DIR, pdf).values())
     return paths
-
-
-def _check_free(paths: list[Path], overwrite: bool) -> None:
-    if overwrite:
-        return
-    for p in paths:
-        if p.exists():
-            raise ExportExists(f"{p} already exists; choose another folder or allow "
-                               "overwriting (--force)")
 
 
 def write_files(contents: dict[Path, bytes | str], *, overwrite: bool = False) -> list[Path]:
-    """Write prepared contents atomically, after checking that none would overwrite a file.
-
-    Parameters
-    ----------
-    contents : dict of Path -> bytes or str
-        Text is written as UTF-8.
-    overwrite : bool
-        Otherwise the first existing path raises `ExportExists` before anything is written.
-
-    Returns
-    -------
-    list of Path, in the order of ``contents``.
-    """
-    paths = list(contents)
-    _check_free(paths, overwrite)
-    for path in paths:
-        data = contents[path]
-        if isinstance(data, str):
-            atomic_write_text(path, data)
-        else:
-            atomic_write_bytes(path, data)
-        logger.info("wrote %s", path.name)
+    """Write prepared contents all-or-nothing (`staging.write_all`)."""
+    paths = write_all(contents, overwrite=overwrite)
+    for p in paths:
+        logger.info("wrote %s", p)
     return paths
 
 
-def export_all(result: StudyResult, out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
-               dicom: bool = False, deidentify: bool = False, overwrite: bool = False,
-               paper: str = "A4") -> list[Path]:
-    """Write the chosen outputs of ``result`` into ``out_dir``.
+def write_outputs(result: StudyResult, *, pdf: str | Path | None = None,
+                  csv: str | Path | None = None, json: str | Path | None = None,
+                  dicom_dir: str | Path | None = None, dicom_pdf: bool = True,
+                  deidentify: bool = False, overwrite: bool = False,
+                  paper: str = "A4") -> list[Path]:
+    """Write the requested outputs of ``result``, all of them or none.
 
     Parameters
     ----------
     result : StudyResult
         The (possibly corrected) result.
-    out_dir : str or Path
-        Created when missing.
-    pdf, csv, dicom : bool
-        Which outputs: ``report.pdf``, ``results.csv``, and ``dicom/`` with the SEG, the
-        TID 1500 SR, a presentation state with the overlays and (when ``pdf``) the report as
-        Encapsulated PDF, all new series in the source study (needs
+    pdf, csv, json : path, optional
+        Report, per-vertebra CSV and full JSON result files.
+    dicom_dir : path, optional
+        Folder for the SEG, the TID 1500 SR, the presentation state and (``dicom_pdf``) the
+        report as Encapsulated PDF, all new series in the source study (needs
         ``result.source_slice_file``).
     deidentify : bool
-        CSV and PDF without names, IDs or dates, UIDs replaced by stable hashes. DICOM
-        objects belong to the patient's study and cannot be de-identified: combining both
-        is refused.
+        PDF, CSV and JSON without names, IDs, dates or paths, UIDs replaced. Refused together
+        with ``dicom_dir``.
     overwrite : bool
-        Replace existing files; otherwise an existing file raises `ExportExists` and
-        nothing is written.
+        Replace existing regular files (never folders or special files).
     paper : {"A4", "Letter"}
 
     Returns
     -------
     list of Path
-        The files written, in `planned_paths` order.
+        The files written: pdf, csv, json, then the DICOM files.
+
+    Raises
+    ------
+    OutputError
+        A refused target or a failed write, as one line; nothing was written.
     """
-    if dicom and deidentify:
-        raise SpineViewerError("DICOM outputs go into the patient's study and cannot be "
-                               "de-identified; export DICOM without --deidentify")
-    paths = planned_paths(out_dir, pdf=pdf, csv=csv, dicom=dicom)
-    _check_free(paths, overwrite)  # before the (slow) build: fail fast
-    payload = _build(result, pdf=pdf, csv=csv, dicom=dicom, deidentify=deidentify, paper=paper)
-    return write_files({p: payload[p.name] for p in paths}, overwrite=overwrite)
+    plan = plan_outputs(pdf=pdf, csv=csv, json=json, dicom_dir=dicom_dir, dicom_pdf=dicom_pdf,
+                        deidentify=deidentify, overwrite=overwrite)  # fail fast, before building
+    payload = _build(result, parts=set(plan), deidentify=deidentify, paper=paper)
+    contents = {p: payload[k] for k, p in plan.items()}
+    return write_files(contents, overwrite=overwrite)
 
 
-def _build(result: StudyResult, *, pdf: bool, csv: bool, dicom: bool, deidentify: bool,
+def plan_outputs(*, pdf: str | Path | None = None, csv: str | Path | None = None,
+                 json: str | Path | None = None, dicom_dir: str | Path | None = None,
+                 dicom_pdf: bool = True, deidentify: bool = False,
+                 overwrite: bool = False) -> dict[str, Path]:
+    """Check the requested targets (see `write_outputs`) without writing anything.
+
+    Returns
+    -------
+    dict
+        ``{"pdf" | "csv" | "json" | "dicom_<seg|sr|pr|pdf>": Path}`` in writing order.
+
+    Raises
+    ------
+    OutputError
+        DICOM with ``deidentify``, a folder or special file as a target, the DICOM folder
+        being a file, two outputs with one path, or an existing file without ``overwrite``.
+    """
+    if dicom_dir and deidentify:
+        raise OutputError(DEIDENTIFY_DICOM_REFUSED)
+    plan = {k: Path(v) for k, v in (("pdf", pdf), ("csv", csv), ("json", json)) if v}
+    if dicom_dir:
+        folder = Path(dicom_dir)
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{folder} is not a folder; DICOM outputs go into a folder")
+        plan.update({f"dicom_{k}": p for k, p in _dicom_paths(folder, dicom_pdf).items()})
+    check_targets(list(plan.values()), overwrite)
+    return plan
+
+
+def export_all(result: StudyResult, out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
+               dicom: bool = False, json: bool = False, deidentify: bool = False,
+               overwrite: bool = False, paper: str = "A4") -> list[Path]:
+    """Write the chosen outputs of ``result`` into ``out_dir`` (the GUI's export).
+
+    Files ``report.pdf``, ``results.csv``, ``results.json`` and ``dicom/`` (see
+    `write_outputs`; the Encapsulated PDF only with ``pdf``). Returns the files written, in
+    `planned_paths` order; nothing is written when anything fails.
+    """
+    out = Path(out_dir)
+    return write_outputs(result, pdf=out / PDF_NAME if pdf else None,
+                         csv=out / CSV_NAME if csv else None,
+                         json=out / JSON_NAME if json else None,
+                         dicom_dir=out / DICOM_DIR if dicom else None, dicom_pdf=pdf,
+                         deidentify=deidentify, overwrite=overwrite, paper=paper)
+
+
+def write_dicom_outputs(result: StudyResult, out_dir: str | Path, *, overwrite: bool = False,
+                        include_pdf: bool = True, paper: str = "A4") -> list[Path]:
+    """Only the DICOM objects into ``out_dir`` (`vertebrae_seg.dcm`, ... `report_pdf.dcm`)."""
+    return write_outputs(result, dicom_dir=out_dir, dicom_pdf=include_pdf, overwrite=overwrite,
+                         paper=paper)
+
+
+def _build(result: StudyResult, *, parts: set[str], deidentify: bool,
            paper: str) -> dict[str, bytes | str]:
-    """All output contents by file name, before anything touches the disk."""
+    """All output contents by key (pdf, csv, json, dicom_<key>), before touching the disk."""
     from spineviewer.io.csv_export import deidentify_result
 
     shown = deidentify_result(result) if deidentify else result
     out: dict[str, bytes | str] = {}
     pdf_bytes = None
-    if pdf:
+    dicom = [k[len("dicom_"):] for k in parts if k.startswith("dicom_")]
+    if "pdf" in parts or "pdf" in dicom:
         from spineviewer.io.report_figure import load_slice_pixels
         from spineviewer.io.report_pdf import build_report_pdf
 
         # the de-identified copy has no file path: render the pixels of the original slice
         image = load_slice_pixels(result.source_slice_file)
         pdf_bytes = build_report_pdf(shown, paper=paper, image=image)
-        out[PDF_NAME] = pdf_bytes
-    if csv:
-        out[CSV_NAME] = shown.to_csv()
+        out["pdf"] = pdf_bytes
+    if "csv" in parts:
+        out["csv"] = shown.to_csv()
+    if "json" in parts:
+        out["json"] = shown.to_json()
     if dicom:
-        from spineviewer.io.dicom_out import build_dicom_outputs, dataset_bytes
+        from spineviewer.io.dicom_common import dataset_bytes
+        from spineviewer.io.dicom_out import build_dicom_outputs
 
-        for key, ds in build_dicom_outputs(result, pdf_bytes).items():
-            out[DICOM_NAMES[key]] = dataset_bytes(ds)
+        objects = build_dicom_outputs(result, pdf_bytes if "pdf" in dicom else None)
+        out.update({f"dicom_{k}": dataset_bytes(ds) for k, ds in objects.items()})
     return out
+

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from spineviewer.core import genant
+from spineviewer.core.dicom.checks import INPUT_FLAGS, MISSING_SLICE
 from spineviewer.core.endplates import EDGE_CONVENTION
 from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
 
@@ -38,7 +39,7 @@ _STUDY_FLAG_TEXT = {
 
 def study_flag_text(flag: str) -> str:
     """Plain-language sentence for a study-level flag (the flag itself when unknown)."""
-    return _STUDY_FLAG_TEXT.get(flag, flag.replace("_", " "))
+    return _STUDY_FLAG_TEXT.get(flag) or INPUT_FLAGS.get(flag) or flag.replace("_", " ")
 
 
 def fmt_date(value: Any) -> str:
@@ -146,6 +147,7 @@ def summary_lines(result: StudyResult) -> list[str]:
             review.setdefault(cause, []).append(v.level)
     lines += [f"Needs review ({cause}): {', '.join(levels)}" for cause, levels in review.items()]
     lines += [study_flag_text(f) for f in result.flags]
+    lines += [w for w in result.warnings if w.startswith(MISSING_SLICE)]
     if not result.vertebrae:
         lines.append("No vertebral body was measured.")
     return lines

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from spineviewer import argtypes
 from spineviewer.core.errors import SpineViewerError
 from spineviewer.io import pacs
 
@@ -43,16 +44,17 @@ def find_dicom_files(folder: str | Path) -> list[Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spineviewer send",
+    p = argtypes.OneLineParser(prog="spineviewer send",
                                 description="Send DICOM outputs to a PACS (C-STORE).")
     p.add_argument("dir", nargs="?", help="folder (or file) with the DICOM objects to send")
     p.add_argument("--host", required=True, help="PACS host name or address")
-    p.add_argument("--port", required=True, type=int, help="PACS DICOM port")
+    p.add_argument("--port", required=True, type=argtypes.port, help="PACS DICOM port (1-65535)")
     p.add_argument("--aet", required=True, help="the PACS's (called) AE title")
     p.add_argument("--calling-aet", default=pacs.DEFAULT_CALLING_AET,
                    help="our AE title (default %(default)s)")
     p.add_argument("--echo", action="store_true", help="C-ECHO first (alone when no DIR)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds (default %(default)s)")
+    p.add_argument("--timeout", type=argtypes.timeout, default=30.0,
+                   help="seconds, finite and > 0 (default %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors")
     return p
 
@@ -63,9 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["send"]:
         args_list = args_list[1:]
     parser = build_parser()
-    args = parser.parse_args(args_list)
-    if args.dir is None and not args.echo:
-        parser.error("give a folder to send, or --echo")
+    try:
+        args = parser.parse_args(args_list)
+        if args.dir is None and not args.echo:
+            parser.error("give a folder to send, or --echo")
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
+        return int(exc.code or 0)
 
     def say(msg: str) -> None:
         if not args.quiet:

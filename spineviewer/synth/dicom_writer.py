@@ -12,12 +12,14 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 VENDORS: dict[str, dict] = {
     "siemens": {"Manufacturer": "SIEMENS", "models": {1.5: "Avanto_fit", 3.0: "Skyra_fit"},
                 "t2": "t2_tse_sag_{cols}", "t1": "t1_tse_sag", "ax": "t2_tse_tra",
+                "stir": "t2_tirm_sag",
                 "SequenceName": "*tse2d1_21", "SoftwareVersions": "syngo MR E11"},
     "ge": {"Manufacturer": "GE MEDICAL SYSTEMS", "models": {1.5: "SIGNA Artist", 3.0: "DISCOVERY MR750"},
-           "t2": "Sag T2 FRFSE", "t1": "Sag T1 FSE", "ax": "Ax T2 FRFSE",
+           "t2": "Sag T2 FRFSE", "t1": "Sag T1 FSE", "ax": "Ax T2 FRFSE", "stir": "Sag STIR",
            "SequenceName": "frfse2d", "SoftwareVersions": "28\\LX\\MR Software release:RX28.0"},
     "philips": {"Manufacturer": "Philips Medical Systems", "models": {1.5: "Ingenia", 3.0: "Achieva dStream"},
                 "t2": "T2W_TSE_SAG", "t1": "T1W_TSE_SAG", "ax": "T2W_TSE_TRA",
+                "stir": "STIR_SAG",
                 "SequenceName": "TSE", "SoftwareVersions": "5.6.1\\5.6.1.2"},
 }
 
@@ -45,6 +47,7 @@ class SeriesSpec:
     slice_thickness_mm: float
     spacing_between_mm: float
     echo_train_length: int = 17
+    inversion_time_ms: float | None = None  # set for inversion-recovery series (STIR)
 
 
 @dataclass
@@ -115,6 +118,9 @@ def _base(study: StudySpec, series: SeriesSpec, sop_uid: str) -> Dataset:
     ds.PositionReferenceIndicator = ""
     ds.ImageOrientationPatient = [f"{x:g}" for x in series.orientation]
     ds.ImagesInAcquisition = len(series.positions)
+    if series.inversion_time_ms is not None:
+        ds.ScanningSequence = ["SE", "IR"]
+        ds.InversionTime = f"{series.inversion_time_ms:.0f}"
     return ds
 
 

@@ -36,6 +36,8 @@ __all__ = [
     "make_slice",
     "random_params",
     "render_slice",
+    "stir_values",
+    "with_oedema",
 ]
 
 
@@ -57,6 +59,7 @@ class BodyTruth:
     schmorl: bool
     osteophyte: bool
     height_loss: float = 0.0
+    acute: bool = False  # acute fracture (marrow oedema on STIR), see PhantomParams.acute_levels
 
     def to_dict(self) -> dict:
         """JSON-friendly dict (corners as lists)."""
@@ -135,6 +138,34 @@ def t1_values() -> dict[str, float]:
     return v
 
 
+def stir_values() -> dict[str, float]:
+    """Relative STIR intensities: fat and fatty marrow suppressed, fluid (CSF, nucleus, marrow
+    oedema) bright."""
+    v = dict(T2_INTENSITY)
+    v.update(fat=0.06, marrow=0.13, sacrum=0.12, posterior_bone=0.1, muscle=0.16, abdomen=0.14,
+             annulus=0.22, nucleus=0.75, annulus_degen=0.1, nucleus_degen=0.14, blob=0.25,
+             hemangioma=0.15, vessel=0.35, cord=0.4)
+    return v
+
+
+#: Marrow gain of an acutely fractured body: oedema (free water) on STIR is close to CSF/2 and
+#: on T1 darker than fatty marrow.
+OEDEMA_GAIN = {"stir": 4.5, "t1": 0.55}
+
+
+def with_oedema(anat: Anatomy, levels, contrast: str) -> Anatomy:
+    """A copy of ``anat`` whose bodies at ``levels`` carry marrow oedema for ``contrast``
+    (``stir`` or ``t1``); fractured or not is the caller's business. On STIR the other bodies'
+    marrow is suppressed evenly (a healed fracture has no oedema)."""
+    out = copy.deepcopy(anat)
+    for b in out.bodies:
+        if b.level in levels:
+            b.marrow_gain = OEDEMA_GAIN[contrast]
+        elif contrast == "stir":
+            b.marrow_gain = min(b.marrow_gain, 1.05)
+    return out
+
+
 def render_slice(anat: Anatomy, params: PhantomParams, rng: np.random.Generator, *,
                  ss: int = 4, canal_gain: float = 1.0,
                  values: dict[str, float] | None = None) -> PhantomSlice:
@@ -159,7 +190,10 @@ def render_slice(anat: Anatomy, params: PhantomParams, rng: np.random.Generator,
     img = img * bias
     img = np.sqrt((img + rng.normal(0, sd, shape)) ** 2 + rng.normal(0, sd, shape) ** 2)
     image = (img * params.intensity_scale).astype(np.float32)
-    return PhantomSlice(image, cls, inst, spacing, body_truths(anat, spacing, shape), params)
+    truths = body_truths(anat, spacing, shape)
+    for t in truths:
+        t.acute = t.fracture and t.level in params.acute_levels
+    return PhantomSlice(image, cls, inst, spacing, truths, params)
 
 
 def make_slice(rng: np.random.Generator, params: PhantomParams | None = None) -> PhantomSlice:
@@ -180,16 +214,19 @@ def make_slice(rng: np.random.Generator, params: PhantomParams | None = None) ->
     return render_slice(anat, params, rng)
 
 
-def lateral_variant(anat: Anatomy, offset_mm: float) -> Anatomy:
+def lateral_variant(anat: Anatomy, offset_mm: float,
+                    body_offsets_mm: dict[str, float] | None = None) -> Anatomy:
     """The same column cut ``offset_mm`` off the mid-sagittal plane.
 
     Bodies get shorter antero-posteriorly (elliptic axial section, posterior wall kept), endplate
     depressions shallower, osteophytes vanish beyond 8 mm, spinous processes shorten; bodies
-    and discs shrink to slivers beyond their half width.
+    and discs shrink to slivers beyond their half width. ``body_offsets_mm`` moves single
+    bodies' mid-planes (by level; scoliosis): body b is cut at ``offset_mm - body_offsets_mm[b]``.
     """
     out = copy.deepcopy(anat)
-    x = abs(float(offset_mm))
+    x_all = abs(float(offset_mm))
     for b in out.bodies:
+        x = abs(float(offset_mm) - float((body_offsets_mm or {}).get(b.level, 0.0)))
         depth = np.linalg.norm(b.corners["PS"] - b.corners["AS"])
         k2 = max(1.0 - (x / (0.68 * depth)) ** 2, 0.06)   # thin sliver near the pedicles
         k = np.sqrt(k2)
@@ -199,6 +236,6 @@ def lateral_variant(anat: Anatomy, offset_mm: float) -> Anatomy:
         b.inferior = [Bump(u.t, u.width_t, u.depth_mm * k2) for u in b.inferior]
         if x > 8.0:
             b.extras = []
-    shrink = max(0.3, 1.0 - x / 14.0)
+    shrink = max(0.3, 1.0 - x_all / 14.0)
     out.posterior_elements = [p[0] + (p - p[0]) * shrink for p in out.posterior_elements]
     return out

@@ -2,7 +2,8 @@
 
 Layout of one study::
 
-    out_dir/dicom/...          DICOM files (T2 sagittal + optional T1 sagittal and T2 axial)
+    out_dir/dicom/...          DICOM files (T2 sagittal + optional T1 sagittal, T2 axial and
+                               STIR sagittal)
     out_dir/truth.json         UIDs, centre slice, spacing, per-level truth, phantom params
     out_dir/truth_labels.npy   instance map of the T2 centre slice (0 none, 1..6 T12..L5, 7 S1;
                                8 L6, 9 T11, 10 T10 where drawn; see params.INSTANCE_IDS)
@@ -37,7 +38,14 @@ from spineviewer.synth.dicom_writer import (
     uid_for,
 )
 from spineviewer.synth.params import DEFORMITY_TYPES, PhantomParams, random_params
-from spineviewer.synth.phantom import BodyTruth, lateral_variant, render_slice, t1_values
+from spineviewer.synth.phantom import (
+    BodyTruth,
+    lateral_variant,
+    render_slice,
+    stir_values,
+    t1_values,
+    with_oedema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,9 @@ class StudyTruth:
     vertebrae: list[BodyTruth]
     params: PhantomParams
     distractor_series_uids: list[str] = field(default_factory=list)
+    stir_series_uid: str = ""
+    #: Slice index (0-based, as sorted) nearest each body's own mid-sagittal plane.
+    mid_slice_by_level: dict[str, int] = field(default_factory=dict)
     #: ``"a"`` (the training renderer, synth.phantom) or ``"b"`` (synth_b, validation only),
     #: and renderer B's drawn appearance.
     renderer: str = "a"
@@ -84,6 +95,8 @@ class StudyTruth:
             "pixel_spacing_mm": list(self.pixel_spacing_mm), "matrix": list(self.matrix),
             "rescale_slope": self.rescale_slope, "rescale_intercept": self.rescale_intercept,
             "distractor_series_uids": list(self.distractor_series_uids),
+            "stir_series_uid": self.stir_series_uid,
+            "mid_slice_by_level": dict(self.mid_slice_by_level),
             "vertebrae": [v.to_dict() for v in self.vertebrae], "params": self.params.to_dict(),
             "renderer": self.renderer, "look": self.look,
         }
@@ -105,6 +118,8 @@ def load_truth(path: str | Path) -> StudyTruth:
         vertebrae=[BodyTruth.from_dict(v) for v in d["vertebrae"]],
         params=PhantomParams.from_dict(d["params"]),
         distractor_series_uids=list(d.get("distractor_series_uids", [])),
+        stir_series_uid=d.get("stir_series_uid", ""),
+        mid_slice_by_level={k: int(v) for k, v in d.get("mid_slice_by_level", {}).items()},
         renderer=str(d.get("renderer", "a")), look=dict(d.get("look", {})))
 
 
@@ -157,7 +172,7 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
                 field_strength_T: float = 1.5, n_slices: int = 15, pixel_spacing_mm: float = 0.6,
                 matrix: tuple[int, int] = (448, 314), params: PhantomParams | None = None,
                 distractors: bool = True, file_names: str = "uid",
-                dicomdir: bool = False, render: str = "a") -> StudyTruth:
+                dicomdir: bool = False, stir: bool = False, render: str = "a") -> StudyTruth:
     """Write one phantom study (DICOM + truth) and return its truth.
 
     Parameters
@@ -175,10 +190,12 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
     file_names : ``uid`` (``<SOPInstanceUID>.dcm``), ``numbered`` (``SE0003/IM00001``) or
         ``random`` (8 random characters, no extension).
     dicomdir : write a DICOMDIR (pydicom FileSet layout) instead of the plain files.
+    stir : also write a sagittal STIR series (number 5: same field of view and slice positions
+        at 0.8 mm pixels, fat suppressed, marrow oedema bright in ``params.acute_levels``).
     render : ``"a"``, the training renderer, or ``"b"``, the independent renderer of
-        ``spineviewer.synth_b`` (validation only): the same anatomy and truth, drawn with
-        other textures, rims, depression fills, marrow states and contrasts. The T1 and
-        axial distractor series stay renderer A's.
+        ``spineviewer.synth_b`` (validation only) for the T2 series: the same anatomy and
+        truth, drawn with other textures, rims, depression fills, marrow states and
+        contrasts. The T1, axial and STIR series stay renderer A's.
     """
     if vendor not in VENDORS:
         raise ValueError(f"vendor must be one of {sorted(VENDORS)}, not {vendor!r}")
@@ -207,14 +224,18 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
     writer = _Writer(out / "dicom", file_names, np.random.default_rng([seed, 7]))
     centre = (n_slices - 1) // 2
     truth_slice = None
+    lateral = params.lateral_offsets_mm(tuple(b.level for b in anat.bodies))
+    shifted = any(abs(v) > 1e-9 for v in lateral.values())
     look = None
     if render == "b":
         from spineviewer.synth_b import draw_look, render_b
         look = draw_look(np.random.default_rng([seed, 900]), anat)
     for k in range(n_slices):
         offset = (k - centre) * t2.spacing_between_mm
-        variant = anat if k == centre else lateral_variant(anat, offset)
-        gain = float(np.clip(1.0 - abs(offset) / 9.0, 0.1, 1.0))
+        variant = anat if (k == centre and not shifted) else lateral_variant(
+            anat, offset - params.midline_offset_mm, {
+                lv: v - params.midline_offset_mm for lv, v in lateral.items()})
+        gain = float(np.clip(1.0 - abs(offset - params.midline_offset_mm) / 9.0, 0.1, 1.0))
         ps = render_slice(variant, params, np.random.default_rng([seed, 100 + k]),
                           ss=4 if k == centre else 2, canal_gain=gain)
         image = ps.image
@@ -228,14 +249,18 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
                               intercept, number))
     distractor_uids = _write_distractors(study, writer, anat, params, origin, thickness, seed,
                                          slope, intercept) if distractors else []
+    stir_uid = _write_stir(study, writer, anat, params, origin, thickness, n_slices, seed,
+                           slope, intercept) if stir else ""
     if dicomdir:
         _write_dicomdir(out / "dicom", writer)
     truth = StudyTruth(
         str(out), seed, vendor, float(field_strength_T), study.study_uid, t2.series_uid,
         uid_for(seed, t2.series_uid, "sop", centre), centre, n_slices,
         (float(pixel_spacing_mm), float(pixel_spacing_mm)), (int(matrix[0]), int(matrix[1])),
-        slope, intercept, truth_slice.truth, params, distractor_uids,
-        renderer=render, look=look.to_dict() if look is not None else {})
+        slope, intercept, truth_slice.truth, params, distractor_uids, stir_uid,
+        {lv: int(np.clip(round(centre + v / t2.spacing_between_mm), 0, n_slices - 1))
+         for lv, v in lateral.items()}, renderer=render,
+        look=look.to_dict() if look is not None else {})
     (out / "truth.json").write_text(json.dumps(truth.to_dict(), indent=1))
     np.save(out / "truth_labels.npy", truth_slice.instance_map)
     np.save(out / "truth_classes.npy", truth_slice.class_map)
@@ -252,6 +277,8 @@ def _write_distractors(study, writer, anat, params, origin, thickness, seed, slo
     for k in range(5):
         offset = (k - 2) * t1.spacing_between_mm
         variant = anat if k == 2 else lateral_variant(anat, offset)
+        if params.acute_levels:  # oedema displaces fatty marrow: acute bodies are dark on T1
+            variant = with_oedema(variant, _acute(params), "t1")
         ps = render_slice(variant, params, np.random.default_rng([seed, 200 + k]), ss=1,
                           values=t1_values())
         writer.add(mr_dataset(study, t1, k, to_stored(ps.image, slope, intercept), slope,
@@ -266,6 +293,43 @@ def _write_distractors(study, writer, anat, params, origin, thickness, seed, slo
         writer.add(mr_dataset(study, ax, k, to_stored(img, slope, intercept), slope, intercept,
                               k + 1))
     return [t1.series_uid, ax.series_uid]
+
+
+def _acute(params: PhantomParams) -> tuple[str, ...]:
+    """Acute levels that are fractured (oedema is drawn only there)."""
+    return tuple(lv for lv in params.acute_levels if lv in params.deformities)
+
+
+STIR_SPACING_MM = 0.8
+
+
+def _write_stir(study, writer, anat, params, origin, thickness, n_t2, seed, slope, intercept):
+    """Sagittal STIR: the T2's field of view at coarser pixels, fewer slices, lower SNR."""
+    rng = np.random.default_rng([seed, 5])
+    fov = (params.shape[0] * params.spacing_mm[0], params.shape[1] * params.spacing_mm[1])
+    p = copy.deepcopy(params)
+    p.spacing_mm = (STIR_SPACING_MM, STIR_SPACING_MM)
+    p.shape = (round(fov[0] / STIR_SPACING_MM), round(fov[1] / STIR_SPACING_MM))
+    p.noise_sd = params.noise_sd * 1.6
+    # pixel centres of both series start at the same patient position (origin)
+    n = min(n_t2, 11)
+    spec = _sagittal_series(study, uid_for(seed, "stir"), 5, VENDORS[study.vendor]["stir"],
+                            float(rng.uniform(40, 70)), float(rng.uniform(3500, 5500)), n,
+                            STIR_SPACING_MM, thickness, origin)
+    spec.inversion_time_ms = float(rng.uniform(150, 180))
+    spec.echo_train_length = 13
+    values = stir_values()
+    centre = (n - 1) // 2
+    for k in range(n):
+        offset = (k - centre) * spec.spacing_between_mm
+        variant = anat if k == centre else lateral_variant(anat, offset)
+        variant = with_oedema(variant, _acute(params), "stir")
+        gain = float(np.clip(1.0 - abs(offset) / 9.0, 0.1, 1.0))
+        ps = render_slice(variant, p, np.random.default_rng([seed, 400 + k]), ss=1,
+                          canal_gain=gain, values=values)
+        writer.add(mr_dataset(study, spec, k, to_stored(ps.image, slope, intercept), slope,
+                              intercept, k + 1))
+    return spec.series_uid
 
 
 def _axial_image(rng: np.random.Generator, scale: float, n: int = 256) -> np.ndarray:
@@ -300,9 +364,11 @@ def _write_dicomdir(root: Path, writer: _Writer) -> None:
 
 
 def write_cohort(out_dir: str | Path, n: int, seed: int, *, distractors: bool = True,
-                 n_slices: int | None = None, render: str = "a") -> list[StudyTruth]:
+                 n_slices: int | None = None, stir: bool = False,
+                 render: str = "a") -> list[StudyTruth]:
     """Write ``n`` varied studies to ``out_dir/study_XXX`` (vendors, field strengths, spacing,
-    matrix, slice count; every deformity type and grade appears once n >= 9). ``render``
+    matrix, slice count; every deformity type and grade appears once n >= 9). With ``stir``
+    each study also gets a STIR series, and every other study's fracture is acute. ``render``
     as in :func:`write_study` (the anatomy drawn for a seed is the same either way)."""
     rng = np.random.default_rng(seed)
     combos = [(t, g) for t in DEFORMITY_TYPES for g in (1, 2, 3)]
@@ -316,6 +382,8 @@ def write_cohort(out_dir: str | Path, n: int, seed: int, *, distractors: bool = 
         level = str(srng.choice([lv for lv in params.levels() if lv != "T12"][:5]))
         params.deformities[level] = (kind, grade)
         params.schmorl_levels = tuple(lv for lv in params.schmorl_levels if lv != level)
+        if stir and i % 2 == 0:
+            params.acute_levels = (level,)
         spacing = float(np.round(rng.uniform(0.6, 0.8), 3))
         matrix = [(448, 314), (512, 384), (448, 320), (384, 288)][int(rng.integers(0, 4))]
         if matrix[0] * spacing > 330:
@@ -325,7 +393,8 @@ def write_cohort(out_dir: str | Path, n: int, seed: int, *, distractors: bool = 
             field_strength_T=(1.5, 3.0)[(i // 3) % 2],
             n_slices=n_slices or int(rng.choice([11, 12, 13, 15, 15, 17])),
             pixel_spacing_mm=spacing, matrix=matrix, params=params, distractors=distractors,
-            file_names=("uid", "numbered", "random")[int(rng.integers(0, 3))], render=render))
+            file_names=("uid", "numbered", "random")[int(rng.integers(0, 3))], stir=stir,
+            render=render))
     return truths
 
 
@@ -338,11 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
     parser.add_argument("--no-distractors", action="store_true",
                         help="write only the T2 sagittal series")
+    parser.add_argument("--stir", action="store_true",
+                        help="also write a sagittal STIR series (acute fractures bright)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
     try:
-        truths = write_cohort(args.out, args.n, args.seed, distractors=not args.no_distractors)
+        truths = write_cohort(args.out, args.n, args.seed, distractors=not args.no_distractors,
+                              stir=args.stir)
     except OSError as exc:
         print(f"spineviewer synth: cannot write to {args.out}: {exc.strerror or exc}",
               file=sys.stderr)

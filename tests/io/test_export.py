@@ -71,7 +71,7 @@ def test_failed_build_leaves_no_files(study_result, tmp_path):
 
 
 def test_write_dicom_outputs_for_the_command_line(study_result, tmp_path):
-    from spineviewer.io.dicom_out import write_dicom_outputs
+    from spineviewer.io.export import write_dicom_outputs
 
     paths = write_dicom_outputs(study_result, tmp_path / "dcm")
     assert sorted(p.name for p in paths) == ["morphometry_sr.dcm", "overlay_pr.dcm",

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from spineviewer.core.dicom import headers as hdr
+from spineviewer.core.dicom import reading
 from spineviewer.core.errors import Cancelled, NoDicomFound
 
 log = logging.getLogger(__name__)
@@ -31,6 +30,7 @@ NON_IMAGE_MODALITIES = frozenset(
     {"SR", "SEG", "PR", "KO", "DOC", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "RWV", "PLAN"}
 )
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,8 @@ class _Skip(Exception):
 
 
 def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
-                cancel: CancelFn | None = None) -> StudyIndex:
+                cancel: CancelFn | None = None,
+                files: Iterable[str | os.PathLike] | None = None) -> StudyIndex:
     """Index every DICOM image under ``path`` (a folder tree or a single file).
 
     Parameters
@@ -157,6 +158,9 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
         ``progress(fraction, message)`` with fraction in [0, 1].
     cancel : callable, optional
         ``cancel() -> bool`` polled before each file; True raises ``Cancelled``.
+    files : iterable of paths, optional
+        Index exactly these files instead of walking ``path`` (the batch runner passes the
+        files of one study; ``path`` then only names the study in messages).
 
     Returns
     -------
@@ -170,9 +174,12 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
         The path does not exist or holds no readable DICOM image.
     """
     root = Path(path)
-    if not root.exists():
+    if files is None and not root.exists():
         raise NoDicomFound(f"folder {str(root)!r} does not exist")
-    files = [str(root)] if root.is_file() else sorted(_walk(root))
+    if files is not None:
+        files = sorted(str(f) for f in files)
+    else:
+        files = [str(root)] if root.is_file() else sorted(_walk(root))
     index = StudyIndex(root=str(root), n_files=len(files))
     records: list[_FileRecord] = []
     step = max(1, len(files) // 100)
@@ -185,6 +192,8 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
             records.append(_read_record(f))
         except _Skip as why:
             index.skipped.append((f, str(why)))
+        except Exception as exc:  # noqa: BLE001 - a damaged header skips the file, not the study
+            index.skipped.append((f, f"unreadable DICOM: {type(exc).__name__}"))
     index.series = _group(records)
     if progress is not None:
         progress(1.0, f"{len(index.series)} series in {len(files)} files")
@@ -193,6 +202,18 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
     if index.skipped:
         log.info("indexing %s: %d of %d files skipped", root, len(index.skipped), len(files))
     return index
+
+
+def probe_file(path: str) -> tuple[str | None, str | None]:
+    """Read one file's header: ``(StudyInstanceUID, None)`` for an indexable image, else
+    ``(None, reason)`` with the reason `scan_folder` would give for skipping it."""
+    try:
+        record = _read_record(path)
+    except _Skip as why:
+        return None, str(why)
+    except Exception as exc:  # noqa: BLE001 - as in scan_folder: a damaged header skips it
+        return None, f"unreadable DICOM: {type(exc).__name__}"
+    return hdr.text(record.ds, "StudyInstanceUID"), None
 
 
 def _walk(root: Path) -> Iterable[str]:
@@ -225,33 +246,16 @@ def _read_record(path: str) -> _FileRecord:
         if len(ds) < 5 or not uid:
             raise _Skip("incomplete DICOM header: file truncated or damaged")
         raise _Skip("not an image: no pixel data")
-    _check_complete(path, pixel)
+    if reading.transfer_syntax(ds) != _DEFLATED:  # offsets of a deflated file are inflated ones
+        _check_complete(path, pixel)
     return _FileRecord(path, uid, ds)
 
 
 def _read_header(path: str) -> Dataset:
     try:
-        return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
-    except InvalidDicomError:
-        if not _looks_like_bare_dicom(path):
-            raise _Skip("not DICOM") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise _Skip(f"unreadable DICOM: {type(exc).__name__}") from None
-    try:  # old files without the 128-byte preamble and 'DICM' marker
-        return pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
-    except Exception as exc:  # noqa: BLE001 - any parser failure means "not usable"
-        raise _Skip(f"unreadable DICOM: {type(exc).__name__}") from None
-
-
-def _looks_like_bare_dicom(path: str) -> bool:
-    """True when the file starts with a little-endian group 0008 element, as preamble-less
-    (ACR-NEMA style) DICOM files do."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError:
-        return False
-    return len(head) == 4 and head[:2] == b"\x08\x00"
+        return reading.read_dataset(path, defer_size=_DEFER_BYTES)
+    except reading.UnreadableFile as why:
+        raise _Skip(str(why)) from None
 
 
 def _check_complete(path: str, pixel) -> None:

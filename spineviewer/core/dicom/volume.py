@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
 from spineviewer.core.dicom import headers as hdr
+from spineviewer.core.dicom import reading
 from spineviewer.core.dicom.index import SeriesInfo, slice_normal
 from spineviewer.core.errors import UnreadableSeries
 
@@ -103,7 +103,8 @@ def load_series(series_info: SeriesInfo) -> Volume:
         try:
             frames.extend(_read_frames(f))
         except Exception as exc:  # noqa: BLE001 - any decoder/parser failure skips the file
-            why = f"{type(exc).__name__}: {exc}".splitlines()[0].split(" - ")[0][:160]
+            why = str(exc) if isinstance(exc, reading.UnreadableFile) else \
+                f"{type(exc).__name__}: {exc}".splitlines()[0].split(" - ")[0][:160]
             skipped.append((f, why))
             log.warning("skipping unreadable file %s (%s)", f, why)
     _check_enough(series_info, files, skipped)
@@ -112,8 +113,8 @@ def load_series(series_info: SeriesInfo) -> Volume:
     positions = np.array([fr.position if fr.position is not None else (np.nan,) * 3
                           for fr in frames], dtype=float)
     spacing = series_info.pixel_spacing_mm or hdr.pixel_spacing_mm(frames[0].ds)
-    if spacing is None:
-        log.warning("series %s has no PixelSpacing; assuming 1 mm", series_info.series_uid)
+    if spacing is None:  # shown in 1 mm pixels; `checks.check_input` refuses to measure it
+        log.info("series %s has no usable PixelSpacing", series_info.series_uid)
         spacing = (1.0, 1.0)
     return Volume(
         pixels=np.stack([fr.pixels for fr in frames]).astype(np.float32, copy=False),
@@ -153,8 +154,8 @@ def _check_enough(series: SeriesInfo, files: list[str], skipped: list[tuple[str,
 
 
 def _read_frames(path: str) -> list[_Frame]:
-    ds = pydicom.dcmread(path)
-    stored = ds.pixel_array
+    ds = reading.read_dataset(path)
+    stored = reading.decode_pixels(ds, path)
     n_frames = hdr.int_value(ds, "NumberOfFrames") or 1
     if stored.ndim == 3 and ds.get("SamplesPerPixel", 1) != 1:
         raise ValueError("colour image, not an MR magnitude image")
