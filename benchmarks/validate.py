@@ -95,7 +95,8 @@ def make_cohort(out: Path, n: int, seed: int, reuse: bool, render: str = "a") ->
 
 
 # ---- the seed registry --------------------------------------------------------------------------
-def load_seeds(path: Path = SEEDS_FILE) -> dict[str, Any]:
+def load_seeds(path: Path | None = None) -> dict[str, Any]:
+    path = SEEDS_FILE if path is None else path
     if not path.exists():
         return {"schema": "spineviewer.validation-seeds/1", "seeds": []}
     return json.loads(path.read_text())
@@ -109,8 +110,9 @@ def used_seeds(registry: dict[str, Any]) -> set[int]:
     return out
 
 
-def register_seed(seed: int, purpose: str, note: str, path: Path = SEEDS_FILE) -> None:
+def register_seed(seed: int, purpose: str, note: str, path: Path | None = None) -> None:
     """Record a cohort seed; a test seed may be recorded once only (ValueError otherwise)."""
+    path = SEEDS_FILE if path is None else path
     reg = load_seeds(path)
     if purpose == "test" and seed in used_seeds(reg):
         raise ValueError(f"seed {seed} is already in {path.name}: a test cohort needs a seed "
