@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spineviewer.io.dicom_integrity import IncompleteDicom, verify_bytes  # noqa: E402
+from spineviewer.io.dicom_integrity import IncompleteDicom, verify_bytes
 
 
 def build_outputs(folder: Path) -> list[Path]:

@@ -74,6 +74,19 @@ class DaskExecutor:
         nthreads = self._client.nthreads()
         self.capacity = max(1, sum(nthreads.values()))
 
+    def threads_per_worker(self) -> dict[str, int]:
+        """ONNX threads for each worker now connected: its machine's cores divided among all
+        task slots of that machine (``--nworkers`` x ``--nthreads``)."""
+        from spineviewer.batch.task import cpu_count
+
+        nthreads = self._client.nthreads()
+        cores = self._client.run(cpu_count)
+        host = {w: w.rsplit(":", 1)[0] for w in nthreads}
+        slots: dict[str, int] = {}
+        for w, n in nthreads.items():
+            slots[host[w]] = slots.get(host[w], 0) + n
+        return {w: max(1, int(cores.get(w, 1)) // slots[host[w]]) for w in nthreads}
+
     def submit(self, fn, *args, key: str = "") -> Any:
         import uuid
 

@@ -4,7 +4,8 @@ One JSON record per finished (or failed) study, written atomically when its outp
 disk: the record is the commit point, so a killed run leaves only whole records and the next
 run redoes exactly the studies without one. A record holds the study's input fingerprint
 (sorted file paths, sizes and mtimes, the model's name, version and sha256, the software
-version and the output options): when any of them changes the study is analysed again.
+version, the result JSON schema and CSV columns, and the output options): when any of them
+changes the study is analysed again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from spineviewer import __version__
 from spineviewer.batch.discover import StudyJob
+from spineviewer.core import results
 from spineviewer.core.results import atomic_write_text
 
 SCHEMA = "spineviewer.batch-record/1"
@@ -67,9 +69,12 @@ def model_identity(model_path: str | os.PathLike | None = None) -> dict[str, str
 
 
 def fingerprint(job: StudyJob, model: dict[str, str], options: dict[str, Any]) -> str:
-    """sha256 over the study's files (path, size, mtime_ns), the model, version and options."""
+    """sha256 over the study's files (path, size, mtime_ns), the model, the software version
+    and result contract (JSON schema, CSV columns) and the output options."""
     files = sorted((f.path, f.size, f.mtime_ns) for f in (*job.files, *job.companions))
-    payload = json.dumps({"files": files, "model": model, "software": __version__,
+    # the output contract too: a record made under other CSV columns must not be reused
+    software = [__version__, results.SCHEMA, *results.CSV_COLUMNS]
+    payload = json.dumps({"files": files, "model": model, "software": software,
                           "options": options}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

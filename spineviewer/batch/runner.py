@@ -75,6 +75,10 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
         from spineviewer.io.export import DEIDENTIFY_DICOM_REFUSED
 
         raise SpineViewerError(DEIDENTIFY_DICOM_REFUSED)
+    if opts.deidentify:  # one key for the folder names here and the workers' outputs
+        from spineviewer.io.deidentify import ensure_run_key
+
+        ensure_run_key()
     if opts.workers is not None and opts.workers < 1:
         raise SpineViewerError("--workers must be at least 1")
     out.mkdir(parents=True, exist_ok=True)
@@ -130,8 +134,9 @@ def _plan(disc: Discovery, manifest: Manifest, model: dict, opts: BatchOptions):
 def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
              records: dict[str, dict], rep: Reporter) -> None:
     threads = opts.threads or (None if opts.scheduler else max(1, cpu_count() // workers))
+    by_worker = ex.threads_per_worker() if opts.scheduler and not opts.threads else None
     topts = TaskOptions(str(opts.out), opts.pdf, opts.dicom, opts.deidentify, opts.provider,
-                        threads, opts.model_path)
+                        threads, opts.model_path, by_worker)
     queue, suspects = deque(todo), deque()
     pending: dict[Any, tuple[str, StudyJob, str, bool]] = {}
     while queue or suspects or pending:
@@ -162,9 +167,9 @@ def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
 def _shown_uid(uid: str, deidentify: bool) -> str:
     if not deidentify:
         return uid
-    from spineviewer.io.csv_export import hash_uid
+    from spineviewer.io.deidentify import Pseudonymizer
 
-    return hash_uid(uid)
+    return Pseudonymizer.for_export().uid(uid)  # the run's key: see ensure_run_key
 
 
 def _write_tables(out: Path, disc: Discovery, records: dict[str, dict],

@@ -33,6 +33,7 @@ class TaskOptions:
     provider: str = "auto"
     threads: int | None = None
     model_path: str | None = None
+    threads_by_worker: dict[str, int] | None = None  # Dask: worker address -> ONNX threads
 
 
 def study_dir(out_dir: str | os.PathLike, key: str) -> Path:
@@ -47,7 +48,8 @@ def run_study(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
     -------
     dict with ``status`` ("done" or "failed"), ``study_uid``, ``path`` (the study's folder),
     ``csv_body`` (the study's CSV without its header line, as ``analyze --csv`` writes it),
-    ``outputs`` (paths relative to ``opts.out_dir``), ``reason`` (failed only), ``seconds``,
+    ``outputs`` (paths relative to ``opts.out_dir``), ``threads`` (ONNX intra-op threads),
+    ``reason`` (failed only), ``seconds``,
     ``worker`` and ``peak_rss_mb``.
     """
     t0 = time.perf_counter()
@@ -68,9 +70,12 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
     from spineviewer.core.pipeline import analyze_study
     from spineviewer.io import export
 
+    threads = opts.threads or _default_threads(opts.threads_by_worker)
     result = analyze_study(job.folder, files=job.all_paths(), model_path=opts.model_path,
-                           provider=opts.provider, threads=opts.threads or _default_threads())
+                           provider=opts.provider, threads=threads)
     out = study_dir(opts.out_dir, key)
+    for stale in out.rglob(".*.tmp"):  # left by a worker killed mid-write
+        stale.unlink(missing_ok=True)
     # exactly what `analyze --csv --json [--pdf] [--dicom-out]` writes, into the study folder
     written = export.write_outputs(
         result, csv=out / export.CSV_NAME, json=out / export.JSON_NAME,
@@ -78,21 +83,24 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
         dicom_dir=out / export.DICOM_DIR if opts.dicom else None,
         deidentify=opts.deidentify, overwrite=True)
     text = (out / export.CSV_NAME).read_text(encoding="utf-8")
-    return {"csv_body": text.split("\n", 1)[1],
+    return {"csv_body": text.split("\n", 1)[1], "threads": threads,
             "outputs": sorted(os.path.relpath(p, opts.out_dir) for p in written)}
 
 
-def _default_threads() -> int:
+def _default_threads(by_worker: dict[str, int] | None) -> int:
     """ONNX intra-op threads when not given: the cores divided among the worker's slots."""
-    slots = 1
     if "distributed" in sys.modules:
         try:
             from distributed import get_worker
 
-            slots = max(1, int(get_worker().state.nthreads))
-        except (ImportError, ValueError, AttributeError):
-            slots = 1
-    return max(1, cpu_count() // slots)
+            worker = get_worker()
+        except (ImportError, ValueError):
+            worker = None
+        if worker is not None:
+            if by_worker and worker.address in by_worker:
+                return by_worker[worker.address]
+            return max(1, cpu_count() // max(1, int(worker.state.nthreads)))
+    return cpu_count()
 
 
 def cpu_count() -> int:

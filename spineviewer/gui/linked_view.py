@@ -92,6 +92,13 @@ class LinkedView(QtWidgets.QWidget):
         self._syncing = False
         self.result: Any = None  # the main canvas' result: its levels are named here too
         self.level_labels: dict[str, pg.TextItem] = {}
+        # where the mouse is on the main canvas, shown here (cross-reference cursor)
+        self.cursor = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("#00E5FF", width=2),
+                                         brush=None)
+        self.cursor.setZValue(50)
+        self.cursor.hide()
+        self.canvas.vb.addItem(self.cursor)
+        main.view.scene().sigMouseMoved.connect(self._on_main_mouse)
         main.sliceChanged.connect(lambda _i: self.sync())
         main.vb.sigRangeChanged.connect(lambda *_: self.sync_range())
         main.cleared.connect(self.clear)
@@ -121,6 +128,7 @@ class LinkedView(QtWidgets.QWidget):
             self.sync()
             self.sync_range()
         else:
+            self._show_nothing("")  # never another study's image while the new one loads
             self.show_series(uid)
 
     def show_series(self, uid: str) -> None:
@@ -165,6 +173,7 @@ class LinkedView(QtWidgets.QWidget):
             self._show_nothing(message)
 
     def _show_nothing(self, why: str) -> None:
+        self.cursor.hide()
         self.volume = None
         self.geometry_linked = None
         self._place_levels()
@@ -218,6 +227,26 @@ class LinkedView(QtWidgets.QWidget):
             if self._thread is not None:
                 workers.stop(self._job, self._thread)
             self._job = self._thread = None
+
+    def _on_main_mouse(self, scene_pos: Any) -> None:
+        if not self.isVisible() or not self.linked() or self.main.pixels is None:
+            return
+        rc = self.main.pixel_at(scene_pos)
+        if rc is None:
+            self.cursor.hide()
+            return
+        self.show_cursor(*rc)
+
+    def show_cursor(self, r: float, c: float) -> tuple[float, float] | None:
+        """Mark the point (r, c) of the main canvas' slice in this view; returns its (row,
+        col) here, or None when the views are not linked."""
+        if not self.linked() or self.main.pixels is None:
+            return None
+        point = self.geometry_main.to_patient(self.main.index, r, c)
+        _k, r2, c2 = self.geometry_linked.to_pixel(point, self.canvas.index)
+        self.cursor.setData([c2], [r2])
+        self.cursor.show()
+        return r2, c2
 
     # ---- following the main canvas --------------------------------------------------------
     def linked(self) -> bool:

@@ -281,6 +281,6 @@ def _check_document(ds, name: str) -> None:
             raise IncompleteDicom(f"{name} holds {len(doc)} document bytes, {int(stated)} "
                                   "stated")
         doc = doc[:int(stated)]
-    if "pdf" in str(ds.get("MIMETypeOfEncapsulatedDocument", "")).lower():
-        if not doc.startswith(b"%PDF") or b"%%EOF" not in doc[-1024:]:
-            raise IncompleteDicom(f"{name} holds an incomplete PDF document")
+    is_pdf = "pdf" in str(ds.get("MIMETypeOfEncapsulatedDocument", "")).lower()
+    if is_pdf and (not doc.startswith(b"%PDF") or b"%%EOF" not in doc[-1024:]):
+        raise IncompleteDicom(f"{name} holds an incomplete PDF document")

@@ -83,7 +83,7 @@ def test_noop_rerun_skips_everything_and_keeps_the_csv(archive, first_run):
     assert summary["failed"] == 3
 
 
-def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path):
+def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path, monkeypatch):
     root, truths = archive
     out, _ = first_run
     manifest = Manifest(out)
@@ -96,6 +96,9 @@ def test_changed_study_and_new_model_are_redone(archive, first_run, tmp_path):
     assert len(todo) == N_STUDIES + 1
     todo, _ = _plan(disc, manifest, model, BatchOptions(root=str(root), out=str(out), pdf=True))
     assert len(todo) == N_STUDIES + 1
+    with monkeypatch.context() as m:  # another CSV contract: old rows must not be reused
+        m.setattr("spineviewer.core.results.CSV_COLUMNS", ("study_uid", "level"))
+        assert len(_plan(disc, manifest, model, opts)[0]) == N_STUDIES + 1
     # a real change: one study's files touched -> only that study is analysed again
     copy = tmp_path / "archive"
     shutil.copytree(root / "study_05", copy / "study_05")
@@ -169,8 +172,10 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys):
     assert len(err) == 2 and all(e.startswith("spineviewer: error:") for e in err)
 
 
-def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path):
-    from spineviewer.io.csv_export import hash_uid
+def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path, monkeypatch):
+    from spineviewer.io.deidentify import KEY_ENV, Pseudonymizer
+
+    monkeypatch.setenv(KEY_ENV, "the batch's project key")
 
     root, truths = archive
     out = tmp_path / "out"
@@ -183,8 +188,22 @@ def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path):
     out2 = tmp_path / "out2"
     s = run_batch(BatchOptions(root=str(root / "study_02"), out=str(out2), workers=1, pdf=True,
                                deidentify=True))
-    hashed = hash_uid(truths[2].study_uid)
+    hashed = Pseudonymizer.from_environment().uid(truths[2].study_uid)
     assert s["done"] == 1 and {r["study_uid"] for r in _csv(out2 / "results.csv")} == {hashed}
     text = "".join(p.read_text(errors="ignore") for p in out2.rglob("*.json")
                    if "manifest" not in p.parts)
     assert truths[2].study_uid not in text and "PHANTOM" not in text
+
+
+def test_progress_lines_summary_and_quiet(tmp_path, capsys):
+    root = tmp_path / "root"
+    (root / "scan").mkdir(parents=True)
+    (root / "scan" / "IM1.dcm").write_bytes(b"\x00" * 200)
+    assert main(["batch", str(root), "--out", str(tmp_path / "o")]) == 0
+    cap = capsys.readouterr()
+    assert "batch: 0 studies to analyse" in cap.err  # stderr is not a terminal: plain lines
+    assert "0 studies under" in cap.out and "1 failed" in cap.out
+    assert main(["batch", str(root), "--out", str(tmp_path / "o"), "-q"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == ""
+    assert _csv(tmp_path / "o" / "failures.csv")[0]["path"] == str(root / "scan")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from spineviewer.batch.runner import BatchOptions, run_batch
+from spineviewer.batch.task import cpu_count
 from tests.batch.conftest import N_STUDIES, ROOT
 
 pytest.importorskip("distributed")
@@ -90,6 +92,9 @@ def test_batch_on_dask_cluster_matches_local_run(archive, first_run, dask_cluste
     assert all(not w.endswith(f":{os.getpid()}") for w in summary["worker_peak_rss_mb"])
     assert (out / "results.csv").read_bytes() == (out_ref / "results.csv").read_bytes()
     assert (out / "failures.csv").read_bytes() == (out_ref / "failures.csv").read_bytes()
+    # the machine's cores shared among the worker's 2 task slots
+    records = [json.loads(p.read_text()) for p in (out / "manifest" / "studies").glob("*")]
+    assert {r["threads"] for r in records if r["status"] == "done"} == {max(1, cpu_count() // 2)}
 
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path):
