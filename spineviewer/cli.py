@@ -55,12 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="spineviewer",
         description=f"SpineViewer {__version__}: lumbar vertebral morphometry and fracture "
                     f"detection on sagittal T2 MRI. {DISCLAIMER}")
-    p.add_argument("--version", action="version", version=f"spineviewer {__version__}")
+    p.add_argument("--version", action=_VersionAction,
+                   help="show the program's and the shipped model's versions and exit")
     sub = p.add_subparsers(dest="command")
-
-    g = sub.add_parser("gui", help="open the desktop viewer (default)")
-    g.add_argument("path", nargs="?", help="study folder to open")
-    g.set_defaults(func=_cmd_gui)
 
     a = sub.add_parser("analyze", help="analyse a DICOM study folder or file")
     a.add_argument("path")
@@ -85,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_batch_parser(sub)
 
-    for name, helptext in (("synth", "write synthetic phantom DICOM studies"),
+    for name, helptext in (("gui", "open the desktop viewer (default; gui --help for options)"),
+                           ("synth", "write synthetic phantom DICOM studies"),
                            ("evaluate", "agreement statistics: reference CSV vs results CSV"),
                            ("send", "send DICOM files to a PACS (C-ECHO / C-STORE)")):
         s = sub.add_parser(name, help=helptext, add_help=False)
@@ -94,8 +92,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_DELEGATED = ("synth", "evaluate", "send")
-_COMMANDS = ("gui", "analyze", "batch", "demo", *_DELEGATED)
+_DELEGATED = ("gui", "synth", "evaluate", "send")
+_COMMANDS = ("analyze", "batch", "demo", *_DELEGATED)
+
+
+def version_text() -> str:
+    """``spineviewer <version> (model <name> <version>)``, the model's from its shipped card."""
+    try:
+        from spineviewer.core.segment import default_model_path, read_card
+
+        card = read_card(default_model_path())
+        model = f"model {card.get('name', '?')} {card.get('version', '?')}"
+    except SpineViewerError as exc:
+        model = f"no model: {exc}"
+    return f"spineviewer {__version__} ({model})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (reading the model card needs numpy)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:
@@ -128,12 +150,6 @@ def _progress_printer(quiet: bool):
         print(f"[{fraction * 100:5.1f}%] {stage}", file=sys.stderr, flush=True)
 
     return show
-
-
-def _cmd_gui(args) -> int:
-    from spineviewer.gui.app import main as gui_main
-
-    return gui_main([args.path] if args.path else [])
 
 
 def _cmd_analyze(args) -> int:
@@ -238,7 +254,9 @@ def demo_study_options() -> dict:
 
 def _delegate(name: str):
     def run(args) -> int:
-        if name == "synth":
+        if name == "gui":
+            from spineviewer.gui.app import main as sub_main
+        elif name == "synth":
             from spineviewer.synth.study import main as sub_main
         elif name == "evaluate":
             from spineviewer.evaluate_cli import main as sub_main

@@ -216,3 +216,18 @@ def test_deidentify_refusals(result, tmp_path, capsys):  # case 11
                          tmp_path / "short.key", "--csv", tmp_path / "r.csv")
     _one_line_refusal(code, err, "at least 16")
     assert not (tmp_path / "d").exists() and not (tmp_path / "r.csv").exists()
+
+
+def test_evaluate_outputs_one_path_or_a_folder_refused(tmp_path, capsys):
+    header = "study_uid,level,AH_mm,PH_mm,fracture\n"
+    rows = "1.2,L1,20,22,0\n1.2,L2,21,22,0\n1.2,L3,20,22,1\n"
+    for name in ("ref.csv", "res.csv"):
+        (tmp_path / name).write_text(header + rows)
+    base = ["evaluate", "--reference", str(tmp_path / "ref.csv"), "--results",
+            str(tmp_path / "res.csv"), "--bootstrap", "0"]
+    for extra in (["--json", str(tmp_path / "x"), "--pdf", str(tmp_path / "x")],
+                  ["--json", str(tmp_path)]):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ("same file" in err[0] or "is a folder" in err[0]), err
+    assert not (tmp_path / "x").exists()
