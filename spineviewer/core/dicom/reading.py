@@ -68,6 +68,9 @@ def route_library_logging() -> None:
             plog.removeHandler(h)
         plog.addHandler(_OneLine())
     plog.propagate = False
+    # pydicom's warnings about invalid values (raised when a value is first used, anywhere)
+    # are also logged by pydicom itself (warn_and_log), so they reach the DEBUG line above
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
     try:
         import gdcm
 
@@ -173,6 +176,7 @@ def decode_pixels(ds: Dataset, path: str | os.PathLike) -> np.ndarray:
     UnreadableFile
         No decoder can read the pixel data; the message says why.
     """
+    check_pixel_module(ds)
     try:
         with _quiet():
             return ds.pixel_array
@@ -186,6 +190,38 @@ def decode_pixels(ds: Dataset, path: str | os.PathLike) -> np.ndarray:
         except Exception as exc:  # noqa: BLE001
             log.debug("GDCM could not decode %s either: %s", path, _reason(exc))
     raise UnreadableFile(f"pixel data cannot be decoded: {first}")
+
+
+#: Largest image matrix (rows x columns x frames) decoded; larger is taken as a broken header.
+MAX_PIXELS = 4096 * 4096 * 4
+
+
+def check_pixel_module(ds: Dataset) -> None:
+    """Refuse, before any decoder runs, an Image Pixel module an MR magnitude image cannot
+    have (some decoders loop or allocate without bound on such values).
+
+    Raises
+    ------
+    UnreadableFile
+    """
+    def num(keyword, default=None):
+        try:
+            value = ds.get(keyword, default)
+            return int(value) if value not in (None, "") else default
+        except Exception:  # noqa: BLE001 - a malformed value is a broken header
+            raise UnreadableFile(f"broken pixel header: {keyword} is not a number") from None
+
+    samples = num("SamplesPerPixel", 1)
+    if samples != 1:
+        raise UnreadableFile(f"not a greyscale image (SamplesPerPixel {samples})")
+    rows, cols, frames = num("Rows", 0), num("Columns", 0), num("NumberOfFrames", 1) or 1
+    allocated, stored = num("BitsAllocated", 0), num("BitsStored", None)
+    if rows <= 0 or cols <= 0 or frames <= 0 or rows * cols * frames > MAX_PIXELS:
+        raise UnreadableFile(f"broken pixel header: {rows} x {cols} pixels, {frames} frame(s)")
+    if allocated not in (8, 16, 32):
+        raise UnreadableFile(f"broken pixel header: BitsAllocated {allocated}")
+    if stored is not None and not 1 <= stored <= allocated:
+        raise UnreadableFile(f"broken pixel header: BitsStored {stored} of {allocated}")
 
 
 _GDCM_TYPES = {"UINT8": np.uint8, "INT8": np.int8, "UINT16": np.uint16, "INT16": np.int16,
