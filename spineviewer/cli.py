@@ -1,4 +1,4 @@
-"""The `spineviewer` command: gui (default), analyze, demo, synth, evaluate, send.
+"""The `spineviewer` command: gui (default), analyze, batch, demo, synth, evaluate, send.
 
 User-caused errors exit with status 2 and one line on stderr, never a traceback.
 """
@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse a DICOM study folder or file")
     a.add_argument("path")
     a.add_argument("--series", help="SeriesInstanceUID to analyse instead of the automatic choice")
+    a.add_argument("--slice-mode", choices=("per-vertebra", "centre"), default="per-vertebra",
+                   help="per-vertebra (default): segment every slice and measure each body on "
+                        "the slice nearest its own mid-sagittal plane; centre: the paper's "
+                        "centre slice only")
     _output_options(a)
     a.set_defaults(func=_cmd_analyze)
 
@@ -73,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=DEMO_SEED)
     _runtime_options(d)
     d.set_defaults(func=_cmd_demo)
+
+    from spineviewer.batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
 
     for name, helptext in (("synth", "write synthetic phantom DICOM studies"),
                            ("evaluate", "agreement statistics: reference CSV vs results CSV"),
@@ -84,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _DELEGATED = ("synth", "evaluate", "send")
-_COMMANDS = ("gui", "analyze", "demo", *_DELEGATED)
+_COMMANDS = ("gui", "analyze", "batch", "demo", *_DELEGATED)
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:
@@ -128,7 +136,8 @@ def _cmd_analyze(args) -> int:
     path = Path(args.path)
     _output_plan(args)  # refuse bad output paths before the (slow) analysis
     result = analyze_study(path, series_uid=args.series, provider=args.provider,
-                           threads=args.threads, progress=_progress_printer(args.quiet))
+                           threads=args.threads, progress=_progress_printer(args.quiet),
+                           slice_mode=args.slice_mode)
     _write_outputs(result, args)
     if not (args.csv or args.json or args.pdf or args.dicom_out):
         print(format_summary(result))

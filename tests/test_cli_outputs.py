@@ -31,7 +31,7 @@ def result(tmp_path, monkeypatch):
     src.parent.mkdir()
     make_source_dataset().save_as(src, enforce_file_format=True)
     r = make_result(src, dcmread(src))
-    import spineviewer.core.pipeline as pipeline
+    from spineviewer.core import pipeline
 
     monkeypatch.setattr(pipeline, "analyze_study", lambda *a, **k: r)
     return r

@@ -31,9 +31,9 @@ column is present).
 
 from __future__ import annotations
 
-import math
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,41 @@ class _Stages:
             self.progress("done", 1.0)
 
 
+@dataclass
+class PreparedSeries:
+    """The preprocess stage's output: the model inputs of the analysed slices.
+
+    ``x[k]`` is the pre-processed image (canonical model grid, intensities scaled) of source
+    slice ``slice_indices[k]``; one ``transform`` maps every slice to source pixels (a series
+    has one geometry).
+    """
+
+    x: np.ndarray
+    slice_indices: list[int]
+    transform: Any
+    centre: int  # stack position of the series' centre slice
+
+    def image(self, position: int) -> np.ndarray:
+        """Pre-processed model-grid image at stack ``position``."""
+        return self.x[position]
+
+
+@dataclass
+class SeriesSegmentation:
+    """The segment stage's output: post-processed class maps (and softmax margins)."""
+
+    class_maps: np.ndarray  # (N, H, W) uint8
+    class_names: list[str]
+    margins: np.ndarray | None = None  # (N, H, W) float16; None with masks_override
+
+
 def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   model_path: str | Path | None = None, provider: str = "auto",
                   threads: int | None = None, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None,
-                  masks_override: np.ndarray | None = None) -> StudyResult:
+                  masks_override: np.ndarray | None = None,
+                  files: list[str] | None = None,
+                  slice_mode: str = "per-vertebra") -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
     Parameters
@@ -89,66 +120,58 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     model_path, provider, threads : ONNX model file, "auto"|"cpu"|"cuda", intra-op threads.
     progress : called as ``progress(stage, fraction)``.
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
-    masks_override : label map on the *source* slice (0 none, 1..6 T12..L5, 7 sacrum) that
-        replaces the network (validation with ground-truth masks).
+    masks_override : label map on the *source* centre slice (0 none, 1..6 T12..L5, 7 sacrum)
+        that replaces the network (validation with ground-truth masks); implies the centre
+        slice only.
+    files : index exactly these files instead of walking ``path`` (batch: one study's files).
+    slice_mode : ``per-vertebra`` (every slice segmented, each body measured on the slice
+        nearest its own mid-sagittal plane) or ``centre`` (the paper: the centre slice only).
 
     Returns
     -------
-    StudyResult with coordinates in (row, col) pixels of the analysed source slice.
+    StudyResult with coordinates in (row, col) pixels of the source slices (one geometry);
+    each vertebra records its ``measurement_slice``.
     """
     from spineviewer.core.dicom.index import scan_folder
     from spineviewer.core.dicom.select import choose_series
     from spineviewer.core.dicom.volume import load_series
+    from spineviewer.core.slices import SLICE_MODES
+
+    if slice_mode not in SLICE_MODES:
+        raise errors.SpineViewerError(
+            f"slice mode must be one of {', '.join(SLICE_MODES)}, not {slice_mode!r}")
+    if masks_override is not None:
+        slice_mode = "centre"
     st = _Stages(progress, cancel)
     st.start("index")
-    index = scan_folder(path, cancel=cancel)
+    index = scan_folder(path, cancel=cancel, files=files)
     st.start("select")
     choice = choose_series(index, series_uid=series_uid)
     st.start("load")
     volume = load_series(choice.series)
     from spineviewer.core.dicom.checks import check_input
     checked = check_input(volume)  # refuses no spacing / missing centre; flags the doubtful
-    idx = int(checked.centre)
-    image = volume.pixels[idx]
-    header = volume.datasets[idx]
-    spacing = checked.spacing_mm
-
-    model = None
-    if masks_override is None:
-        model = get_model(model_path, provider, threads)
-    result = StudyResult(
-        study_uid=str(choice.series.study_uid), series_uid=str(choice.series.series_uid),
-        sop_instance_uid=str(volume.sop_instance_uids[idx]), slice_index=int(idx),
-        pixel_spacing_mm=spacing,
-        model=_model_info(model),
-        series_choice={**choice.to_dict(), "description": choice.series.series_description},
-        patient=_patient_info(header),
-        source_path=str(path),
-        source_slice_file=str(volume.files[idx]),
-        software={"name": "SpineViewer", "version": __version__},
-        image_shape=(int(image.shape[0]), int(image.shape[1])),
-    )
+    centre = int(checked.centre)
+    model = None if masks_override is not None else get_model(model_path, provider, threads)
+    result = _new_result(path, index, choice, volume, model, centre, checked.spacing_mm)
     result.flags.extend(checked.flags)
     result.warnings.extend(checked.warnings)
-    skipped = list(index.skipped) + list(getattr(volume, "skipped", []))
-    result.warnings.extend(f"skipped {f}: {why}" for f, why in skipped[:20])
-    if len(skipped) > 20:
-        result.warnings.append(f"... and {len(skipped) - 20} more unreadable files")
+    result.parameters["slice_mode"] = slice_mode
 
     st.start("preprocess")
-    x, transform = _preprocess(image, spacing, volume.image_orientation, model)
+    prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
+                          centre_only=slice_mode == "centre")
     st.start("segment")
-    class_map, class_names = _segment(x, transform, model, masks_override, image.shape)
+    seg = segment_series(prep, model, masks_override, cancel=cancel)
     st.start("label")
-    from spineviewer.core.labeling import label_vertebrae
-
-    labelling = label_vertebrae(class_map, class_names, spacing_mm=transform_spacing(model),
-                                in_view=transform.in_view())
+    labelling = label_series_stage(prep, seg, transform_spacing(model), slice_mode)
     result.flags.extend(labelling.flags)
     result.warnings.extend(labelling.warnings)
+    ref = prep.slice_indices[labelling.reference]
+    _set_analysed_slice(result, volume, ref)
 
     st.start("corners")
-    result.vertebrae = _find_all_corners(labelling, transform, transform_spacing(model))
+    result.vertebrae = find_all_corners(labelling, prep, transform_spacing(model), volume)
     st.start("morphometry")
     measured = measure_all(result)
     st.start("genant")
@@ -158,33 +181,94 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     return result
 
 
+def _new_result(path, index, choice, volume, model, centre: int, spacing_mm) -> StudyResult:
+    idx = int(centre)
+    image = volume.pixels[idx]
+    result = StudyResult(
+        study_uid=str(choice.series.study_uid), series_uid=str(choice.series.series_uid),
+        sop_instance_uid=str(volume.sop_instance_uids[idx]), slice_index=idx,
+        pixel_spacing_mm=tuple(float(x) for x in spacing_mm),
+        model=_model_info(model),
+        series_choice={**choice.to_dict(), "description": choice.series.series_description},
+        patient=_patient_info(volume.datasets[idx]),
+        source_path=str(path),
+        source_slice_file=str(volume.files[idx]),
+        software={"name": "SpineViewer", "version": __version__},
+        image_shape=(int(image.shape[0]), int(image.shape[1])),
+    )
+    skipped = list(index.skipped) + list(getattr(volume, "skipped", []))
+    result.warnings.extend(f"skipped {f}: {why}" for f, why in skipped[:20])
+    if len(skipped) > 20:
+        result.warnings.append(f"... and {len(skipped) - 20} more unreadable files")
+    return result
+
+
+def _set_analysed_slice(result: StudyResult, volume, idx: int) -> None:
+    """The study's analysed slice: the one whose labelling named the levels."""
+    result.slice_index = int(idx)
+    result.sop_instance_uid = str(volume.sop_instance_uids[idx])
+    result.source_slice_file = str(volume.files[idx])
+
+
 def transform_spacing(model) -> float:
     if model is None:
         return 0.6
     return float(model.card.get("input", {}).get("spacing_mm", 0.6))
 
 
-def _preprocess(image, spacing, orientation, model):
-    from spineviewer.core.preprocess import preprocess_slice
+def _preprocess_kwargs(model) -> dict[str, Any]:
+    """Grid spacing, shape (None: whole field of view), stride and intensity scaling."""
+    if model is None:  # truth masks: the whole field of view on the paper's grid
+        return {"shape": None}
+    inp = model.card.get("input", {})
+    norm = inp.get("normalisation", {})
+    stride = getattr(model, "stride", None)
+    return {"spacing_mm": float(inp.get("spacing_mm", 0.6)),
+            "shape": None if stride else tuple(inp.get("shape", (448, 320))),
+            "stride": int(stride or 16),
+            "scale": float(norm.get("scale", 2500.0)), "clip": float(norm.get("clip", 1.0))}
 
-    kw: dict[str, Any] = {}
-    if model is not None:
-        inp = model.card.get("input", {})
-        norm = inp.get("normalisation", {})
-        kw = {"spacing_mm": float(inp.get("spacing_mm", 0.6)),
-              "shape": tuple(inp.get("shape", (448, 320))),
-              "scale": float(norm.get("scale", 2500.0)), "clip": float(norm.get("clip", 1.0))}
-    return preprocess_slice(image, spacing, orientation, **kw)
+
+def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
+                   centre_only: bool = False) -> PreparedSeries:
+    """Preprocess stage: the whole field of view of every slice (or the centre one).
+
+    ``centre`` and ``spacing_mm`` default to the volume's (``core.dicom.checks`` may settle
+    them otherwise)."""
+    from spineviewer.core.preprocess import preprocess_volume
+
+    centre = int(volume.centre_index if centre is None else centre)
+    indices = [centre] if centre_only else list(range(int(volume.n_slices)))
+    spacing = tuple(float(x) for x in (spacing_mm or volume.pixel_spacing_mm))
+    x, transform = preprocess_volume(np.asarray(volume.pixels)[indices], spacing,
+                                     volume.image_orientation, **_preprocess_kwargs(model))
+    return PreparedSeries(x=x, slice_indices=indices, transform=transform,
+                          centre=indices.index(centre))
 
 
-def _segment(x, transform, model, masks_override, source_shape):
-    if masks_override is None:
-        from spineviewer.core.segment import postprocess
+def segment_series(prep: PreparedSeries, model, masks_override: np.ndarray | None = None,
+                   cancel: CancelFn | None = None) -> SeriesSegmentation:
+    """Segment stage: every prepared slice in batched ONNX calls (or the truth masks)."""
+    if masks_override is not None:
+        cmap, names = _override_to_class_map(np.asarray(masks_override), prep.transform,
+                                             prep.transform.source_shape)
+        return SeriesSegmentation(class_maps=cmap[None].astype(np.uint8), class_names=names)
+    from spineviewer.core.segment import segment_volume
 
-        names = list(model.card.get("classes", ["background", "body", "sacrum", "disc"]))
-        probs = model.predict(x)
-        return postprocess(probs, transform_spacing(model), class_names=names), names
-    return _override_to_class_map(np.asarray(masks_override), transform, source_shape)
+    names = list(model.card.get("classes", ["background", "body", "sacrum", "disc"]))
+    cmaps, margins = segment_volume(model, prep.x, class_names=names,
+                                    spacing_mm=transform_spacing(model), cancel=cancel)
+    return SeriesSegmentation(class_maps=cmaps, class_names=names, margins=margins)
+
+
+def label_series_stage(prep: PreparedSeries, seg: SeriesSegmentation, spacing_mm: float,
+                       slice_mode: str):
+    """Label stage: name the bodies, follow them over the slices, pick their slices."""
+    from spineviewer.core.slices import label_series
+
+    return label_series(seg.class_maps, seg.class_names, spacing_mm=spacing_mm,
+                        centre=prep.centre, in_view=prep.transform.in_view(),
+                        mode=slice_mode if len(seg.class_maps) > 1 else "centre")
 
 
 def _override_to_class_map(labels, transform, source_shape):
@@ -202,34 +286,55 @@ def _override_to_class_map(labels, transform, source_shape):
     return out, names
 
 
-def _find_all_corners(labelling, transform, spacing_mm: float) -> list[VertebraResult]:
-    from spineviewer.core.corners import find_corners
+def find_all_corners(labelling, prep: PreparedSeries, spacing_mm: float,
+                     volume=None) -> list[VertebraResult]:
+    """Corners stage: one `VertebraResult` per named body, on its measurement slice.
 
+    Each body's mask (``body.mask``, model grid) and the pre-processed image of its slice
+    (``prep.image(body.position)``) go to `corners_for_body`; coordinates come back in
+    source pixels through ``prep.transform``.
+    """
     vertebrae = []
     for body in labelling.bodies:
         v = VertebraResult(level=body.level, flags=list(getattr(body, "flags", [])))
-        if "partial_body" in v.flags:
-            vertebrae.append(v)
-            continue
-        try:
-            cr = find_corners(body.mask, (spacing_mm, spacing_mm))
-        except (ValueError, RuntimeError) as exc:  # degenerate mask
-            log.warning("corners failed for %s: %s", body.level, exc)
-            v.flags.append("corners_failed")
-            vertebrae.append(v)
-            continue
-        names = list(cr.corners_rc)
-        pts = np.array([cr.corners_rc[n] for n in names], dtype=float)
-        src = transform.to_source(pts)
-        v.corners_rc = {n: (float(r), float(c)) for n, (r, c) in zip(names, src)}
-        v.outline_rc = [(float(r), float(c)) for r, c in transform.to_source(
-            np.asarray(cr.outline_rc, dtype=float))]
-        v.corner_strategy = cr.strategy
-        # Quality of the corner fit: IoU with the beak-free, depression-filled body (the raw
-        # mask overlap is low by design for deep biconcave bodies with correct corners).
-        v.corner_overlap = float(getattr(cr, "rim_overlap", cr.overlap))
+        src = prep.slice_indices[body.position]
+        v.measurement_slice = int(src)
+        if volume is not None:
+            v.measurement_sop_uid = str(volume.sop_instance_uids[src])
+        if "partial_body" not in v.flags:
+            corners_for_body(v, body.mask, prep.image(body.position), prep.transform,
+                             spacing_mm)
         vertebrae.append(v)
     return vertebrae
+
+
+def corners_for_body(v: VertebraResult, mask: np.ndarray, image: np.ndarray | None,
+                     transform, spacing_mm: float) -> bool:
+    """Fill ``v``'s corners, outline and corner strategy from one body ``mask`` (model grid).
+
+    ``image`` is the pre-processed model-grid slice the mask was segmented from (for
+    image-based refinements). Returns False (and flags ``corners_failed``) on a degenerate
+    mask.
+    """
+    from spineviewer.core.corners import find_corners
+
+    try:
+        cr = find_corners(mask, (spacing_mm, spacing_mm))
+    except (ValueError, RuntimeError) as exc:  # degenerate mask
+        log.warning("corners failed for %s: %s", v.level, exc)
+        v.flags.append("corners_failed")
+        return False
+    names = list(cr.corners_rc)
+    pts = np.array([cr.corners_rc[n] for n in names], dtype=float)
+    src = transform.to_source(pts)
+    v.corners_rc = {n: (float(r), float(c)) for n, (r, c) in zip(names, src)}
+    v.outline_rc = [(float(r), float(c)) for r, c in transform.to_source(
+        np.asarray(cr.outline_rc, dtype=float))]
+    v.corner_strategy = cr.strategy
+    # Quality of the corner fit: IoU with the beak-free, depression-filled body (the raw
+    # mask overlap is low by design for deep biconcave bodies with correct corners).
+    v.corner_overlap = float(getattr(cr, "rim_overlap", cr.overlap))
+    return True
 
 
 def remeasure(result: StudyResult) -> None:

@@ -24,6 +24,9 @@ MODEL_SPACING_MM = 0.6
 MODEL_SHAPE = (448, 320)
 INTENSITY_SCALE = 2500.0
 INTENSITY_CLIP = 1.0
+#: Whole-field-of-view grids: H and W are padded to a multiple of the network's stride, and
+#: a field of view larger than this (per axis) keeps its central part.
+MAX_FOV_MM = 500.0
 #: A direction cosine smaller than this does not decide a flip (axis nearly in-plane normal).
 _MIN_COSINE = 0.1
 
@@ -218,10 +221,29 @@ def canonical_orientation(image_orientation: tuple[float, ...] | None
     return bool(transpose), bool(flip_rows), bool(flip_cols)
 
 
+def whole_fov_shape(source_shape: tuple[int, int], pixel_spacing_mm: tuple[float, float],
+                    image_orientation: tuple[float, ...] | None = None, *,
+                    spacing_mm: float = MODEL_SPACING_MM, stride: int = 16,
+                    max_fov_mm: float = MAX_FOV_MM) -> tuple[int, int]:
+    """Model-grid (rows, cols) that hold the whole (oriented) slice at ``spacing_mm``,
+    padded up to a multiple of ``stride``; each axis at most ``max_fov_mm`` (then padded)."""
+    transpose = canonical_orientation(image_orientation)[0]
+    shape, spacing = tuple(source_shape), tuple(pixel_spacing_mm)
+    if transpose:
+        shape, spacing = shape[::-1], spacing[::-1]
+    out = []
+    for n, sp in zip(shape, spacing):
+        mm = min(float(n) * float(sp), float(max_fov_mm))
+        px = int(np.ceil(mm / spacing_mm - 1e-6))
+        out.append(int(stride * np.ceil(px / stride)))
+    return out[0], out[1]
+
+
 def preprocess_slice(image: np.ndarray, pixel_spacing_mm: tuple[float, float],
                      image_orientation: tuple[float, ...] | None = None, *,
                      spacing_mm: float = MODEL_SPACING_MM,
-                     shape: tuple[int, int] = MODEL_SHAPE, scale: float = INTENSITY_SCALE,
+                     shape: tuple[int, int] | None = MODEL_SHAPE, stride: int = 16,
+                     scale: float = INTENSITY_SCALE,
                      clip: float = INTENSITY_CLIP) -> tuple[np.ndarray, SliceTransform]:
     """Resample, orient, crop/pad and scale one source slice for the network.
 
@@ -234,7 +256,8 @@ def preprocess_slice(image: np.ndarray, pixel_spacing_mm: tuple[float, float],
     image_orientation : 6 floats, optional
         ImageOrientationPatient; decides the flips (None: keep as stored).
     spacing_mm, shape, scale, clip
-        Model grid spacing and (rows, cols), intensity divisor and upper clip.
+        Model grid spacing and (rows, cols), intensity divisor and upper clip. ``shape``
+        None: the whole field of view (`whole_fov_shape`, padded to ``stride``).
 
     Returns
     -------
@@ -246,13 +269,46 @@ def preprocess_slice(image: np.ndarray, pixel_spacing_mm: tuple[float, float],
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D slice, got shape {image.shape}")
+    transform = slice_transform(image.shape, pixel_spacing_mm, image_orientation,
+                                spacing_mm=spacing_mm, shape=shape, stride=stride, scale=scale,
+                                clip=clip)
+    return transform.scale_intensity(transform.image_to_model(image)), transform
+
+
+def slice_transform(source_shape: tuple[int, int], pixel_spacing_mm: tuple[float, float],
+                    image_orientation: tuple[float, ...] | None = None, *,
+                    spacing_mm: float = MODEL_SPACING_MM,
+                    shape: tuple[int, int] | None = MODEL_SHAPE, stride: int = 16,
+                    scale: float = INTENSITY_SCALE, clip: float = INTENSITY_CLIP
+                    ) -> SliceTransform:
+    """The `SliceTransform` of a source slice geometry (see `preprocess_slice`)."""
     if len(pixel_spacing_mm) != 2 or min(pixel_spacing_mm) <= 0:
         raise ValueError(f"invalid pixel spacing {pixel_spacing_mm}")
+    if shape is None:
+        shape = whole_fov_shape(source_shape, pixel_spacing_mm, image_orientation,
+                                spacing_mm=spacing_mm, stride=stride)
     transpose, flip_rows, flip_cols = canonical_orientation(image_orientation)
-    transform = SliceTransform(
-        source_shape=(int(image.shape[0]), int(image.shape[1])),
+    return SliceTransform(
+        source_shape=(int(source_shape[0]), int(source_shape[1])),
         source_spacing_mm=(float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])),
         model_shape=(int(shape[0]), int(shape[1])), model_spacing_mm=float(spacing_mm),
         transpose=transpose, flip_rows=flip_rows, flip_cols=flip_cols,
         scale=float(scale), clip=float(clip))
-    return transform.scale_intensity(transform.image_to_model(image)), transform
+
+
+def preprocess_volume(pixels: np.ndarray, pixel_spacing_mm: tuple[float, float],
+                      image_orientation: tuple[float, ...] | None = None, **kw: Any
+                      ) -> tuple[np.ndarray, SliceTransform]:
+    """`preprocess_slice` of every slice of ``pixels`` (N, rows, cols), one shared transform.
+
+    Returns (N, H, W) float32 model inputs and the transform (the same for every slice of a
+    series: one geometry).
+    """
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3 or len(pixels) == 0:
+        raise ValueError(f"expected (N, rows, cols) slices, got shape {pixels.shape}")
+    transform = slice_transform(pixels.shape[1:], pixel_spacing_mm, image_orientation, **kw)
+    out = np.empty((len(pixels), *transform.model_shape), dtype=np.float32)
+    for i, image in enumerate(pixels):
+        out[i] = transform.scale_intensity(transform.image_to_model(image))
+    return out, transform

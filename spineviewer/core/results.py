@@ -23,6 +23,8 @@ MEASUREMENT_FIELDS = (
 CSV_COLUMNS = (
     "study_uid", "series_uid", "level", *MEASUREMENT_FIELDS,
     "fracture", "deformity", "genant_grade", "flags",
+    "measurement_slice", "measurement_sop_uid", "most_deformed_slice", "most_deformed_call",
+    "qc_reasons",
 )
 DEFORMITIES = ("none", "wedge", "biconcave", "crush")
 #: Study-level flags about the input (set by `core.dicom.checks`), repeated in every CSV row.
@@ -62,6 +64,11 @@ class VertebraResult:
     corner_overlap: float | None = None
     override: dict[str, Any] | None = None  # {"fracture": bool, "comment": str}
     ai: dict[str, Any] | None = None  # AI values before the first user edit
+    measurement_slice: int | None = None  # series slice index (0-based) it was measured on
+    measurement_sop_uid: str = ""  # SOPInstanceUID of that slice
+    most_deformed_slice: int | None = None  # slice of its lowest height ratio
+    most_deformed_call: str = ""  # Genant call on that slice, e.g. "wedge grade 2"
+    qc_reasons: list[str] = field(default_factory=list)  # failed segmentation checks
 
     @property
     def final_fracture(self) -> bool:
@@ -84,6 +91,7 @@ class VertebraResult:
         kw["outline_rc"] = [(float(r), float(c)) for r, c in d.get("outline_rc", [])]
         kw["flags"] = list(d.get("flags", []))
         kw["reasons"] = list(d.get("reasons", []))
+        kw["qc_reasons"] = list(d.get("qc_reasons", []))
         kw["fracture"] = bool(d.get("fracture", False))
         return cls(**kw)
 
@@ -160,6 +168,12 @@ class StudyResult:
             # study-level input flags (missing slice, 8-bit, lossy ...) on every row
             row["flags"] = ";".join([*v.flags, *(f for f in self.flags
                                                  if f in INPUT_FLAG_NAMES and f not in v.flags)])
+            row["measurement_slice"] = "" if v.measurement_slice is None else v.measurement_slice
+            row["measurement_sop_uid"] = v.measurement_sop_uid
+            row["most_deformed_slice"] = ("" if v.most_deformed_slice is None
+                                          else v.most_deformed_slice)
+            row["most_deformed_call"] = v.most_deformed_call
+            row["qc_reasons"] = ";".join(v.qc_reasons)
             rows.append(row)
         return rows
 
@@ -189,8 +203,12 @@ def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
                 row["fracture"] = int(float(row["fracture"]))
             if "genant_grade" in row and row["genant_grade"] not in ("", None):
                 row["genant_grade"] = int(float(row["genant_grade"]))
-            if "flags" in row:
-                row["flags"] = [f for f in (row["flags"] or "").split(";") if f]
+            for key in ("flags", "qc_reasons"):
+                if key in row:
+                    row[key] = [f for f in (row[key] or "").split(";") if f]
+            for key in ("measurement_slice", "most_deformed_slice"):
+                if key in row:
+                    row[key] = int(float(row[key])) if row[key] not in ("", None) else None
             out.append(row)
     return out
 

@@ -10,17 +10,14 @@ Undo and redo restore whole snapshots of the result, so the audit trail always d
 corrections that are in force. Corrections recompute morphometry and the Genant call through
 ``pipeline.remeasure`` (never the network).
 
-Autosave lives at ``<study folder>/.spineviewer/<series_uid>.autosave.json``; when the study
-folder is read-only it falls back to ``$XDG_DATA_HOME/spineviewer/autosave/<hash>/`` (default
-``~/.local/share``), where ``<hash>`` identifies the study folder.
+Autosave (after every edit, undo and redo): `spineviewer.core.autosave`, beside the study or
+in the per-user folder; a failure to save never undoes an edit (``ReviewSession.save_error``).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from spineviewer.core import autosave as autosave_mod
 from spineviewer.core.results import (
     CORNER_NAMES,
     MEASUREMENT_FIELDS,
     StudyResult,
     VertebraResult,
-    load_json,
-    save_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,8 +39,8 @@ Remeasure = Callable[[StudyResult], None]
 
 #: Level names from cranial to caudal, used to shift labels for transitional anatomy.
 LEVEL_SEQUENCE = tuple([f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)] + ["S1"])
-AUTOSAVE_DIR = ".spineviewer"
-AUTOSAVE_SUFFIX = ".autosave.json"
+AUTOSAVE_DIR = autosave_mod.AUTOSAVE_DIR
+AUTOSAVE_SUFFIX = autosave_mod.AUTOSAVE_SUFFIX
 #: Fields copied into ``VertebraResult.ai`` at the first edit.
 AI_FIELDS = ("level", "corners_rc", *MEASUREMENT_FIELDS, "fracture", "deformity",
              "genant_grade", "flags")
@@ -198,6 +194,9 @@ class ReviewSession:
         self._undo: list[dict[str, Any]] = []
         self._redo: list[dict[str, Any]] = []
         self.last_autosave_path: Path | None = None
+        self.last_save: autosave_mod.Saved | None = None
+        #: Why the last autosave failed ("" when it succeeded): the edit is in force, unsaved.
+        self.save_error = ""
 
     @property
     def can_undo(self) -> bool:
@@ -260,90 +259,42 @@ class ReviewSession:
             setattr(self.result, name, getattr(restored, name))
 
     def _save(self) -> None:
-        if self._autosave:
-            self.last_autosave_path = autosave(self.result)
+        """Autosave; a failure leaves the edit in force and is kept in ``save_error``."""
+        if not self._autosave:
+            return
+        try:
+            self.last_save = autosave_mod.save(self.result)
+        except autosave_mod.AutosaveError as exc:
+            self.last_save, self.last_autosave_path, self.save_error = None, None, str(exc)
+            return
+        self.last_autosave_path, self.save_error = self.last_save.path, ""
 
 
-# ---- autosave -----------------------------------------------------------------------------
-def study_folder(result: StudyResult) -> Path:
-    """The folder the user opened (the parent when a single file was opened)."""
-    p = Path(result.source_path or ".").expanduser().resolve()
-    return p.parent if p.is_file() else p
-
-
-def fallback_autosave_dir(folder: Path) -> Path:
-    """Per-user autosave folder for a read-only study folder."""
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    key = hashlib.sha256(str(folder).encode("utf-8")).hexdigest()[:16]
-    return base / "spineviewer" / "autosave" / key
-
-
-def autosave_candidates(folder: str | Path, series_uid: str) -> list[Path]:
-    """Where an autosave of ``series_uid`` may be, in order of preference."""
-    folder = Path(folder).expanduser().resolve()
-    name = f"{series_uid}{AUTOSAVE_SUFFIX}"
-    return [folder / AUTOSAVE_DIR / name, fallback_autosave_dir(folder) / name]
-
-
-def _writable_dir(path: Path) -> bool:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(path, os.W_OK | os.X_OK)
+# ---- autosave (spineviewer.core.autosave; these names stay for callers) -----------------
+study_folder = autosave_mod.study_folder
+fallback_autosave_dir = autosave_mod.fallback_autosave_dir
+autosave_candidates = autosave_mod.autosave_candidates
 
 
 def autosave(result: StudyResult) -> Path:
-    """Write ``result`` atomically beside the study (or in the per-user fallback).
+    """Write ``result`` beside the study (or in the per-user folder); the file written.
 
-    Returns
-    -------
-    Path
-        The file written.
+    Raises `autosave.AutosaveError` when it can be written nowhere.
     """
-    folder = study_folder(result)
-    primary, fallback = autosave_candidates(folder, result.series_uid)
-    target = primary if _writable_dir(primary.parent) else fallback
-    try:
-        save_json(result, target)
-    except OSError:
-        if target == fallback:
-            raise
-        target = fallback
-        save_json(result, target)
-    if target == fallback and primary.exists():
-        logger.warning("study folder is read-only; autosave kept in %s", fallback.parent)
-    return target
+    return autosave_mod.save(result).path
 
 
 def restore(folder: str | Path, series_uid: str) -> StudyResult | None:
-    """The newest autosaved result of ``series_uid`` opened from ``folder``, or None.
+    """The newest valid autosaved result of ``series_uid`` opened from ``folder``, or None.
 
-    An unreadable or foreign autosave file is ignored (logged), never fatal.
+    Invalid files are kept aside (see `autosave.load`, which also returns the problems).
     """
-    found = [p for p in autosave_candidates(folder, series_uid) if p.is_file()]
-    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in found:
-        try:
-            result = load_json(path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("ignoring unreadable autosave %s: %s", path.name, exc)
-            continue
-        if result.series_uid == series_uid:
-            return result
-    return None
+    return autosave_mod.load(folder, series_uid).result
 
 
 def discard_autosave(folder: str | Path, series_uid: str) -> int:
     """Delete the autosaves of ``series_uid``; returns how many files were removed."""
-    n = 0
-    for path in autosave_candidates(folder, series_uid):
-        try:
-            path.unlink()
-            n += 1
-        except FileNotFoundError:
-            pass
-    return n
+    return autosave_mod.discard(folder, series_uid)
 
 
 def edited_levels(result: StudyResult) -> set[str]:

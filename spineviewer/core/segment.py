@@ -31,6 +31,9 @@ DEFAULT_CLASSES = ("background", "body", "sacrum", "disc")
 MIN_AREA_MM2 = {"body": 40.0, "sacrum": 150.0, "disc": 20.0}
 #: Body clusters whose centroid lies further than this from the column curve are dropped.
 MAX_COLUMN_DISTANCE_MM = 25.0
+#: Pixels (N x H x W) per ONNX call: four whole 500 mm slices at 0.6 mm (848 x 848) peaked at
+#: about 0.7 GB with the shipped model.
+MAX_BATCH_PIXELS = 3.0e6
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
@@ -131,6 +134,11 @@ class SegmentationModel:
                              f"{self.sha256[:12]}... vs card {str(want)[:12]}...)")
         self.class_names = tuple(self.card["classes"])
         self.input_shape = tuple(int(v) for v in self.card["input"].get("shape", (448, 320)))
+        #: A card with a stride declares symbolic (N, 1, H, W) dims: any batch, any H and W
+        #: that are multiples of the stride (the whole field of view). Without one the model
+        #: takes exactly ``input_shape``, one slice at a time.
+        stride = self.card["input"].get("stride")
+        self.stride: int | None = int(stride) if stride else None
         self.output_kind = str(self.card.get("output", "probabilities"))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -151,21 +159,81 @@ class SegmentationModel:
     def spacing_mm(self) -> float:
         return float(self.card["input"].get("spacing_mm", 0.6))
 
+    def check_input(self, shape: tuple[int, ...]) -> None:
+        """Raise ValueError unless (H, W) ``shape`` is an input this model takes."""
+        shape = tuple(int(v) for v in shape)
+        if self.stride is None:
+            if shape != self.input_shape:
+                raise ValueError(f"model input must be {self.input_shape}, got {shape}")
+        elif len(shape) != 2 or min(shape) < self.stride or any(v % self.stride for v in shape):
+            raise ValueError(f"model input must be (H, W) multiples of {self.stride}, "
+                             f"got {shape}")
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (C, H, W) float32 for one pre-processed slice ``x`` (H, W)."""
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape != self.input_shape:
-            raise ValueError(f"model input must be {self.input_shape}, got {x.shape}")
-        out = self.session.run(None, {self._input_name: x[None, None]})[0]
-        out = np.asarray(out, dtype=np.float32)
-        if out.ndim == 4:
-            out = out[0]
-        if out.shape != (len(self.class_names), *self.input_shape):
+        if x.ndim != 2:
+            raise ValueError(f"model input must be one (H, W) slice, got {x.shape}")
+        return self.predict_batch(x[None])[0]
+
+    def predict_batch(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C, H, W) float32 for pre-processed slices ``x`` (N, H, W),
+        in one session call (one call per slice for a fixed-shape model)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3:
+            raise ValueError(f"expected (N, H, W) slices, got {x.shape}")
+        self.check_input(x.shape[1:])
+        if self.stride is None and len(x) > 1:
+            return np.concatenate([self.predict_batch(x[i:i + 1]) for i in range(len(x))])
+        out = np.asarray(self.session.run(None, {self._input_name: x[:, None]})[0],
+                         dtype=np.float32)
+        if out.shape != (len(x), len(self.class_names), *x.shape[1:]):
             raise ModelError(f"model output {out.shape} does not match the card "
-                             f"({len(self.class_names)} classes, {self.input_shape})")
+                             f"({len(self.class_names)} classes, {x.shape[1:]})")
         if self.output_kind == "logits":
-            out = softmax(out, axis=0)
+            out = softmax(out, axis=1)
         return out.astype(np.float32, copy=False)
+
+    def chunks(self, n: int, shape: tuple[int, int], max_pixels: float = MAX_BATCH_PIXELS
+               ) -> list[slice]:
+        """Batches of slices for `predict_batch` with at most ``max_pixels`` each (bounds
+        the memory of one call: activations grow with N x H x W)."""
+        per = 1 if self.stride is None else max(1, int(max_pixels // (shape[0] * shape[1])))
+        return [slice(i, min(n, i + per)) for i in range(0, n, per)]
+
+
+def segment_volume(model: SegmentationModel, x: np.ndarray, *,
+                   class_names: Sequence[str] | None = None, spacing_mm: float | None = None,
+                   cancel=None) -> tuple[np.ndarray, np.ndarray]:
+    """Segment every slice of a pre-processed series, batched.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    x : (N, H, W) float32 model inputs (see ``preprocess.preprocess_volume``).
+    cancel : optional callable; checked between batches (raises ``errors.Cancelled``).
+
+    Returns
+    -------
+    class_maps : (N, H, W) uint8 post-processed class maps (`postprocess`).
+    margins : (N, H, W) float16 softmax margin (top probability minus the second).
+    """
+    from spineviewer.core.errors import Cancelled
+
+    names = list(class_names or model.class_names)
+    spacing = float(spacing_mm if spacing_mm is not None else model.spacing_mm)
+    n = len(x)
+    class_maps = np.zeros(x.shape, dtype=np.uint8)
+    margins = np.zeros(x.shape, dtype=np.float16)
+    for sl in model.chunks(n, x.shape[1:]):
+        if cancel is not None and cancel():
+            raise Cancelled("analysis cancelled by the user")
+        probs = model.predict_batch(x[sl])
+        for j, p in enumerate(probs):
+            class_maps[sl.start + j] = postprocess(p, spacing, class_names=names)
+            top2 = np.partition(p, -2, axis=0)[-2:]
+            margins[sl.start + j] = top2[1] - top2[0]
+    return class_maps, margins
 
 
 def _class_index(class_names: Sequence[str], name: str) -> int | None:

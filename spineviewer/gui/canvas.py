@@ -27,8 +27,14 @@ class _ViewBox(pg.ViewBox):
 
     windowDragged = QtCore.Signal(float, float)
     sliceStepped = QtCore.Signal(int)
+    #: optional ``tool(ev) -> bool`` that takes left drags first (the distance ruler)
+    drag_tool = None
 
     def mouseDragEvent(self, ev, axis=None):
+        if (self.drag_tool is not None and ev.button() == QtCore.Qt.MouseButton.LeftButton
+                and not ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier
+                and self.drag_tool(ev)):
+            return
         pan = ev.button() == QtCore.Qt.MouseButton.MiddleButton or (
             ev.button() == QtCore.Qt.MouseButton.LeftButton
             and ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier)
@@ -59,6 +65,9 @@ class SliceCanvas(QtWidgets.QWidget):
     vertebraClicked = QtCore.Signal(str)
     sliceChanged = QtCore.Signal(int)
     cursorInfoChanged = QtCore.Signal(str)
+    volumeChanged = QtCore.Signal()  # a new series is shown (set_volume)
+    cleared = QtCore.Signal()  # no series is shown any more (clear)
+    resultChanged = QtCore.Signal()  # set_result was called (new result, edit or None)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -147,6 +156,7 @@ class SliceCanvas(QtWidgets.QWidget):
         self.spacing_mm = (float(spacing_mm[0]), float(spacing_mm[1]))
         self.series_uid = series_uid
         self._dicom_window = dicom_window
+        self.slice_label.show()
         n = len(self.pixels)
         self.vb.setAspectLocked(True, ratio=self.spacing_mm[1] / self.spacing_mm[0])
         self.image_item.setPos(-0.5, -0.5)  # pixel centres at integer coordinates
@@ -157,6 +167,23 @@ class SliceCanvas(QtWidgets.QWidget):
         self.set_slice((n - 1) // 2 if index is None else index, force=True)
         self.apply_preset("DICOM" if dicom_window else "Auto")
         self.fit()
+        self.volumeChanged.emit()
+
+    def clear(self) -> None:
+        """Show nothing: no image, no overlays, no annotation (e.g. after a failed open)."""
+        self.set_result(None)
+        self.pixels = None
+        self.series_uid = ""
+        self.index = 0
+        self._dicom_window = None
+        self.image_item.clear()
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, 0)
+        self.slider.blockSignals(False)
+        self.slice_label.hide()
+        self.set_annotation("")
+        self.info.setText(" ")
+        self.cleared.emit()
 
     def set_slice(self, index: int, force: bool = False) -> None:
         """Show slice ``index`` (clamped); overlays only on the analysed slice."""
@@ -231,6 +258,7 @@ class SliceCanvas(QtWidgets.QWidget):
                 self.overlays[v.level].update(v)
             self._update_overlay_visibility()
             self._update_slice_label()
+            self.resultChanged.emit()
             return
         for ov in self.overlays.values():
             ov.remove(self.vb)
@@ -245,6 +273,7 @@ class SliceCanvas(QtWidgets.QWidget):
                 self.overlays[v.level] = ov
         self._update_overlay_visibility()
         self._update_slice_label()
+        self.resultChanged.emit()
 
     def _can_update(self, result: StudyResult) -> bool:
         levels = [v.level for v in result.vertebrae]

@@ -21,6 +21,7 @@ from spineviewer.gui import menus, style
 from spineviewer.gui.browser import DicomBrowser, IndexedFolder
 from spineviewer.gui.canvas import SliceCanvas
 from spineviewer.gui.export_panel import ExportPanel
+from spineviewer.gui.reading_tools import attach_reading_tools
 from spineviewer.gui.results_panel import ResultsPanel
 from spineviewer.gui.shortcuts import shortcuts_html
 from spineviewer.gui.window_analysis import AnalysisMixin
@@ -75,6 +76,7 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         menus.build_actions(self)
         menus.build_status_bar(self)
         self._update_actions()
+        attach_reading_tools(self)
 
     # ---- construction ---------------------------------------------------------------------
     def _build_widgets(self) -> None:

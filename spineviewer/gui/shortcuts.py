@@ -11,6 +11,12 @@ SHORTCUTS = {
     "no_fracture": "F3", "shift_up": "Alt+Up", "shift_down": "Alt+Down", "next": "N",
     "previous": "P", "fit": "F", "toggle_overlays": "O",
 }
+#: reading tools (gui.reading_tools) -> key sequences; the first is shown in menus
+READING_SHORTCUTS = {
+    "ruler": ("D",), "clear_rulers": ("Shift+D",), "autozoom": ("Z",), "linked_view": ("V",),
+    "study_panel": ("F9",), "results_panel": ("F10",), "reading_mode": ("F11",),
+    "shortcut_list": ("F1", "Ctrl+/"),
+}
 #: mouse and keys handled by the canvas itself
 CANVAS_BINDINGS = [
     ("Left drag", "window / level (horizontal: width, vertical: level)"),
@@ -19,6 +25,8 @@ CANVAS_BINDINGS = [
     ("Wheel, Up / Down, PgUp / PgDn, Home / End", "change slice"),
     ("Drag a corner point", "correct a corner; measurements recompute at once"),
     ("Ctrl+1 .. Ctrl+4", "window presets: DICOM, Auto, High contrast, Full range"),
+    ("Left drag with the ruler on (D)", "measure a distance in mm; drag its ends to adjust"),
+    ("Click a mark above the slider", "go to the slice a vertebra was measured on"),
 ]
 _TEXT = {
     "open": "Open a study folder", "analyse": "Analyse", "cancel": "Cancel analysis",

@@ -74,26 +74,40 @@ class CorrectionsMixin:
             logger.exception("edit failed")
             self._error(f"Correction not applied: {exc}")
         else:
-            self.statusBar().showMessage(self._autosave_message(), 8000)
+            self._report_autosave()
         self._refresh()
 
+    def _report_autosave(self) -> None:
+        """After an edit that is in force: where it was saved, or that it was not."""
+        if self.session.save_error:
+            self._error(f"Correction applied but NOT saved: {self.session.save_error}. "
+                        "Export the results before closing.")
+            return
+        self.statusBar().showMessage(self._autosave_message(), 8000)
+        saved = self.session.last_save
+        if saved is not None and saved.fallback:
+            self._error(f"The study folder cannot be written ({saved.reason}): corrections "
+                        f"are saved in {saved.path.parent}")
+
     def _autosave_message(self) -> str:
-        where = self.session.last_autosave_path if self.session else None
-        if where is None:
+        saved = self.session.last_save if self.session else None
+        if saved is None:
             return ""
         n = len(self.session.result.edits)
-        beside = review.study_folder(self.session.result) in where.parents
-        place = "beside the study" if beside else f"in {where.parent} (study folder read-only)"
+        place = (f"in {saved.path.parent} (study folder not writable)" if saved.fallback
+                 else "beside the study")
         return f"{n} correction(s) autosaved {place}"
 
     def undo(self) -> None:
         """Undo the last correction."""
         if self.session and self.session.undo():
+            self._report_autosave()
             self._refresh()
 
     def redo(self) -> None:
         """Redo the last undone correction."""
         if self.session and self.session.redo():
+            self._report_autosave()
             self._refresh()
 
     def step_vertebra(self, step: int) -> None:

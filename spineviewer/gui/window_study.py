@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6 import QtGui, QtWidgets
 
-from spineviewer.core import review
+from spineviewer.core import autosave
 from spineviewer.gui import worker as workers
 from spineviewer.gui.browser import IndexedFolder, index_folder
 
@@ -96,13 +96,16 @@ class StudyMixin:
             return
         uid = folder.choice.series.series_uid
         self.show_series(uid)
-        restored = review.restore(folder.path, uid)
+        loaded = autosave.load(folder.path, uid)  # never raises for a bad file
+        restored = loaded.result
         if restored is not None:
             self._set_result(restored)
             self.statusBar().showMessage(
                 f"Restored the autosaved result with {len(restored.edits)} correction(s)", 10000)
         elif self.analyse_on_open:
             self.start_analysis(uid)
+        if loaded.problems:  # after start_analysis, which clears the banner
+            self._error(" ".join(loaded.problems))
 
     def _on_index_failed(self, message: str) -> None:
         if self._is_current("index"):

@@ -167,12 +167,19 @@ def _close(assoc) -> None:
 
 
 def read_for_sending(paths: Iterable[str | Path]) -> list[tuple[Path, Dataset]]:
-    """Read every file completely; raise `PacsError` naming the first bad one.
+    """Read and verify every file completely; raise `PacsError` naming the first bad one.
 
+    Each file must be complete (`dicom_integrity.verify_file`: no truncated SEG or SR).
     Nothing is sent when any file fails: a study must not arrive half.
     """
+    from spineviewer.io.dicom_integrity import IncompleteDicom, verify_file
+
     out = []
     for p in map(Path, paths):
+        try:
+            verify_file(p)
+        except IncompleteDicom as exc:
+            raise PacsError(f"not sending anything: {exc}") from None
         try:
             ds = dcmread(p)
             ds.SOPClassUID, ds.SOPInstanceUID  # noqa: B018 - must be present

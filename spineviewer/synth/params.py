@@ -96,6 +96,10 @@ class PhantomParams:
     corner_radius_mm : rounding of the body corners (at most 0.5 mm).
     wall_concavity_mm : largest inward bow of the anterior body wall (posterior: 0.6 x);
         0 keeps the walls straight (default; the training samples use up to 1.5 mm).
+    midline_offset_mm : the column's mid-sagittal plane lies this far (mm, along the slice
+        normal) from the series' centre slice (a patient not centred in the coil).
+    scoliosis_mm : peak lateral shift of the bodies off that plane (a C-curve, largest in the
+        middle of the column, 0 at its ends).
     acute_levels : fractured levels whose fracture is acute: marrow oedema, bright on STIR and
         dark on T1 (``write_study(stir=True)``); the T2 image is drawn the same either way.
     """
@@ -119,7 +123,15 @@ class PhantomParams:
     n_lumbar: int = 5
     corner_radius_mm: float = 0.3
     wall_concavity_mm: float = 0.0
+    midline_offset_mm: float = 0.0
+    scoliosis_mm: float = 0.0
     acute_levels: tuple[str, ...] = ()
+
+    def lateral_offsets_mm(self, levels: tuple[str, ...]) -> dict[str, float]:
+        """Lateral position (mm from the series' centre slice) of each body's mid-plane."""
+        n = len(levels)
+        return {lv: float(self.midline_offset_mm + self.scoliosis_mm
+                          * np.sin(np.pi * (i + 0.5) / n)) for i, lv in enumerate(levels)}
 
     def levels(self) -> tuple[str, ...]:
         """Truth levels above the sacrum, top to bottom (T12 is dropped with 6 lumbar)."""
@@ -144,6 +156,7 @@ class PhantomParams:
             "t12_in_fov": self.t12_in_fov, "sacrum_in_fov": self.sacrum_in_fov,
             "n_lumbar": self.n_lumbar, "corner_radius_mm": self.corner_radius_mm,
             "wall_concavity_mm": self.wall_concavity_mm,
+            "midline_offset_mm": self.midline_offset_mm, "scoliosis_mm": self.scoliosis_mm,
             "acute_levels": list(self.acute_levels),
         }
 

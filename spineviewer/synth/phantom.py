@@ -214,16 +214,19 @@ def make_slice(rng: np.random.Generator, params: PhantomParams | None = None) ->
     return render_slice(anat, params, rng)
 
 
-def lateral_variant(anat: Anatomy, offset_mm: float) -> Anatomy:
+def lateral_variant(anat: Anatomy, offset_mm: float,
+                    body_offsets_mm: dict[str, float] | None = None) -> Anatomy:
     """The same column cut ``offset_mm`` off the mid-sagittal plane.
 
     Bodies get shorter antero-posteriorly (elliptic axial section, posterior wall kept), endplate
     depressions shallower, osteophytes vanish beyond 8 mm, spinous processes shorten; bodies
-    and discs shrink to slivers beyond their half width.
+    and discs shrink to slivers beyond their half width. ``body_offsets_mm`` moves single
+    bodies' mid-planes (by level; scoliosis): body b is cut at ``offset_mm - body_offsets_mm[b]``.
     """
     out = copy.deepcopy(anat)
-    x = abs(float(offset_mm))
+    x_all = abs(float(offset_mm))
     for b in out.bodies:
+        x = abs(float(offset_mm) - float((body_offsets_mm or {}).get(b.level, 0.0)))
         depth = np.linalg.norm(b.corners["PS"] - b.corners["AS"])
         k2 = max(1.0 - (x / (0.68 * depth)) ** 2, 0.06)   # thin sliver near the pedicles
         k = np.sqrt(k2)
@@ -233,6 +236,6 @@ def lateral_variant(anat: Anatomy, offset_mm: float) -> Anatomy:
         b.inferior = [Bump(u.t, u.width_t, u.depth_mm * k2) for u in b.inferior]
         if x > 8.0:
             b.extras = []
-    shrink = max(0.3, 1.0 - x / 14.0)
+    shrink = max(0.3, 1.0 - x_all / 14.0)
     out.posterior_elements = [p[0] + (p - p[0]) * shrink for p in out.posterior_elements]
     return out

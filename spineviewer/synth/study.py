@@ -73,6 +73,8 @@ class StudyTruth:
     params: PhantomParams
     distractor_series_uids: list[str] = field(default_factory=list)
     stir_series_uid: str = ""
+    #: Slice index (0-based, as sorted) nearest each body's own mid-sagittal plane.
+    mid_slice_by_level: dict[str, int] = field(default_factory=dict)
 
     @property
     def dicom_dir(self) -> Path:
@@ -90,6 +92,7 @@ class StudyTruth:
             "rescale_slope": self.rescale_slope, "rescale_intercept": self.rescale_intercept,
             "distractor_series_uids": list(self.distractor_series_uids),
             "stir_series_uid": self.stir_series_uid,
+            "mid_slice_by_level": dict(self.mid_slice_by_level),
             "vertebrae": [v.to_dict() for v in self.vertebrae], "params": self.params.to_dict(),
         }
 
@@ -110,7 +113,8 @@ def load_truth(path: str | Path) -> StudyTruth:
         vertebrae=[BodyTruth.from_dict(v) for v in d["vertebrae"]],
         params=PhantomParams.from_dict(d["params"]),
         distractor_series_uids=list(d.get("distractor_series_uids", [])),
-        stir_series_uid=d.get("stir_series_uid", ""))
+        stir_series_uid=d.get("stir_series_uid", ""),
+        mid_slice_by_level={k: int(v) for k, v in d.get("mid_slice_by_level", {}).items()})
 
 
 def _intensity_scale(rng: np.random.Generator, vendor: str, field_T: float) -> float:
@@ -208,10 +212,14 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
     writer = _Writer(out / "dicom", file_names, np.random.default_rng([seed, 7]))
     centre = (n_slices - 1) // 2
     truth_slice = None
+    lateral = params.lateral_offsets_mm(tuple(b.level for b in anat.bodies))
+    shifted = any(abs(v) > 1e-9 for v in lateral.values())
     for k in range(n_slices):
         offset = (k - centre) * t2.spacing_between_mm
-        variant = anat if k == centre else lateral_variant(anat, offset)
-        gain = float(np.clip(1.0 - abs(offset) / 9.0, 0.1, 1.0))
+        variant = anat if (k == centre and not shifted) else lateral_variant(
+            anat, offset - params.midline_offset_mm, {
+                lv: v - params.midline_offset_mm for lv, v in lateral.items()})
+        gain = float(np.clip(1.0 - abs(offset - params.midline_offset_mm) / 9.0, 0.1, 1.0))
         ps = render_slice(variant, params, np.random.default_rng([seed, 100 + k]),
                           ss=4 if k == centre else 2, canal_gain=gain)
         if k == centre:
@@ -229,7 +237,9 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
         str(out), seed, vendor, float(field_strength_T), study.study_uid, t2.series_uid,
         uid_for(seed, t2.series_uid, "sop", centre), centre, n_slices,
         (float(pixel_spacing_mm), float(pixel_spacing_mm)), (int(matrix[0]), int(matrix[1])),
-        slope, intercept, truth_slice.truth, params, distractor_uids, stir_uid)
+        slope, intercept, truth_slice.truth, params, distractor_uids, stir_uid,
+        {lv: int(np.clip(round(centre + v / t2.spacing_between_mm), 0, n_slices - 1))
+         for lv, v in lateral.items()})
     (out / "truth.json").write_text(json.dumps(truth.to_dict(), indent=1))
     np.save(out / "truth_labels.npy", truth_slice.instance_map)
     np.save(out / "truth_classes.npy", truth_slice.class_map)
@@ -278,7 +288,7 @@ def _write_stir(study, writer, anat, params, origin, thickness, n_t2, seed, slop
     fov = (params.shape[0] * params.spacing_mm[0], params.shape[1] * params.spacing_mm[1])
     p = copy.deepcopy(params)
     p.spacing_mm = (STIR_SPACING_MM, STIR_SPACING_MM)
-    p.shape = (int(round(fov[0] / STIR_SPACING_MM)), int(round(fov[1] / STIR_SPACING_MM)))
+    p.shape = (round(fov[0] / STIR_SPACING_MM), round(fov[1] / STIR_SPACING_MM))
     p.noise_sd = params.noise_sd * 1.6
     # pixel centres of both series start at the same patient position (origin)
     n = min(n_t2, 11)

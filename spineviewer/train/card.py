@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from spineviewer.core.segment import file_sha256 as sha256_file
-from spineviewer.train.data import MODEL_SHAPE, MODEL_SPACING_MM, NORM_SCALE, TARGET_CLASSES
+from spineviewer.train.data import (
+    MODEL_SHAPE,
+    MODEL_SPACING_MM,
+    MODEL_STRIDE,
+    NORM_SCALE,
+    TARGET_CLASSES,
+)
 
 __all__ = [
     "DATA_CREDIT",
@@ -52,7 +58,8 @@ def base_card(name: str, version: str, onnx_path: Path, recipe: dict[str, Any],
     return {
         "name": name,
         "version": version,
-        "input": {"shape": list(MODEL_SHAPE), "spacing_mm": MODEL_SPACING_MM,
+        "input": {"shape": list(MODEL_SHAPE), "stride": MODEL_STRIDE,
+                  "spacing_mm": MODEL_SPACING_MM,
                   "normalisation": {"scale": NORM_SCALE, "clip": 1.0}},
         "classes": list(TARGET_CLASSES),
         "output": "logits",
@@ -97,12 +104,13 @@ def render_card_md(card: dict[str, Any]) -> str:
         "Research software; not a certified medical device.",
         "",
         "## Input / output",
-        (f"- input `image` (1, 1, {card['input']['shape'][0]}, {card['input']['shape'][1]}) "
-         f"float32: slice resampled to {card['input']['spacing_mm']} mm isotropic, canonical "
+        (f"- input `image` (N, 1, H, W) float32, H and W multiples of "
+         f"{card['input'].get('stride', 16)} (trained and exported at "
+         f"{card['input']['shape'][0]} x {card['input']['shape'][1]}): slice resampled to {card['input']['spacing_mm']} mm isotropic, canonical "
          "orientation (superior up, anterior left), intensity / "
          f"{card['input']['normalisation']['scale']} clipped to "
          f"{card['input']['normalisation']['clip']}"),
-        (f"- output `{card['output']}` (1, {len(card['classes'])}, H, W): softmax gives class "
+        (f"- output `{card['output']}` (N, {len(card['classes'])}, H, W): softmax gives class "
          "probabilities"),
         f"- sha256 `{card['sha256']}`",
         "",

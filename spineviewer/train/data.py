@@ -40,6 +40,8 @@ IGNORE = 255
 BG_OR_SACRUM = 254
 MODEL_SHAPE = (448, 320)
 MODEL_SPACING_MM = 0.6
+#: Input H and W must be multiples of this (four 2x2 poolings).
+MODEL_STRIDE = 16
 NORM_SCALE = 2500.0
 TARGET_CLASSES = ("background", "body", "sacrum", "disc")
 

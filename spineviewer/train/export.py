@@ -38,7 +38,8 @@ def export_onnx(model: torch.nn.Module, out_path: str | Path,
                 shape: tuple[int, int] = MODEL_SHAPE) -> Path:
     """Write ``model`` (eval mode: batch-norm folded into the convolutions by the
     exporter's constant folding) as a single-file ONNX, opset 17, input "image"
-    (1, 1, H, W) float32, output "logits" (1, C, H, W)."""
+    (N, 1, H, W) float32, output "logits" (N, C, H, W); N, H, W symbolic (H, W multiples
+    of the stride, 16)."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().float().to(memory_format=torch.contiguous_format)
@@ -46,6 +47,8 @@ def export_onnx(model: torch.nn.Module, out_path: str | Path,
     with torch.no_grad():
         torch.onnx.export(model, (x,), str(out_path), opset_version=OPSET,
                           input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "N", 2: "H", 3: "W"},
+                                        "logits": {0: "N", 2: "H", 3: "W"}},
                           do_constant_folding=True, dynamo=False)
     import onnx
 

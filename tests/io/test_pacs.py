@@ -152,3 +152,16 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     # neither DIR nor --echo: a usage error, one line, exit 2
     assert send_cli.main(["--host", "h", "--port", "9", "--aet", "X"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_truncated_seg_is_refused_before_association(fake_pacs, dicom_files, capsys):
+    """Issue 16 case 10: a SEG cut inside its pixel data was sent ("sent 4 of 4")."""
+    seg = next(p for p in dicom_files if p.name == "vertebrae_seg.dcm")
+    data = seg.read_bytes()
+    seg.write_bytes(data[:-40])  # pydicom still reads this as a SEG
+    code = send_cli.main(["send", str(seg.parent), "--host", "127.0.0.1", "--port",
+                          str(fake_pacs.port), "--aet", SCP_AET, "--timeout", "5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "vertebrae_seg.dcm" in err[0] and "not sending anything" in err[0]
+    assert fake_pacs.connections == 0 and fake_pacs.received == []

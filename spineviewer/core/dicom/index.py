@@ -146,7 +146,8 @@ class _Skip(Exception):
 
 
 def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
-                cancel: CancelFn | None = None) -> StudyIndex:
+                cancel: CancelFn | None = None,
+                files: Iterable[str | os.PathLike] | None = None) -> StudyIndex:
     """Index every DICOM image under ``path`` (a folder tree or a single file).
 
     Parameters
@@ -157,6 +158,9 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
         ``progress(fraction, message)`` with fraction in [0, 1].
     cancel : callable, optional
         ``cancel() -> bool`` polled before each file; True raises ``Cancelled``.
+    files : iterable of paths, optional
+        Index exactly these files instead of walking ``path`` (the batch runner passes the
+        files of one study; ``path`` then only names the study in messages).
 
     Returns
     -------
@@ -170,9 +174,12 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
         The path does not exist or holds no readable DICOM image.
     """
     root = Path(path)
-    if not root.exists():
+    if files is None and not root.exists():
         raise NoDicomFound(f"folder {str(root)!r} does not exist")
-    files = [str(root)] if root.is_file() else sorted(_walk(root))
+    if files is not None:
+        files = sorted(str(f) for f in files)
+    else:
+        files = [str(root)] if root.is_file() else sorted(_walk(root))
     index = StudyIndex(root=str(root), n_files=len(files))
     records: list[_FileRecord] = []
     step = max(1, len(files) // 100)
@@ -195,6 +202,18 @@ def scan_folder(path: str | os.PathLike, progress: ProgressFn | None = None,
     if index.skipped:
         log.info("indexing %s: %d of %d files skipped", root, len(index.skipped), len(files))
     return index
+
+
+def probe_file(path: str) -> tuple[str | None, str | None]:
+    """Read one file's header: ``(StudyInstanceUID, None)`` for an indexable image, else
+    ``(None, reason)`` with the reason `scan_folder` would give for skipping it."""
+    try:
+        record = _read_record(path)
+    except _Skip as why:
+        return None, str(why)
+    except Exception as exc:  # noqa: BLE001 - as in scan_folder: a damaged header skips it
+        return None, f"unreadable DICOM: {type(exc).__name__}"
+    return hdr.text(record.ds, "StudyInstanceUID"), None
 
 
 def _walk(root: Path) -> Iterable[str]:

@@ -1,0 +1,187 @@
+"""Every slice: name the bodies once, follow each across the series, pick its own slice.
+
+The series' slices are segmented (``segment.segment_volume``) and labelled one by one
+(``labeling.label_vertebrae``). The *reference slice* is the one that shows the column best
+(largest total area of whole bodies, the sacrum counting as one body): its labelling names
+the levels. Each named body is then followed to the neighbouring slices by mask overlap, and
+measured on the slice nearest its own mid-sagittal plane: the area-weighted centre of its
+cross-sections (a body's sagittal section is largest, and flattest, through its middle), so an
+off-centre patient or a scoliotic column still has each body measured through its middle.
+
+In ``centre`` mode (the paper's protocol) the centre slice is the only slice.
+All masks are in the canonical model grid; slice positions index the segmented stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spineviewer.core.labeling import Labelling, label_vertebrae
+
+SLICE_MODES = ("per-vertebra", "centre")
+#: A body on the next slice is the same body when its mask overlaps this much (IoU).
+TRACK_MIN_IOU = 0.3
+#: Cross-sections smaller than this fraction of the body's largest do not decide its middle
+#: (slivers through the pedicles).
+MIDPLANE_MIN_AREA = 0.5
+
+
+@dataclass
+class TrackedBody:
+    """One named body, followed over the slices where it is seen.
+
+    ``position`` indexes the segmented stack (its measurement slice); ``mask`` is the body on
+    that slice; ``track`` maps every stack position where it was followed to its mask there.
+    """
+
+    level: str
+    position: int
+    mask: np.ndarray
+    flags: list[str] = field(default_factory=list)
+    track: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def areas(self) -> dict[int, int]:
+        return {p: int(m.sum()) for p, m in sorted(self.track.items())}
+
+
+@dataclass
+class SeriesLabelling:
+    """Named bodies on their measurement slices and the study-level findings."""
+
+    bodies: list[TrackedBody]
+    reference: int  # stack position whose labelling named the levels
+    labellings: list[Labelling | None]  # per stack position (None: not labelled)
+    flags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def sacrum_mask(self) -> np.ndarray | None:
+        lab = self.labellings[self.reference]
+        return None if lab is None else lab.sacrum_mask
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = np.count_nonzero(a & b)
+    return inter / max(1, np.count_nonzero(a | b))
+
+
+def column_score(lab: Labelling) -> float:
+    """Total area of the whole (not border-cut) bodies, the sacrum counting as a median body."""
+    areas = [float(b.mask.sum()) for b in lab.bodies if "partial_body" not in b.flags]
+    if not areas:
+        return 0.0
+    return float(sum(areas) + (np.median(areas) if lab.sacrum_mask is not None else 0.0))
+
+
+def reference_position(labellings: Sequence[Labelling | None], centre: int) -> int:
+    """Stack position with the best `column_score` (ties: nearest the centre)."""
+    best, best_key = centre, (-1.0, 0)
+    for p, lab in enumerate(labellings):
+        if lab is None:
+            continue
+        key = (column_score(lab), -abs(p - centre))
+        if key > best_key:
+            best, best_key = p, key
+    return best
+
+
+def follow(mask: np.ndarray, start: int, labellings: Sequence[Labelling | None]
+           ) -> dict[int, np.ndarray]:
+    """Masks of the body ``mask`` (at stack position ``start``) on the slices either side,
+    each the best-overlapping body of the next slice (IoU >= ``TRACK_MIN_IOU``)."""
+    track = {start: mask}
+    for step in (-1, 1):
+        prev, p = mask, start + step
+        while 0 <= p < len(labellings) and labellings[p] is not None:
+            cands = [b.mask for b in labellings[p].bodies]
+            if not cands:
+                break
+            ious = [_iou(prev, c) for c in cands]
+            k = int(np.argmax(ious))
+            if ious[k] < TRACK_MIN_IOU:
+                break
+            track[p] = prev = cands[k]
+            p += step
+    return track
+
+
+def midplane_position(track: dict[int, np.ndarray]) -> int:
+    """Stack position nearest the body's own mid-sagittal plane.
+
+    A body's sagittal section is about as long as its axial section is deep there, so its
+    area falls off as sqrt(1 - (x - x0)^2 / R^2) with the distance from the mid-plane x0: the
+    squared areas are a downward parabola in x whose vertex is x0. The fit uses the sections
+    of at least ``MIDPLANE_MIN_AREA`` of the largest (not the pedicle slivers) and is not
+    biased when the series ends on one side of the body. With fewer than three such sections,
+    or no downward parabola, the largest section decides.
+    """
+    pos = np.array(sorted(track))
+    areas = np.array([float(track[p].sum()) for p in pos])
+    keep = areas >= MIDPLANE_MIN_AREA * areas.max()
+    centre = float(pos[int(np.argmax(areas))])
+    if keep.sum() >= 3:
+        a2 = (areas[keep] / areas.max()) ** 2
+        c2, c1, _ = np.polyfit(pos[keep].astype(float), a2, 2)
+        if c2 < 0:
+            centre = float(np.clip(-c1 / (2 * c2), pos[keep].min(), pos[keep].max()))
+    # nearest the centre; among equally near, the larger section
+    order = sorted(range(len(pos)), key=lambda i: (abs(pos[i] - centre), -areas[i]))
+    return int(pos[order[0]])
+
+
+def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_mm: float,
+                 centre: int, in_view: np.ndarray | None = None,
+                 mode: str = "per-vertebra") -> SeriesLabelling:
+    """Name the bodies and choose each one's measurement slice.
+
+    Parameters
+    ----------
+    class_maps : (N, H, W) int
+        Post-processed class maps of the segmented stack.
+    class_names : class names by index.
+    spacing_mm : isotropic model-grid spacing.
+    centre : stack position of the series' centre slice.
+    in_view : (H, W) bool grid pixels inside the source image.
+    mode : ``per-vertebra`` or ``centre`` (only the centre slice is labelled and used).
+    """
+    if mode not in SLICE_MODES:
+        raise ValueError(f"slice mode must be one of {SLICE_MODES}, not {mode!r}")
+    n = len(class_maps)
+    positions = range(n) if mode == "per-vertebra" else [centre]
+    labellings: list[Labelling | None] = [None] * n
+    for p in positions:
+        labellings[p] = label_vertebrae(class_maps[p], class_names, spacing_mm=spacing_mm,
+                                        in_view=in_view)
+    ref = reference_position(labellings, centre) if mode == "per-vertebra" else centre
+    lab = labellings[ref]
+    bodies = []
+    for b in lab.bodies:
+        track = follow(b.mask, ref, labellings)
+        whole = {p: m for p, m in track.items()
+                 if p == ref or not is_cut(m, in_view)}  # a border-cut section is no middle
+        pos = midplane_position(whole) if mode == "per-vertebra" else ref
+        flags = [f for f in b.flags if f != "partial_body"]
+        mask = track[pos]
+        if is_cut(mask, in_view):
+            flags.append("partial_body")
+        bodies.append(TrackedBody(level=b.level, position=pos, mask=mask, flags=flags,
+                                  track=track))
+    warnings = list(lab.warnings)
+    if ref != centre:
+        warnings.append(f"levels named on slice {ref + 1} of {n} (the column's best view), "
+                        f"not the centre slice {centre + 1}")
+    return SeriesLabelling(bodies=bodies, reference=ref, labellings=labellings,
+                           flags=list(lab.flags), warnings=warnings)
+
+
+def is_cut(mask: np.ndarray, in_view: np.ndarray | None = None) -> bool:
+    """The body touches the grid's border or the edge of the source image within it."""
+    if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
+        return True
+    if in_view is None:
+        return False
+    return bool((ndi.binary_dilation(mask) & ~np.asarray(in_view, bool)).any())

@@ -1,0 +1,86 @@
+"""Collapsible side panels: the Study (F9) and Results (F10) docks can be closed and brought
+back, F11 hides both for reading (and restores them), and their widths follow the window so
+that the image keeps most of the room on a small screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6 import QtCore, QtWidgets
+
+#: largest share of the window width each side panel takes when the window is resized
+MAX_SHARE = {"Study": 0.16, "Results": 0.4}
+#: the canvas keeps at least this share of the window width
+MIN_CANVAS_SHARE = 0.42
+#: below this window width the status bar shows the short form of the disclaimer
+SHORT_DISCLAIMER_BELOW = 1500
+SHORT_DISCLAIMER = "\u26a0 Research software, not a medical device"
+
+
+class Panels(QtCore.QObject):
+    """Side-panel control of a main window (``docks`` by title)."""
+
+    def __init__(self, window: QtWidgets.QMainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.docks: dict[str, QtWidgets.QDockWidget] = {
+            d.windowTitle(): d for d in window.findChildren(QtWidgets.QDockWidget)}
+        features = QtWidgets.QDockWidget.DockWidgetFeature
+        for title, dock in self.docks.items():
+            dock.setFeatures(dock.features() | features.DockWidgetClosable)
+            if title == "Results":  # scrolls rather than pushing the canvas off a small screen
+                scroll = QtWidgets.QScrollArea()
+                scroll.setObjectName("results scroll")
+                scroll.setWidgetResizable(True)
+                scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+                scroll.setWidget(dock.widget())
+                dock.setWidget(scroll)
+        disclaimer = getattr(window, "disclaimer", None)
+        self._disclaimer = (disclaimer, disclaimer.text()) if disclaimer is not None else None
+        self._hidden_for_reading: list[str] = []
+        self._last_width = 0
+        window.installEventFilter(self)
+
+    def toggle(self, title: str) -> None:
+        """Show or hide one panel."""
+        dock = self.docks.get(title)
+        if dock is not None:
+            dock.setVisible(not dock.isVisible())
+
+    def reading_mode(self) -> bool:
+        """F11: hide every panel (or bring back the ones hidden this way); True when hidden."""
+        if self._hidden_for_reading:
+            for title in self._hidden_for_reading:
+                self.docks[title].show()
+            self._hidden_for_reading = []
+            return False
+        self._hidden_for_reading = [t for t, d in self.docks.items() if d.isVisible()]
+        for title in self._hidden_for_reading:
+            self.docks[title].hide()
+        return bool(self._hidden_for_reading)
+
+    def fit_to_window(self) -> None:
+        """Shrink the side panels so that each stays within its share of the window (and the
+        disclaimer to its short form on a narrow window)."""
+        width = self.window.width()
+        if self._disclaimer is not None:
+            label, full = self._disclaimer
+            label.setText(full if width >= SHORT_DISCLAIMER_BELOW else SHORT_DISCLAIMER)
+        docks, sizes = [], []
+        for title, dock in self.docks.items():
+            if dock.isVisible() and not dock.isFloating():
+                docks.append(dock)
+                sizes.append(min(dock.width(), int(width * MAX_SHARE.get(title, 0.3))))
+        free = width * (1 - MIN_CANVAS_SHARE)
+        if sum(sizes) > free:
+            sizes = [int(s * free / sum(sizes)) for s in sizes]
+        if docks:
+            self.window.resizeDocks(docks, sizes, QtCore.Qt.Orientation.Horizontal)
+
+    def eventFilter(self, obj: Any, ev: QtCore.QEvent) -> bool:
+        if (obj is self.window and ev.type() in (QtCore.QEvent.Type.Resize,
+                                                  QtCore.QEvent.Type.Show)
+                and self.window.width() != self._last_width):
+            self._last_width = self.window.width()
+            QtCore.QTimer.singleShot(0, self.fit_to_window)
+        return False

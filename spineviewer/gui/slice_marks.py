@@ -1,0 +1,107 @@
+"""Marks above the slice slider: the slice each vertebra was measured on.
+
+A vertebra's slice is ``VertebraResult.measurement_slice`` when the analysis sets one, else
+the analysed slice of the result. Marks show only when the result belongs to the series on
+the canvas; clicking a mark shows its slice, and the tooltip names the levels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from spineviewer.gui import style
+
+
+def measurement_slices(result: Any) -> dict[int, list[str]]:
+    """slice index -> levels measured on it (in result order)."""
+    out: dict[int, list[str]] = {}
+    if result is None:
+        return out
+    for v in result.vertebrae:
+        k = getattr(v, "measurement_slice", None)
+        k = result.slice_index if k is None else int(k)
+        out.setdefault(k, []).append(v.level)
+    return out
+
+
+def _span(levels: list[str]) -> str:
+    return levels[0] if len(levels) == 1 else f"{levels[0]}\u2013{levels[-1]}"
+
+
+class SliceMarks(QtWidgets.QWidget):
+    """A thin strip above ``canvas.slider`` with one mark per measured slice."""
+
+    def __init__(self, canvas: Any) -> None:
+        super().__init__(canvas)
+        self.canvas = canvas
+        self.marks: dict[int, list[str]] = {}
+        self.setMouseTracking(True)
+        self.setFixedHeight(max(16, self.fontMetrics().height() + 4))
+        lay = canvas.layout()
+        lay.insertWidget(lay.indexOf(canvas.view) + 1, self)
+        canvas.sliceChanged.connect(lambda _i: self.update())
+        canvas.cleared.connect(self.refresh)
+        canvas.volumeChanged.connect(self.refresh)
+        canvas.resultChanged.connect(self.refresh)
+
+    def refresh(self, *_: Any) -> None:
+        """Re-read the marks from the canvas' result."""
+        r = self.canvas.result
+        shown = (r is not None and self.canvas.pixels is not None
+                 and r.series_uid == self.canvas.series_uid)
+        self.marks = measurement_slices(r) if shown else {}
+        self.setToolTip("\n".join(f"slice {k + 1}: {', '.join(v)}"
+                                  for k, v in sorted(self.marks.items())))
+        self.update()
+
+    def x_of(self, index: int) -> float:
+        """Horizontal centre (in this widget) of the slider handle at slice ``index``."""
+        s = self.canvas.slider
+        opt = QtWidgets.QStyleOptionSlider()
+        s.initStyleOption(opt)
+        groove = s.style().subControlRect(QtWidgets.QStyle.ComplexControl.CC_Slider, opt,
+                                          QtWidgets.QStyle.SubControl.SC_SliderGroove, s)
+        handle = s.style().subControlRect(QtWidgets.QStyle.ComplexControl.CC_Slider, opt,
+                                          QtWidgets.QStyle.SubControl.SC_SliderHandle, s)
+        span = max(groove.width() - handle.width(), 1)
+        pos = QtWidgets.QStyle.sliderPositionFromValue(s.minimum(), s.maximum(), index, span)
+        x_in_slider = groove.x() + pos + handle.width() / 2.0
+        return float(s.mapTo(self.canvas, QtCore.QPoint(int(x_in_slider), 0)).x()
+                     - self.mapTo(self.canvas, QtCore.QPoint(0, 0)).x())
+
+    def index_at(self, x: float, tolerance: float = 8.0) -> int | None:
+        """The marked slice nearest to ``x`` within ``tolerance`` pixels."""
+        best = min(self.marks, key=lambda k: abs(self.x_of(k) - x), default=None)
+        if best is None or abs(self.x_of(best) - x) > tolerance:
+            return None
+        return best
+
+    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:
+        if not self.marks:
+            return
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        colour = QtGui.QColor(style.ANALYSED_SLICE_COLOUR)
+        h = self.height()
+        for k, levels in sorted(self.marks.items()):
+            x = self.x_of(k)
+            here = k == self.canvas.index
+            tri = QtGui.QPolygonF([QtCore.QPointF(x - 5, h - 9), QtCore.QPointF(x + 5, h - 9),
+                                   QtCore.QPointF(x, h - 1)])
+            p.setPen(QtGui.QPen(QtGui.QColor("#000000"), 1))
+            p.setBrush(colour if here else colour.darker(130))
+            p.drawPolygon(tri)
+            p.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
+            text = _span(levels)
+            w = self.fontMetrics().horizontalAdvance(text)
+            p.drawText(QtCore.QPointF(min(max(x + 7, 0), self.width() - w), h - 3), text)
+        p.end()
+
+    def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:
+        k = self.index_at(ev.position().x())
+        if k is not None:
+            self.canvas.set_slice(k)
+        else:
+            super().mousePressEvent(ev)

@@ -1,0 +1,62 @@
+"""Issue 16 case 7 in the window: a bad autosave is reported (banner) and kept, an unsaved
+correction is called that (never "not applied"), and a fallback folder is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from spineviewer.gui.main_window import MainWindow
+
+ANALYSIS_TIMEOUT_MS = 60000
+
+
+@pytest.fixture
+def window(qtbot, masks_analyze, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "userdata"))
+    w = MainWindow(analyze=masks_analyze)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.shutdown()
+
+
+def _open(qtbot, w, path):
+    with qtbot.waitSignal(w.resultsShown, timeout=ANALYSIS_TIMEOUT_MS) as blocker:
+        w.open_folder(path)
+    return blocker.args[0]
+
+
+@pytest.mark.parametrize("content", ["null", "[]", '{"schema": 1, "vertebrae": [null]}',
+                                     "truncated"])
+def test_bad_autosave_is_kept_and_reported_and_the_study_analysed(qtbot, window, lumbar_study,
+                                                                  content):
+    saved = lumbar_study.path / ".spineviewer" / f"{lumbar_study.t2_uid}.autosave.json"
+    saved.parent.mkdir()
+    saved.write_text('{"schema": 1, "series_uid": "' if content == "truncated" else content)
+    result = _open(qtbot, window, lumbar_study.path)  # before the fix: exception in the slot
+    assert result.series_uid == lumbar_study.t2_uid and result.edits == []
+    kept = list(saved.parent.glob("*.corrupt-*.json"))
+    assert len(kept) == 1
+    assert window.banner.isVisible() and str(kept[0]) in window.banner.text()
+
+
+def test_correction_in_force_but_not_saved_says_so(qtbot, window, lumbar_study, tmp_path,
+                                                    monkeypatch):
+    _open(qtbot, window, lumbar_study.path)
+    (lumbar_study.path / ".spineviewer").write_text("a file: the folder cannot be made")
+    (tmp_path / "blocked").write_text("x")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "blocked"))
+    window.override_call("L2", True, "reader sees a fracture")
+    assert window.session.result.vertebra("L2").final_fracture is True
+    text = window.banner.text()
+    assert window.banner.isVisible() and "Correction applied but NOT saved" in text
+    assert "not applied" not in text
+
+
+def test_fallback_folder_is_named(qtbot, window, lumbar_study, tmp_path):
+    _open(qtbot, window, lumbar_study.path)
+    (lumbar_study.path / ".spineviewer").write_text("a file: the folder cannot be made")
+    window.override_call("L2", True)
+    where = window.session.last_save.path.parent
+    assert str(where).startswith(str(tmp_path / "userdata"))
+    assert f"corrections are saved in {where}" in window.banner.text()
