@@ -2,8 +2,8 @@
 
     python benchmarks/fuzz_dicom.py [--n 1200] [--seed 16] [--timeout 60] [--workers 2]
 
-Each case runs in a worker process under a timeout (a hang is counted and the worker
-replaced). Prints the counts: ok / flagged / refused / uncaught / hang, and the checks that
+Each case runs in a worker process under a timeout: a hang, or a crash that kills the worker
+(a C library's abort), is counted as "hang or crash" and the workers replaced. Prints the counts: ok / flagged / refused / uncaught / hang, and the checks that
 must stay 0: traceback or stderr text, millimetres from an unknown pixel size, lost outputs,
 multi-line refusals. See `spineviewer.synth.fuzz` for the mutations and the checks.
 """
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(base studies {r['base_s']:.0f} s, mutations {r['make_s']:.0f} s)")
     print("mutations: " + ", ".join(f"{n} {kind}" for kind, n in sorted(r["kinds"].items())))
     print(f"outcomes: ok {c['ok']}, flagged {c['flagged']}, refused {c['refused']}, "
-          f"uncaught {c['uncaught']}, hang {c['hang']}")
+          f"uncaught {c['uncaught']}, hang or crash {c['hang']}")
     print(f"must be 0: traceback/stderr {k['traceback']}, mm from unknown spacing "
           f"{k['mm_unknown_spacing']}, lost outputs {k['lost_output']}, multi-line refusals "
           f"{k['multiline_refusal']}")

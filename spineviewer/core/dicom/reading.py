@@ -247,9 +247,14 @@ def _gdcm_pixels(path, ds: Dataset) -> np.ndarray:
     clean.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
     clean.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
     clean.SOPClassUID, clean.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4", "1.2.3.4"
-    for keyword in ("SamplesPerPixel", "Rows", "Columns", "BitsAllocated", "BitsStored",
-                    "HighBit", "PixelRepresentation"):
-        setattr(clean, keyword, int(ds.get(keyword, 0) or 0))
+    clean.SamplesPerPixel = 1  # `check_pixel_module` admits greyscale only
+    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+                    "PixelRepresentation"):
+        value = ds.get(keyword)
+        setattr(clean, keyword, int(value) if value not in (None, "") else None)
+    clean.BitsStored = clean.BitsStored or clean.BitsAllocated
+    clean.HighBit = clean.HighBit if clean.HighBit is not None else clean.BitsStored - 1
+    clean.PixelRepresentation = clean.PixelRepresentation or 0
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
         clean.NumberOfFrames = frames
