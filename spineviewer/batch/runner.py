@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,6 +69,8 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
     """
     t0 = time.perf_counter()
     rep = reporter or _Silent()
+    # absolute: Dask workers run in other folders (and on other machines)
+    opts = replace(opts, root=os.path.abspath(opts.root), out=os.path.abspath(opts.out))
     root, out = Path(opts.root), Path(opts.out)
     if not root.exists():
         raise SpineViewerError(f"folder {str(root)!r} does not exist")
@@ -94,7 +97,7 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
         try:
             if todo:
                 ex = ex or LocalExecutor(workers, opts.debug)
-                _execute(todo, opts, ex, workers, manifest, records, rep)
+                _execute(todo, opts, ex, workers, manifest, model, records, rep)
         finally:
             rep.close()
             summary = _write_tables(out, disc, records, opts)
@@ -127,7 +130,7 @@ def _plan(disc: Discovery, manifest: Manifest, model: dict, opts: BatchOptions):
     return todo, finished
 
 
-def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
+def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest, model: dict,
              records: dict[str, dict], rep: Reporter) -> None:
     threads = opts.threads or (None if opts.scheduler else max(1, cpu_count() // workers))
     by_worker = ex.threads_per_worker() if opts.scheduler and not opts.threads else None
@@ -155,7 +158,12 @@ def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
                 record = {"study_uid": job.study_uid, "path": job.folder, "key": key,
                           "status": "failed", "reason": reason}
             else:
-                manifest.save_record(key, {**record, "fingerprint": fp})
+                if record["status"] == "done" and record["model_sha256"] != model["sha256"]:
+                    record = {**record, "status": "failed", "reason": (
+                        f"worker {record['worker']} has another model (sha256 "
+                        f"{record['model_sha256'][:12]}...); install the same model everywhere")}
+                else:
+                    manifest.save_record(key, {**record, "fingerprint": fp})
             records[key] = record
             rep.update(record)
 

@@ -84,6 +84,7 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
         deidentify=opts.deidentify, overwrite=True)
     text = (out / export.CSV_NAME).read_text(encoding="utf-8")
     return {"csv_body": text.split("\n", 1)[1], "threads": threads,
+            "model_sha256": str(result.model.get("sha256", "")),
             "outputs": sorted(os.path.relpath(p, opts.out_dir) for p in written)}
 
 
