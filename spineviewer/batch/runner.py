@@ -78,6 +78,10 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
         from spineviewer.io.export import DEIDENTIFY_DICOM_REFUSED
 
         raise SpineViewerError(DEIDENTIFY_DICOM_REFUSED)
+    if opts.deidentify:  # one key for the folder names here and the workers' outputs
+        from spineviewer.io.deidentify import ensure_run_key
+
+        ensure_run_key()
     if opts.workers is not None and opts.workers < 1:
         raise SpineViewerError("--workers must be at least 1")
     out.mkdir(parents=True, exist_ok=True)
@@ -171,9 +175,9 @@ def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest, mod
 def _shown_uid(uid: str, deidentify: bool) -> str:
     if not deidentify:
         return uid
-    from spineviewer.io.csv_export import hash_uid
+    from spineviewer.io.deidentify import Pseudonymizer
 
-    return hash_uid(uid)
+    return Pseudonymizer.for_export().uid(uid)  # the run's key: see ensure_run_key
 
 
 def _write_tables(out: Path, disc: Discovery, records: dict[str, dict],

@@ -67,6 +67,7 @@ class SliceCanvas(QtWidgets.QWidget):
     cursorInfoChanged = QtCore.Signal(str)
     volumeChanged = QtCore.Signal()  # a new series is shown (set_volume)
     cleared = QtCore.Signal()  # no series is shown any more (clear)
+    resultChanged = QtCore.Signal()  # set_result was called (new result, edit or None)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -257,6 +258,7 @@ class SliceCanvas(QtWidgets.QWidget):
                 self.overlays[v.level].update(v)
             self._update_overlay_visibility()
             self._update_slice_label()
+            self.resultChanged.emit()
             return
         for ov in self.overlays.values():
             ov.remove(self.vb)
@@ -271,6 +273,7 @@ class SliceCanvas(QtWidgets.QWidget):
                 self.overlays[v.level] = ov
         self._update_overlay_visibility()
         self._update_slice_label()
+        self.resultChanged.emit()
 
     def _can_update(self, result: StudyResult) -> bool:
         levels = [v.level for v in result.vertebrae]

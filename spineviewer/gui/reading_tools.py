@@ -86,6 +86,7 @@ class ReadingTools(QtCore.QObject):
         window.resultsShown.connect(self._on_results_shown)
         self.linked.loaded.connect(self._on_linked_loaded)
         canvas.cleared.connect(lambda: self.markers.set_orientation(None))
+        canvas.resultChanged.connect(lambda: self.linked.set_result(canvas.result))
 
     # ---- layout ---------------------------------------------------------------------------
     def _put_beside_canvas(self) -> None:
@@ -126,16 +127,12 @@ class ReadingTools(QtCore.QObject):
     def _on_volume_shown(self, _uid: str = "") -> None:
         vol = self.window.volume
         self.markers.set_orientation(getattr(vol, "image_orientation", None))
-        self.slice_marks.refresh()
         self.autozoom.on_result()
         if self.linked.isVisible():
             self._offer_linked()
-        self.linked.set_result(self.window.canvas.result)
 
     def _on_results_shown(self, _result: Any = None) -> None:
-        self.slice_marks.refresh()
         self.autozoom.on_result()
-        self.linked.set_result(self.window.canvas.result)
 
     def _on_linked_loaded(self, _uid: str) -> None:
         self.linked_markers.set_orientation(self.linked.volume.image_orientation)

@@ -44,6 +44,7 @@ class SliceMarks(QtWidgets.QWidget):
         canvas.sliceChanged.connect(lambda _i: self.update())
         canvas.cleared.connect(self.refresh)
         canvas.volumeChanged.connect(self.refresh)
+        canvas.resultChanged.connect(self.refresh)
 
     def refresh(self, *_: Any) -> None:
         """Re-read the marks from the canvas' result."""

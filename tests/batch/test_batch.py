@@ -172,8 +172,10 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys):
     assert len(err) == 2 and all(e.startswith("spineviewer: error:") for e in err)
 
 
-def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path):
-    from spineviewer.io.csv_export import hash_uid
+def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path, monkeypatch):
+    from spineviewer.io.deidentify import KEY_ENV, Pseudonymizer
+
+    monkeypatch.setenv(KEY_ENV, "the batch's project key")
 
     root, truths = archive
     out = tmp_path / "out"
@@ -186,7 +188,7 @@ def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path):
     out2 = tmp_path / "out2"
     s = run_batch(BatchOptions(root=str(root / "study_02"), out=str(out2), workers=1, pdf=True,
                                deidentify=True))
-    hashed = hash_uid(truths[2].study_uid)
+    hashed = Pseudonymizer.from_environment().uid(truths[2].study_uid)
     assert s["done"] == 1 and {r["study_uid"] for r in _csv(out2 / "results.csv")} == {hashed}
     text = "".join(p.read_text(errors="ignore") for p in out2.rglob("*.json")
                    if "manifest" not in p.parts)

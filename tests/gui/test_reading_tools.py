@@ -204,14 +204,19 @@ def test_measurement_slice_marks_on_the_slider(qtbot, window, lumbar_study):
     assert marks.marks == {}
     result = open_and_wait(qtbot, window, lumbar_study.path)
     qtbot.waitUntil(lambda: bool(marks.marks), timeout=5000)
-    assert marks.marks == {result.slice_index: [v.level for v in result.vertebrae]}
-    assert f"slice {result.slice_index + 1}" in marks.toolTip()
-    # clicking the mark brings its slice back
-    window.canvas.set_slice(0)
-    x = marks.x_of(result.slice_index)
+    expected: dict[int, list[str]] = {}
+    for v in result.vertebrae:
+        k = result.slice_index if v.measurement_slice is None else v.measurement_slice
+        expected.setdefault(k, []).append(v.level)
+    assert marks.marks == expected
+    k0 = sorted(expected)[0]
+    assert f"slice {k0 + 1}: {', '.join(expected[k0])}" in marks.toolTip()
+    # clicking a mark brings its slice back
+    window.canvas.set_slice(0 if k0 else window.canvas.pixels.shape[0] - 1)
+    x = marks.x_of(k0)
     qtbot.mouseClick(marks, QtCore.Qt.MouseButton.LeftButton,
                      pos=QtCore.QPoint(round(x), marks.height() // 2))
-    assert window.canvas.index == result.slice_index
+    assert window.canvas.index == k0
     # a marked slice per vertebra when the analysis measured them on different slices
     from spineviewer.gui.slice_marks import measurement_slices
 
@@ -220,6 +225,10 @@ def test_measurement_slice_marks_on_the_slider(qtbot, window, lumbar_study):
     assert measurement_slices(result) == {
         0: [v.level for i, v in enumerate(result.vertebrae) if i % 2 == 0],
         1: [v.level for i, v in enumerate(result.vertebrae) if i % 2 == 1]}
+    before = {v.level for v in result.vertebrae}
+    window.shift_levels(+1)  # renamed levels: the marks follow at once
+    after = set(sum(marks.marks.values(), []))
+    assert after == {v.level for v in window.canvas.result.vertebrae} and after != before
     window.canvas.clear()
     assert marks.marks == {}
 
@@ -251,6 +260,12 @@ def test_linked_view_shows_the_t1_at_the_same_position(qtbot, window, lumbar_stu
     v = result.vertebra("L3")
     ant_col = (v.corners_rc["AS"][1] + v.corners_rc["AI"][1]) / 2 * s
     assert linked.level_labels["L3"].pos().x() < ant_col
+    # a level shift renames them at once
+    window.shift_levels(+1)
+    assert list(linked.level_labels) == [v.level for v in window.canvas.result.vertebrae
+                                         if len(v.corners_rc) == 4]
+    assert list(linked.level_labels) != named
+    window.undo()
     # the cross-reference cursor marks the same patient point
     assert linked.show_cursor(100, 40) == (pytest.approx(100 * s), pytest.approx(40 * s))
     # the linked view shows the same patient region: mm per screen pixel agree
