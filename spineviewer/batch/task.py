@@ -34,6 +34,7 @@ class TaskOptions:
     threads: int | None = None
     model_path: str | None = None
     threads_by_worker: dict[str, int] | None = None  # Dask: worker address -> ONNX threads
+    pseudonymizer: Any = None  # io.deidentify.Pseudonymizer: the run's UID key (deidentify)
 
 
 def study_dir(out_dir: str | os.PathLike, key: str) -> Path:
@@ -81,7 +82,7 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
         result, csv=out / export.CSV_NAME, json=out / export.JSON_NAME,
         pdf=out / export.PDF_NAME if opts.pdf else None,
         dicom_dir=out / export.DICOM_DIR if opts.dicom else None,
-        deidentify=opts.deidentify, overwrite=True)
+        deidentify=opts.deidentify, overwrite=True, pseudonymizer=opts.pseudonymizer)
     text = (out / export.CSV_NAME).read_text(encoding="utf-8")
     return {"csv_body": text.split("\n", 1)[1], "threads": threads,
             "model_sha256": str(result.model.get("sha256", "")),

@@ -190,6 +190,10 @@ def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path, monkeypatch):
                                deidentify=True))
     hashed = Pseudonymizer.from_environment().uid(truths[2].study_uid)
     assert s["done"] == 1 and {r["study_uid"] for r in _csv(out2 / "results.csv")} == {hashed}
+    assert (out2 / "studies" / hashed / "results.json").is_file()
+    again = run_batch(BatchOptions(root=str(root / "study_02"), out=str(out2), pdf=True,
+                                   deidentify=True))  # same project key: nothing to redo
+    assert again["skipped"] == 1 and again["done"] == 0
     text = "".join(p.read_text(errors="ignore") for p in out2.rglob("*.json")
                    if "manifest" not in p.parts)
     assert truths[2].study_uid not in text and "PHANTOM" not in text
