@@ -77,6 +77,10 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
     out = study_dir(opts.out_dir, key)
     for stale in out.rglob(".*.tmp"):  # left by a worker killed mid-write
         stale.unlink(missing_ok=True)
+    if out.is_dir():
+        from spineviewer.io.staging import remove_leftovers
+
+        remove_leftovers(out)
     # exactly what `analyze --csv --json [--pdf] [--dicom-out]` writes, into the study folder
     written = export.write_outputs(
         result, csv=out / export.CSV_NAME, json=out / export.JSON_NAME,

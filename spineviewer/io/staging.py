@@ -220,3 +220,13 @@ def _remove(stages, created: list[Path]) -> None:
             d.rmdir()
         except OSError:
             pass
+
+
+def remove_leftovers(folder: str | Path) -> int:
+    """Remove staging folders under ``folder`` left by a killed process; how many."""
+    n = 0
+    for d in sorted(Path(folder).rglob(f"{STAGING_PREFIX}*"), reverse=True):
+        if d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+            n += 1
+    return n
