@@ -75,9 +75,7 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
     result = analyze_study(job.folder, files=job.all_paths(), model_path=opts.model_path,
                            provider=opts.provider, threads=threads)
     out = study_dir(opts.out_dir, key)
-    for stale in out.rglob(".*.tmp"):  # left by a worker killed mid-write
-        stale.unlink(missing_ok=True)
-    if out.is_dir():
+    if out.is_dir():  # staging folders left by a worker killed mid-write
         from spineviewer.io.staging import remove_leftovers
 
         remove_leftovers(out)
