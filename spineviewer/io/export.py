@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from spineviewer.core.results import StudyResult
+from spineviewer.io.deidentify import Pseudonymizer, deidentify_result
 from spineviewer.io.staging import ExportExists, OutputError, check_targets, write_all
 
 __all__ = ["ExportExists", "OutputError", "export_all", "plan_outputs", "planned_paths",
@@ -60,7 +61,7 @@ def write_outputs(result: StudyResult, *, pdf: str | Path | None = None,
                   csv: str | Path | None = None, json: str | Path | None = None,
                   dicom_dir: str | Path | None = None, dicom_pdf: bool = True,
                   deidentify: bool = False, overwrite: bool = False,
-                  paper: str = "A4") -> list[Path]:
+                  paper: str = "A4", pseudonymizer: Pseudonymizer | None = None) -> list[Path]:
     """Write the requested outputs of ``result``, all of them or none.
 
     Parameters
@@ -74,11 +75,14 @@ def write_outputs(result: StudyResult, *, pdf: str | Path | None = None,
         report as Encapsulated PDF, all new series in the source study (needs
         ``result.source_slice_file``).
     deidentify : bool
-        PDF, CSV and JSON without names, IDs, dates or paths, UIDs replaced. Refused together
-        with ``dicom_dir``.
+        PDF, CSV and JSON without names, IDs, dates or paths, UIDs pseudonymised
+        (`deidentify`). Refused together with ``dicom_dir``.
     overwrite : bool
         Replace existing regular files (never folders or special files).
     paper : {"A4", "Letter"}
+    pseudonymizer : Pseudonymizer, optional
+        The UID key for ``deidentify``; default `Pseudonymizer.for_export` (the environment's
+        key, else a random key for this export, noted in the JSON).
 
     Returns
     -------
@@ -92,7 +96,10 @@ def write_outputs(result: StudyResult, *, pdf: str | Path | None = None,
     """
     plan = plan_outputs(pdf=pdf, csv=csv, json=json, dicom_dir=dicom_dir, dicom_pdf=dicom_pdf,
                         deidentify=deidentify, overwrite=overwrite)  # fail fast, before building
-    payload = _build(result, parts=set(plan), deidentify=deidentify, paper=paper)
+    shown = result
+    if deidentify:
+        shown = deidentify_result(result, pseudonymizer or Pseudonymizer.for_export())
+    payload = _build(result, shown, parts=set(plan), paper=paper)
     contents = {p: payload[k] for k, p in plan.items()}
     return write_files(contents, overwrite=overwrite)
 
@@ -150,12 +157,13 @@ def write_dicom_outputs(result: StudyResult, out_dir: str | Path, *, overwrite: 
                          paper=paper)
 
 
-def _build(result: StudyResult, *, parts: set[str], deidentify: bool,
+def _build(result: StudyResult, shown: StudyResult, *, parts: set[str],
            paper: str) -> dict[str, bytes | str]:
-    """All output contents by key (pdf, csv, json, dicom_<key>), before touching the disk."""
-    from spineviewer.io.csv_export import deidentify_result
+    """All output contents by key (pdf, csv, json, dicom_<key>), before touching the disk.
 
-    shown = deidentify_result(result) if deidentify else result
+    ``shown`` is ``result`` or its de-identified copy (PDF, CSV, JSON); the DICOM objects
+    and the report's image always come from ``result``.
+    """
     out: dict[str, bytes | str] = {}
     pdf_bytes = None
     dicom = [k[len("dicom_"):] for k in parts if k.startswith("dicom_")]
