@@ -127,7 +127,16 @@ class SliceCanvas(QtWidgets.QWidget):
         self._place_legend()
 
     def _place_legend(self) -> None:
+        # on a narrow view (small screen, 2x scaling, linked view) the legend wraps
+        room = max(self.view.width() - 12, 60)
+        self.legend.setWordWrap(False)
+        self.legend.setMinimumWidth(0)
+        self.legend.setMaximumWidth(16777215)
         self.legend.adjustSize()
+        if self.legend.width() > room:
+            self.legend.setWordWrap(True)
+            self.legend.setFixedWidth(room)
+            self.legend.adjustSize()
         # corners as in PACS viewers: patient top right, slice bottom left, legend bottom right
         self.slice_label.adjustSize()
         bottom = self.view.height() - 6

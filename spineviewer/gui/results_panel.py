@@ -31,7 +31,8 @@ COLUMNS = [
 #: short table text of common flags (the why view spells them out)
 FLAG_SHORT = {"needs_review": "review", "schmorl_node": "Schmorl", "label_uncertain": "label?",
               "transitional_anatomy": "LSTV?", "mild_deformity": "mild", "partial_body": "partial",
-              "corners_failed": "corners?", "sacrum_not_visible": "no S1"}
+              "corners_failed": "corners?", "sacrum_not_visible": "no S1",
+              "endplate_from_mask": "endplate?"}
 _DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
 
 

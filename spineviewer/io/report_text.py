@@ -10,6 +10,7 @@ from typing import Any
 
 from spineviewer.core import genant
 from spineviewer.core.dicom.checks import INPUT_FLAGS, MISSING_SLICE
+from spineviewer.core.endplates import EDGE_CONVENTION
 from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
 
 NO_FRACTURE = "No vertebral fracture detected by the algorithm"
@@ -243,6 +244,7 @@ def method_lines(result: StudyResult) -> list[str]:
          "four corners per body (each the median of three strategies: basin-hopping, hull "
          "curvature, line fits), heights, endplate concavities and angle, after "
          + PAPER_CITATION),
+        f"Heights: {EDGE_CONVENTION} (flag 'endplate_from_mask').",
         f"Model: {model}; sha256 {m.get('sha256') or 'unknown'}"
         + (f"; run on {m['provider']}" if m.get("provider") else ""),
         (f"Fracture rule: a ratio (AH/PH wedge, MH/PH biconcave, PH/neighbours' PH crush) "
