@@ -90,16 +90,15 @@ def evaluate_spider(model, series, label):
     stats = {m: defaultdict(int) for m in ("centre", "per-vertebra")}
     dices = {m: [] for m in stats}
     t_seg = 0.0
-    for case, (x, tgt, view, centre) in series.items():
-        gt_c, visible = gt_levels(tgt[centre])
+    for x, tgt, view, centre in series.values():
+        _, visible = gt_levels(tgt[centre])
         if not visible:
             stats["centre"]["patients_skipped"] += 1
             continue
         t0 = time.perf_counter()
         cmaps, margins = segment_volume(model, x, class_names=names, spacing_mm=0.6)
         t_seg += time.perf_counter() - t0
-        for mode in stats:
-            s = stats[mode]
+        for mode, s in stats.items():
             lab = label_series(cmaps, names, spacing_mm=0.6, centre=centre, in_view=view,
                                mode=mode)
             check_all(lab.bodies, margins)
@@ -158,8 +157,7 @@ def evaluate_phantoms(n, seed, threads):
             truth = write_study(Path(tmp) / f"p{i}", seed + i, params=params,
                                 n_slices=int(rng.choice([11, 13, 15])), distractors=False)
             fx = {lv for lv, (_, g) in params.deformities.items() if g > 0}
-            for mode in stats:
-                s = stats[mode]
+            for mode, s in stats.items():
                 t0 = time.perf_counter()
                 r = analyze_study(truth.dicom_dir, threads=threads, slice_mode=mode)
                 times[mode].append(time.perf_counter() - t0)

@@ -1,21 +1,31 @@
-"""Validate SpineViewer on a fresh phantom cohort and write ``docs/VALIDATION.md``.
+"""Validate SpineViewer on phantom cohorts from two independent renderers.
 
-Generates a phantom cohort with a seed never used in training (``synth.write_cohort``: three
-vendors, 1.5 T / 3 T, every deformity type and Genant grade, Schmorl nodes, osteophytes), runs
-the whole app on every study and compares it with the phantom truth using
-``spineviewer.core.evaluate`` (the statistics of the paper), in two modes:
+Generates a phantom cohort (``synth.write_cohort``: three vendors, 1.5 T / 3 T, every deformity
+type and Genant grade, Schmorl nodes, osteophytes) once per renderer from the same seed (the
+same anatomy, drawn by renderer A, the training renderer, and by renderer B,
+``spineviewer.synth_b``, which training never sees), runs the whole app on every study and
+compares it with the phantom truth using ``spineviewer.core.evaluate``, in two modes:
 
 * ``onnx``: end to end, through the ONNX segmentation model (needs ``models/*.onnx``);
 * ``masks``: the truth label map replaces the network (``masks_override``), so the numbers
-  measure labelling, corners, morphometry and the Genant rules alone.
+  measure labelling, corners, endplate refinement, morphometry and the Genant rules alone.
+
+Purpose (docs/VALIDATION.md holds the protocol):
+
+* ``--purpose development`` (default): any seed; figures go to
+  ``docs/VALIDATION-development.md`` and are development figures (the rules were tuned while
+  looking at such cohorts);
+* ``--purpose test``: once per release, after the rules are frozen, from a seed never used
+  before: the seed is checked against ``docs/seeds.json`` (refused if listed) and recorded
+  there before anything runs; figures go to ``docs/VALIDATION-test.md``.
 
 Usage::
 
-    python benchmarks/validate.py [--n 50] [--seed 777001] [--out /tmp/spineviewer-validate]
-                                  [--doc docs/VALIDATION.md] [--modes onnx,masks]
+    python benchmarks/validate.py --purpose development --seed 777124 --n 60 --renderers a,b
+                                  [--modes onnx,masks] [--endplates image,mask] [--site-n 0]
 
-Outputs in ``--out``: ``reference.csv`` (truth), ``results_<mode>.csv``,
-``evaluation_<mode>.json`` and ``evaluation_<mode>.pdf``; the Markdown report goes to ``--doc``.
+Outputs in ``--out``: ``<renderer>/reference.csv`` (truth), ``results_<run>.csv``,
+``evaluation_<run>.json`` and ``evaluation_<run>.pdf``; the Markdown report goes to ``--doc``.
 """
 
 from __future__ import annotations
@@ -47,7 +57,9 @@ from spineviewer.core.evaluate import (
 from spineviewer.core.genant import TABLE_ENV
 from spineviewer.core.results import CSV_COLUMNS, atomic_write_text, rows_to_csv
 
-DEFAULT_SEED = 913577  # never used for training, model selection or tuning
+DEFAULT_DEV_SEED = 777124  # a development cohort (docs/seeds.json); never a test seed again
+SEEDS_FILE = ROOT / "docs" / "seeds.json"
+RENDERERS = {"a": "renderer A (training look)", "b": "renderer B (independent, validation only)"}
 LEVELS = ("L1", "L2", "L3", "L4", "L5")
 REF_COLUMNS = ("study_uid", "level", *MEASUREMENTS, "fracture", "vendor", "field_strength",
                "truth_type", "truth_grade", "schmorl_node", "osteophyte")
@@ -69,15 +81,47 @@ PAPER_BA = {"AH_mm": "0.2 (+-2.9)", "PH_mm": "0.5 (+-1.5)", "SC_mm": "0 (+-2.7)"
 
 
 # ---- cohort and runs ---------------------------------------------------------------------------
-def make_cohort(out: Path, n: int, seed: int, reuse: bool) -> list:
+def make_cohort(out: Path, n: int, seed: int, reuse: bool, render: str = "a") -> list:
     """Write (or, with ``reuse``, reload) the phantom cohort under ``out/studies``."""
     from spineviewer.synth.study import load_truth, write_cohort
 
     studies = out / "studies"
     existing = sorted(studies.glob("study_*/truth.json")) if studies.is_dir() else []
     if reuse and len(existing) >= n:
-        return [load_truth(p) for p in existing[:n]]
-    return write_cohort(studies, n, seed)
+        truths = [load_truth(p) for p in existing[:n]]
+        if all(t.renderer == render and t.seed for t in truths):
+            return truths
+    return write_cohort(studies, n, seed, render=render)
+
+
+# ---- the seed registry --------------------------------------------------------------------------
+def load_seeds(path: Path | None = None) -> dict[str, Any]:
+    path = SEEDS_FILE if path is None else path
+    if not path.exists():
+        return {"schema": "spineviewer.validation-seeds/1", "seeds": []}
+    return json.loads(path.read_text())
+
+
+def used_seeds(registry: dict[str, Any]) -> set[int]:
+    """Every seed in the registry, with its derived site-population seed (seed + 100000)."""
+    out = set()
+    for e in registry.get("seeds", []):
+        out |= {int(e["seed"]), int(e["seed"]) + 100000}
+    return out
+
+
+def register_seed(seed: int, purpose: str, note: str, path: Path | None = None) -> None:
+    """Record a cohort seed; a test seed may be recorded once only (ValueError otherwise)."""
+    path = SEEDS_FILE if path is None else path
+    reg = load_seeds(path)
+    if purpose == "test" and seed in used_seeds(reg):
+        raise ValueError(f"seed {seed} is already in {path.name}: a test cohort needs a seed "
+                         "never used before (pick a new one)")
+    if any(int(e["seed"]) == seed and e["purpose"] == purpose for e in reg["seeds"]):
+        return
+    reg["seeds"].append({"seed": int(seed), "purpose": purpose, "note": note,
+                         "first_used": f"{datetime.now(timezone.utc):%Y-%m-%d}"})
+    atomic_write_text(path, json.dumps(reg, indent=1) + "\n")
 
 
 def reference_rows(truths: list) -> list[dict[str, Any]]:
@@ -134,7 +178,8 @@ def match_by_vertebra(result, truth) -> dict[str, str]:
     return out
 
 
-def run_mode(truths: list, mode: str, threads: int | None, provider: str) -> dict[str, Any]:
+def run_mode(truths: list, mode: str, threads: int | None, provider: str,
+             refine: bool = True) -> dict[str, Any]:
     """Analyse every study; truth vertebrae the app did not report become 'not detected' rows
     (no measurements, fracture 0), so a missed fracture counts as a false negative."""
     from spineviewer.core.pipeline import analyze_study
@@ -146,8 +191,9 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str) -> dic
         masks = np.load(Path(t.out_dir) / "truth_labels.npy") if mode == "masks" else None
         t0 = time.perf_counter()
         try:
+            kw = {} if refine else {"refine_endplates": False}
             res = analyze_study(t.dicom_dir, masks_override=masks, threads=threads,
-                                provider=provider)
+                                provider=provider, **kw)
         except ModelError:
             raise
         except SpineViewerError as exc:
@@ -210,19 +256,20 @@ def evaluate_run(args: argparse.Namespace, key: str, run: dict[str, Any],
     return summary
 
 
-def derive_site_table(args: argparse.Namespace, mode: str) -> Path:
+def derive_site_table(args: argparse.Namespace, mode: str, render: str = "a",
+                      refine: bool = True) -> Path:
     """Derive a reference table from a separate phantom 'site population' measured by the app.
 
     The recipe is the shipped table's (per-level iterative 3 SD trimming of the app's own
     ratios, fractures included: the trimming is what removes them), applied to a population
     that shares the validation cohort's anatomy, as a site would do with its own patients.
     """
-    from spineviewer.core.reference import bodies_from_rows, table_document
+    from spineviewer.train.reference import bodies_from_rows, table_document
 
     seed = args.seed + 100000
-    site = make_cohort(args.out / "site", args.site_n, seed, args.reuse)
+    site = make_cohort(args.out / render / "site", args.site_n, seed, args.reuse, render)
     with reference_table(None):
-        run = run_mode(site, mode, args.threads, args.provider)
+        run = run_mode(site, mode, args.threads, args.provider, refine)
     rows = [r for r in run["rows"] if r.get("detected") == "yes"
             and (r["study_uid"], r["level"]) not in run["misplaced"]]
     doc = table_document(
@@ -231,7 +278,7 @@ def derive_site_table(args: argparse.Namespace, mode: str) -> Path:
                 f"(seed {seed}) measured by the app in mode '{mode}'"),
         recipe={"data": f"phantom site population, seed {seed}, {len(site)} studies",
                 "command": f"python benchmarks/validate.py --site-n {args.site_n}"})
-    path = args.out / f"site_table_{mode}.json"
+    path = args.out / f"site_table_{render}-{mode}.json"
     atomic_write_text(path, json.dumps(doc, indent=1))
     return path
 
@@ -299,12 +346,24 @@ def measurement_table(ms: dict[str, Any]) -> list[str]:
     return lines
 
 
-def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> list[str]:
-    base, _, site = mode.partition("+")
-    title = {"onnx": "End to end through the ONNX model",
-             "masks": "Truth masks (segmentation bypassed)"}[base]
+def run_label(key: str, short: bool = False) -> str:
+    """``b-onnx-maskedges+site`` -> a readable name of the run."""
+    base, _, site = key.partition("+")
+    render, mode, *rest = base.split("-")
+    if short:
+        text = f"{render.upper()}: " + {"onnx": "end to end", "masks": "truth masks"}[mode]
+    else:
+        text = RENDERERS[render] + ", " + {"onnx": "end to end through the ONNX model",
+                                            "masks": "truth masks (segmentation bypassed)"}[mode]
+    if rest:
+        text += ", mask edges (no endplate refinement)"
     if site:
-        title += ", with a site-derived reference table"
+        text += ", site table"
+    return text
+
+
+def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    title = run_label(mode)[0].upper() + run_label(mode)[1:]
     fr = summary["fracture"]
     t = np.asarray(run["times_s"])
     ce = np.asarray(run["corner_err_mm"]) if run["corner_err_mm"] else np.array([np.nan])
@@ -364,9 +423,7 @@ def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> lis
 def headline_table(summaries: dict[str, dict[str, Any]]) -> list[str]:
     """Overall rates and ICCs of each mode beside the paper's."""
     modes = list(summaries)
-    names = {"onnx": "end to end (ONNX)", "masks": "truth masks",
-             "onnx+site": "end to end, site table", "masks+site": "truth masks, site table"}
-    lines = ["| | " + " | ".join(names[m] for m in modes) + " | paper |",
+    lines = ["| | " + " | ".join(run_label(m, short=True) for m in modes) + " | paper |",
              "|---|" + "---|" * (len(modes) + 1)]
     for i, rate in enumerate(("sensitivity", "specificity", "accuracy")):
         cells = [_ci(summaries[m]["fracture"]["all"][rate]) for m in modes]
@@ -382,9 +439,43 @@ def headline_table(summaries: dict[str, dict[str, Any]]) -> list[str]:
                  + " | 0.907 / 0.894 |")
     for name in ("AH_mm", "PH_mm", "SC_mm", "IC_mm", "VA_deg"):
         vals = [summaries[m]["measurements"][name]["icc"] for m in modes]
-        lines.append(f"| ICC(2,1) {name} | " + " | ".join(
+        lines.append(f"| ICC(A,1) {name} | " + " | ".join(
             "-" if v is None else f"{v:.3f}" for v in vals) + f" | {PAPER_ICC_DCNN[name]} |")
+    for name in ("AH_mm", "PH_mm", "MH_mm"):
+        cells = []
+        for m in modes:
+            x = summaries[m]["measurements"].get(name, {})
+            cells.append("-" if x.get("bias") is None else
+                         f"{x['bias']:+.2f} ({x['loa_low']:+.2f} to {x['loa_high']:+.2f})")
+        lines.append(f"| {name} bias (95% LoA) | " + " | ".join(cells)
+                     + f" | {PAPER_BA.get(name, '-')} |")
+    for label, key in (("biconcave grade 2-3: sensitivity by vertebra", "sens"),
+                       ("biconcave grade 2-3: MH bias (mm)", "mh_bias")):
+        cells = [summaries[m].get("biconcave", {}).get(key, "-") for m in modes]
+        lines.append(f"| {label} | " + " | ".join(cells) + " | - |")
     return lines
+
+
+def biconcave_stats(truths: list, run: dict[str, Any]) -> dict[str, str]:
+    """Sensitivity (by vertebra) and MH bias on the biconcave grade 2-3 truth vertebrae."""
+    rows = {(r["study_uid"], r["level"]): r for r in run["rows_vertebra"]}
+    hits, n, diffs = 0, 0, []
+    for t in truths:
+        for v in t.vertebrae:
+            if v.deformity != "biconcave" or v.genant_grade < 2:
+                continue
+            n += 1
+            r = rows.get((t.study_uid, v.level), {})
+            hits += str(r.get("fracture", 0)) in ("1", "True", "true")
+            try:
+                diffs.append(float(r["MH_mm"]) - v.MH_mm)
+            except (KeyError, TypeError, ValueError):
+                pass
+    if n == 0:
+        return {}
+    d = np.asarray(diffs)
+    return {"sens": f"{hits}/{n} = {hits / n:.3f}",
+            "mh_bias": "-" if not len(d) else f"{d.mean():+.2f} (n {len(d)}, worst {d.max():+.1f})"}
 
 
 def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
@@ -394,12 +485,19 @@ def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
     frac = [v for t in truths for v in t.vertebrae if v.fracture]
     kinds = sorted({(v.deformity, v.genant_grade) for v in frac})
     vendors = {v: sum(t.vendor == v for t in truths) for v in sorted({t.vendor for t in truths})}
+    purpose = ("**Development figures.** The rules were tuned while looking at cohorts like "
+               "this one; these numbers say how the app does on data it was developed against, "
+               "not on unseen data (docs/VALIDATION.md)." if args.purpose == "development" else
+               "**Test figures**: a cohort from a seed never used before, generated and "
+               "evaluated once, after the rules were frozen (docs/VALIDATION.md).")
     lines = [
-        "# SpineViewer validation on a phantom cohort", "",
+        f"# SpineViewer phantom validation ({args.purpose})", "", purpose, "",
         (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by "
-        f"`python benchmarks/validate.py --n {args.n} --seed {args.seed}`; re-run it whenever "
-        "the model or the measurement code changes."), "",
-        f"Cohort: {len(truths)} phantom studies (seed {args.seed}, never used in training), "
+        f"`python benchmarks/validate.py --purpose {args.purpose} --n {args.n} --seed {args.seed} "
+        f"--renderers {args.renderers} --modes {args.modes} --endplates {args.endplates} "
+        f"--site-n {args.site_n}`."), "",
+        f"Cohort per renderer: {len(truths)} phantom studies (seed {args.seed}, the same "
+        "anatomy drawn by each renderer; no cohort seed is used in training), "
         f"{n_vert} vertebrae with truth, {len(frac)} fractured; vendors "
         + ", ".join(f"{k} {v}" for k, v in vendors.items())
         + f"; {sum(t.field_strength_T > 2 for t in truths)} at 3 T; deformity type/grade pairs "
@@ -414,8 +512,12 @@ def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
         "for 0.975). A truth fracture is Genant grade >= 1."), ""]
     lines += [f"*Not run: {s}*" for s in skipped] + ([""] if skipped else [])
     if summaries:
-        lines += [("## Summary (all vertebrae; paper: DCNN against the consensus reference, "
-                  "ICC R1/R2 vs DCNN)"), ""] + headline_table(summaries) + [""]
+        lines += [("## Summary, renderers side by side (all vertebrae; paper: DCNN against the "
+                  "consensus reference, ICC R1/R2 vs DCNN)"), "",
+                  ("ICC(A,1) is the two-way random, absolute-agreement, single-measure ICC "
+                   "(ICC(2,1)). Heights are measured between the outer cortical margins of the "
+                   "endplates (core.endplates), as the phantom truth defines them."), ""]
+        lines += headline_table(summaries) + [""]
     lines += sections
     lines += spider_section(getattr(args, "spider_metrics", None))
     atomic_write_text(doc, "\n".join(lines))
@@ -495,53 +597,105 @@ def spider_metrics(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=50, help="studies in the cohort (default 50)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--purpose", choices=("development", "test"), default="development",
+                   help="development (any seed, development figures) or test (a never-used "
+                        "seed, once per release after the rules are frozen)")
+    p.add_argument("--n", type=int, default=60, help="studies per renderer (default 60)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"cohort seed (development default {DEFAULT_DEV_SEED}; test: required, "
+                        "never used before)")
+    p.add_argument("--renderers", default="a,b", help="comma list of a, b")
     p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "spineviewer-validate",
                    help="work folder for the cohort and outputs (keep it out of the repository)")
-    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "VALIDATION.md")
+    p.add_argument("--doc", type=Path, default=None,
+                   help="report (default docs/VALIDATION-<purpose>.md)")
     p.add_argument("--modes", default="onnx,masks", help="comma list of onnx, masks")
+    p.add_argument("--endplates", default="image",
+                   help="comma list of image (refined from the image, the app's default) and "
+                        "mask (the mask's border; for comparison)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--provider", default="auto")
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--reuse", action="store_true", help="reuse a cohort already in --out")
     p.add_argument("--spider", type=Path, default=ROOT.parent / "shared" / "data" / "spider_t2space",
                    help="SPIDER folder for the real-MRI segmentation/labelling check")
-    p.add_argument("--site-n", type=int, default=40,
+    p.add_argument("--site-n", type=int, default=0,
                    help="studies of a separate 'site population' cohort (seed + 100000) from "
-                        "which a site reference table is derived; 0 to skip")
+                        "which a site reference table is derived; 0 (default) to skip")
     args = p.parse_args(argv)
+    renderers = [r.strip() for r in args.renderers.split(",") if r.strip()]
+    edges = [e.strip() for e in args.endplates.split(",") if e.strip()]
+    if not renderers or any(r not in RENDERERS for r in renderers):
+        p.error(f"--renderers takes a comma list of {', '.join(RENDERERS)}")
+    if not edges or any(e not in ("image", "mask") for e in edges):
+        p.error("--endplates takes a comma list of image, mask")
+    if args.purpose == "test":
+        if args.seed is None:
+            p.error("--purpose test needs --seed (one never used before; see docs/seeds.json)")
+        if args.reuse:
+            p.error("--purpose test generates its cohort afresh (no --reuse)")
+        try:
+            register_seed(args.seed, "test", f"test cohort, {args.n} studies per renderer "
+                          f"({args.renderers})")
+        except ValueError as exc:
+            print(f"validate: {exc}", file=sys.stderr)
+            return 2
+    else:
+        args.seed = DEFAULT_DEV_SEED if args.seed is None else args.seed
+        if args.seed in {int(e["seed"]) for e in load_seeds().get("seeds", [])
+                         if e["purpose"] == "test"}:
+            print(f"validate: seed {args.seed} is a test seed; development runs must not look "
+                  "at a test cohort", file=sys.stderr)
+            return 2
+        register_seed(args.seed, "development", "development cohort (benchmarks/validate.py)")
+    if args.doc is None:
+        args.doc = ROOT / "docs" / f"VALIDATION-{args.purpose}.md"
 
-    t0 = time.perf_counter()
-    truths = make_cohort(args.out, args.n, args.seed, args.reuse)
-    print(f"cohort: {len(truths)} studies in {time.perf_counter() - t0:.0f} s", flush=True)
-    ref_path = args.out / "reference.csv"
-    atomic_write_text(ref_path, rows_to_csv(reference_rows(truths), REF_COLUMNS))
-    sections, skipped, summaries = [], [], {}
-    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        tables = [(mode, None)]
-        if args.site_n > 0:
-            tables.append((f"{mode}+site", lambda m=mode: derive_site_table(args, m)))
-        for key, make_table in tables:
-            t1 = time.perf_counter()
-            try:
-                table = make_table() if make_table else None
-                with reference_table(table):
-                    run = run_mode(truths, mode, args.threads, args.provider)
-            except ModelError as exc:
-                skipped.append(f"mode {key}: {exc}")
-                print(f"{key}: skipped ({exc})", flush=True)
-                continue
-            run["table"] = str(table) if table else "assets/reference_ratios.json (SPIDER train)"
-            summary = evaluate_run(args, key, run, ref_path)
-            sections += mode_section(key, summary, run)
-            summaries[key] = summary
-            g = summary["fracture"]["all"]
-            print(f"{key}: {time.perf_counter() - t1:.0f} s; sensitivity "
-                  f"{_ci(g['sensitivity'])}, specificity {_ci(g['specificity'])}", flush=True)
+    sections, skipped, summaries, all_truths = [], [], {}, []
+    for render in renderers:
+        out = args.out / render
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        truths = make_cohort(out, args.n, args.seed, args.reuse, render)
+        all_truths = all_truths or truths
+        print(f"cohort {render}: {len(truths)} studies in {time.perf_counter() - t0:.0f} s",
+              flush=True)
+        ref_path = out / "reference.csv"
+        atomic_write_text(ref_path, rows_to_csv(reference_rows(truths), REF_COLUMNS))
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            for edge in edges:
+                key = f"{render}-{mode}" + ("-maskedges" if edge == "mask" else "")
+                refine = edge == "image"
+                tables = [(key, None)]
+                if args.site_n > 0:
+                    tables.append((f"{key}+site", lambda m=mode, r=render, f=refine:
+                                   derive_site_table(args, m, r, f)))
+                for run_key, make_table in tables:
+                    t1 = time.perf_counter()
+                    try:
+                        table = make_table() if make_table else None
+                        with reference_table(table):
+                            run = run_mode(truths, mode, args.threads, args.provider, refine)
+                    except ModelError as exc:
+                        skipped.append(f"run {run_key}: {exc}")
+                        print(f"{run_key}: skipped ({exc})", flush=True)
+                        continue
+                    run["table"] = (str(table) if table
+                                    else "assets/reference_ratios.json (SPIDER train)")
+                    summary = evaluate_run(args, run_key, run, ref_path)
+                    summary["biconcave"] = biconcave_stats(truths, run)
+                    sections += mode_section(run_key, summary, run)
+                    summaries[run_key] = summary
+                    g = summary["by_vertebra"]["fracture"]["all"]
+                    ms = summary["measurements"]
+                    print(f"{run_key}: {time.perf_counter() - t1:.0f} s; by vertebra sensitivity "
+                          f"{_ci(g['sensitivity'])}, specificity {_ci(g['specificity'])}; "
+                          f"AH bias {ms['AH_mm']['bias']:+.2f} ICC {ms['AH_mm']['icc']:.3f}; "
+                          f"PH bias {ms['PH_mm']['bias']:+.2f} ICC {ms['PH_mm']['icc']:.3f}; "
+                          f"biconcave 2-3 {summary['biconcave']}", flush=True)
     if "onnx" in args.modes:
         args.spider_metrics = spider_metrics(args)
-    write_markdown(args.doc, args, truths, sections, skipped, summaries)
+    write_markdown(args.doc, args, all_truths, sections, skipped, summaries)
     print(f"wrote {args.doc}")
     return 0
 

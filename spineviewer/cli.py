@@ -55,16 +55,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="spineviewer",
         description=f"SpineViewer {__version__}: lumbar vertebral morphometry and fracture "
                     f"detection on sagittal T2 MRI. {DISCLAIMER}")
-    p.add_argument("--version", action="version", version=f"spineviewer {__version__}")
+    p.add_argument("--version", action=_VersionAction,
+                   help="show the program's and the shipped model's versions and exit")
     sub = p.add_subparsers(dest="command")
-
-    g = sub.add_parser("gui", help="open the desktop viewer (default)")
-    g.add_argument("path", nargs="?", help="study folder to open")
-    g.set_defaults(func=_cmd_gui)
 
     a = sub.add_parser("analyze", help="analyse a DICOM study folder or file")
     a.add_argument("path")
     a.add_argument("--series", help="SeriesInstanceUID to analyse instead of the automatic choice")
+    a.add_argument("--force-series", action="store_true",
+                   help="analyse --series even when it is not a sagittal T2 (every output "
+                        "then carries a warning)")
     a.add_argument("--slice-mode", choices=("per-vertebra", "centre"), default="per-vertebra",
                    help="per-vertebra (default): segment every slice and measure each body on "
                         "the slice nearest its own mid-sagittal plane; centre: the paper's "
@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_batch_parser(sub)
 
-    for name, helptext in (("synth", "write synthetic phantom DICOM studies"),
+    for name, helptext in (("gui", "open the desktop viewer (default; gui --help for options)"),
+                           ("synth", "write synthetic phantom DICOM studies"),
                            ("evaluate", "agreement statistics: reference CSV vs results CSV"),
                            ("send", "send DICOM files to a PACS (C-ECHO / C-STORE)")):
         s = sub.add_parser(name, help=helptext, add_help=False)
@@ -91,8 +92,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_DELEGATED = ("synth", "evaluate", "send")
-_COMMANDS = ("gui", "analyze", "batch", "demo", *_DELEGATED)
+_DELEGATED = ("gui", "synth", "evaluate", "send")
+_COMMANDS = ("analyze", "batch", "demo", *_DELEGATED)
+
+
+def version_text() -> str:
+    """``spineviewer <version> (model <name> <version>)``, the model's from its shipped card."""
+    try:
+        from spineviewer.core.segment import default_model_path, read_card
+
+        card = read_card(default_model_path())
+        model = f"model {card.get('name', '?')} {card.get('version', '?')}"
+    except SpineViewerError as exc:
+        model = f"no model: {exc}"
+    return f"spineviewer {__version__} ({model})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (reading the model card needs numpy)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:
@@ -109,6 +134,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dicom-out", help="write DICOM SEG, SR and encapsulated PDF into this folder")
     p.add_argument("--deidentify", action="store_true",
                    help="de-identify the CSV, JSON and PDF (refused with --dicom-out)")
+    p.add_argument("--pseudonym-key-file",
+                   help="key (>= 16 bytes) for --deidentify's UID pseudonyms; default "
+                        "$SPINEVIEWER_PSEUDONYM_KEY, else a random key for this export")
     p.add_argument("--force", action="store_true",
                    help="overwrite existing output files (never folders or special files)")
     _runtime_options(p)
@@ -124,18 +152,13 @@ def _progress_printer(quiet: bool):
     return show
 
 
-def _cmd_gui(args) -> int:
-    from spineviewer.gui.app import main as gui_main
-
-    return gui_main([args.path] if args.path else [])
-
-
 def _cmd_analyze(args) -> int:
     from spineviewer.core.pipeline import analyze_study
 
     path = Path(args.path)
-    _output_plan(args)  # refuse bad output paths before the (slow) analysis
-    result = analyze_study(path, series_uid=args.series, provider=args.provider,
+    _output_plan(args)  # refuse bad output paths (and keys) before the (slow) analysis
+    result = analyze_study(path, series_uid=args.series, force_series=args.force_series,
+                           provider=args.provider,
                            threads=args.threads, progress=_progress_printer(args.quiet),
                            slice_mode=args.slice_mode)
     _write_outputs(result, args)
@@ -145,7 +168,11 @@ def _cmd_analyze(args) -> int:
 
 
 def _output_plan(args) -> dict:
+    from spineviewer.io.deidentify import Pseudonymizer
     from spineviewer.io.export import plan_outputs
+
+    if args.deidentify and args.pseudonym_key_file:
+        Pseudonymizer.from_key_file(args.pseudonym_key_file)  # unreadable or short: refused
 
     return plan_outputs(pdf=args.pdf, csv=args.csv, json=args.json, dicom_dir=args.dicom_out,
                         deidentify=args.deidentify, overwrite=args.force)
@@ -153,16 +180,28 @@ def _output_plan(args) -> dict:
 
 def _write_outputs(result, args) -> list[Path]:
     """All requested outputs through `io.export` (all or nothing)."""
+    from spineviewer.io.deidentify import Pseudonymizer
     from spineviewer.io.export import write_outputs
 
-    return write_outputs(result, pdf=args.pdf, csv=args.csv, json=args.json,
-                         dicom_dir=args.dicom_out, deidentify=args.deidentify,
-                         overwrite=args.force)
+    key = None
+    if args.deidentify:
+        key = Pseudonymizer.for_export(getattr(args, "pseudonym_key_file", None))
+    written = write_outputs(result, pdf=args.pdf, csv=args.csv, json=args.json,
+                            dicom_dir=args.dicom_out, deidentify=args.deidentify,
+                            overwrite=args.force, pseudonymizer=key)
+    if key is not None and key.random and not getattr(args, "quiet", False):
+        print(f"spineviewer: note: {key.note()} (give --pseudonym-key-file or "
+              f"$SPINEVIEWER_PSEUDONYM_KEY for pseudonyms that join)", file=sys.stderr)
+    return written
 
 
 def format_summary(result) -> str:
     """A plain-text table of the result, for the terminal."""
-    lines = [(f"Series: {result.series_choice.get('description', '')} "
+    from spineviewer.core import calls
+    from spineviewer.io.report_text import unsuitable_series_line
+
+    warning = unsuitable_series_line(result)
+    lines = ([warning] if warning else []) + [(f"Series: {result.series_choice.get('description', '')} "
               f"({result.series_choice.get('reason', '')})"),
              f"Slice {result.slice_index}, model {result.model.get('name', '')}",
              (f"{'level':<6}{'AH':>7}{'PH':>7}{'MH':>7}{'SC':>6}{'IC':>6}{'VA':>7}  "
@@ -170,8 +209,9 @@ def format_summary(result) -> str:
     for v in result.vertebrae:
         def f(x, w, d=1):
             return f"{x:>{w}.{d}f}" if x is not None else f"{'-':>{w}}"
-        call = (f"{v.deformity} grade {v.genant_grade}" if v.final_fracture
-                else v.deformity if v.deformity == "not assessable - review" else "no fracture")
+        call = calls.short(v.fracture, v.deformity, v.genant_grade)
+        if calls.has_override(v):
+            call += f" / reader: {calls.reader_short(v)}"
         lines.append(f"{v.level:<6}{f(v.AH_mm, 7)}{f(v.PH_mm, 7)}{f(v.MH_mm, 7)}"
                      f"{f(v.SC_mm, 6)}{f(v.IC_mm, 6)}{f(v.VA_deg, 7)}  {call:<22}"
                      f"{';'.join(v.flags)}")
@@ -214,7 +254,9 @@ def demo_study_options() -> dict:
 
 def _delegate(name: str):
     def run(args) -> int:
-        if name == "synth":
+        if name == "gui":
+            from spineviewer.gui.app import main as sub_main
+        elif name == "synth":
             from spineviewer.synth.study import main as sub_main
         elif name == "evaluate":
             from spineviewer.evaluate_cli import main as sub_main

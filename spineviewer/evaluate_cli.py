@@ -14,7 +14,6 @@ from typing import Any
 from spineviewer.core.agreement import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from spineviewer.core.errors import SpineViewerError
 from spineviewer.core.evaluate import evaluate_files, summary_to_json
-from spineviewer.core.results import atomic_write_text
 
 EXIT_BAD_INPUT = 2
 
@@ -74,16 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     try:
+        from spineviewer.io.staging import check_targets
+
+        # one file each, never a folder or special file: refused before the work
+        check_targets([p for p in (args.json, args.pdf) if p], overwrite=True)
         summary, joined = evaluate_files(args.reference, args.results, n_boot=args.bootstrap,
                                          seed=args.seed)
+        outputs: dict[Path, bytes | str] = {}
         if args.json:
-            atomic_write_text(args.json, summary_to_json(summary) + "\n")
+            outputs[args.json] = summary_to_json(summary) + "\n"
         if args.pdf:
-            from spineviewer.io.evaluation_report import write_evaluation_pdf
+            from spineviewer.io.evaluation_report import render_evaluation_pdf
 
-            write_evaluation_pdf(summary, joined, args.pdf,
-                                 inputs={"reference": args.reference.name,
+            outputs[args.pdf] = render_evaluation_pdf(
+                summary, joined, inputs={"reference": args.reference.name,
                                          "results": args.results.name})
+        if outputs:  # both or neither
+            from spineviewer.io.staging import write_all
+
+            write_all(outputs, overwrite=True)
     except SpineViewerError as exc:
         print(f"spineviewer evaluate: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

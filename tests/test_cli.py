@@ -61,3 +61,36 @@ def test_truth_mask_free_analyze_writes_outputs_and_refuses_overwrite(tmp_path, 
     assert main(args) == 2  # exists, no --force
     assert "--force" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
+
+
+def test_version_names_the_app_and_the_shipped_model(capsys):
+    import json
+
+    from spineviewer import __version__
+
+    cards = sorted((ROOT / "models").glob("*.json"))
+    if not any((ROOT / "models").glob("*.onnx")) or not cards:
+        pytest.skip("no shipped ONNX model in models/")
+    card = json.loads(cards[0].read_text())
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"spineviewer {__version__} (model {card['name']} {card['version']})"
+
+
+def test_version_without_a_model_says_so(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SPINEVIEWER_MODEL", str(tmp_path / "absent.onnx"))
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert out.startswith("spineviewer ") and "no model:" in out and "absent.json" in out
+
+
+def test_gui_is_the_default_command(capsys):
+    """Options the top-level parser does not know go to ``gui`` (here its --help)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--light", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: spineviewer gui") and "--exit-after-analysis" in out

@@ -168,3 +168,66 @@ def test_evaluate_refuses_non_finite_values(tmp_path, capsys, value, column):  #
                  str(tmp_path / "res.csv"), "--bootstrap", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "ref.csv" in err[0], err
+
+
+def _secrets(result) -> list[str]:
+    return ["Muster", "Erika", "PID-4711", "19480312", "1948-03-12", "20240102", "2024-01-02",
+            "reader1", "healed endplate", result.study_uid, result.series_uid,
+            result.sop_instance_uid, result.source_path, "IM0008"]
+
+
+def test_deidentify_covers_json_pdf_and_csv(result, tmp_path, capsys, monkeypatch):  # case 11
+    from tests.io.conftest import pdf_text
+
+    result.warnings.append(f"slice file {result.source_slice_file} has no SliceLocation")
+    key_file = tmp_path / "project.key"
+    key_file.write_bytes(b"0123456789abcdef-project\n")
+    out = tmp_path / "o"
+    code, err = _analyze(tmp_path, capsys, "--deidentify", "--pseudonym-key-file", key_file,
+                         "--csv", out / "r.csv", "--json", out / "r.json", "--pdf",
+                         out / "r.pdf")
+    assert code == 0, err
+    texts = {"csv": (out / "r.csv").read_text(), "json": (out / "r.json").read_text(),
+             "pdf": pdf_text((out / "r.pdf").read_bytes(), tmp_path)}
+    for kind, text in texts.items():  # before: the JSON and PDF kept all of this
+        leaked = [s for s in _secrets(result) if s and s in text]
+        assert leaked == [], (kind, leaked)
+    from spineviewer.io.deidentify import Pseudonymizer
+
+    key = Pseudonymizer.from_key_file(key_file)
+    assert key.uid(result.study_uid) in texts["csv"] and key.uid(result.study_uid) in texts["json"]
+    data = json.loads(texts["json"])
+    assert "project key" in data["parameters"]["deidentification"]
+    assert [v["AH_mm"] for v in data["vertebrae"]] == [v.AH_mm for v in result.vertebrae]
+    # without a key: a random one, said so; pseudonyms differ from the project key's
+    monkeypatch.delenv("SPINEVIEWER_PSEUDONYM_KEY", raising=False)
+    code = main(["analyze", str(tmp_path / "study"), "--deidentify", "--csv",
+                 str(tmp_path / "r2.csv")])
+    err = capsys.readouterr().err
+    assert code == 0 and "random key made for this export" in err
+    assert key.uid(result.study_uid) not in (tmp_path / "r2.csv").read_text()
+
+
+def test_deidentify_refusals(result, tmp_path, capsys):  # case 11
+    code, err = _analyze(tmp_path, capsys, "--deidentify", "--dicom-out", tmp_path / "d")
+    _one_line_refusal(code, err, "cannot be de-identified")
+    (tmp_path / "short.key").write_bytes(b"short")
+    code, err = _analyze(tmp_path, capsys, "--deidentify", "--pseudonym-key-file",
+                         tmp_path / "short.key", "--csv", tmp_path / "r.csv")
+    _one_line_refusal(code, err, "at least 16")
+    assert not (tmp_path / "d").exists() and not (tmp_path / "r.csv").exists()
+
+
+def test_evaluate_outputs_one_path_or_a_folder_refused(tmp_path, capsys):
+    header = "study_uid,level,AH_mm,PH_mm,fracture\n"
+    rows = "1.2,L1,20,22,0\n1.2,L2,21,22,0\n1.2,L3,20,22,1\n"
+    for name in ("ref.csv", "res.csv"):
+        (tmp_path / name).write_text(header + rows)
+    base = ["evaluate", "--reference", str(tmp_path / "ref.csv"), "--results",
+            str(tmp_path / "res.csv"), "--bootstrap", "0"]
+    for extra in (["--json", str(tmp_path / "x"), "--pdf", str(tmp_path / "x")],
+                  ["--json", str(tmp_path)]):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ("same file" in err[0] or "is a folder" in err[0]), err
+    assert not (tmp_path / "x").exists()

@@ -58,7 +58,8 @@ class Body:
 
 # ---- preparation --------------------------------------------------------------------------
 
-def prepare(mask: np.ndarray, spacing_mm: tuple[float, float], radius_mm: float) -> Body:
+def prepare(mask: np.ndarray, spacing_mm: tuple[float, float], radius_mm: float,
+            si_hint: np.ndarray | None = None) -> Body:
     mask = np.asarray(mask).astype(bool)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
@@ -80,7 +81,7 @@ def prepare(mask: np.ndarray, spacing_mm: tuple[float, float], radius_mm: float)
         rim = np.ones(len(pts), bool)
     hull = _convex_hull(pts[rim])
     centre = _polygon_centroid(hull)
-    e_ap, e_si, rect = _body_frame(hull, centre)
+    e_ap, e_si, rect = _body_frame(hull, centre, si_hint)
     ref = _offset_polygon(hull, -_hull_ripple(pts[rim], hull))
     return Body(crop=crop, origin=origin.astype(float), sp=sp,
                  border_rc=_outline(crop, _BORDER_SIGMA_PX) + origin, pts=pts,
@@ -210,14 +211,17 @@ def _offset_polygon(poly: np.ndarray, d: float) -> np.ndarray:
     return np.vstack([q, q[:1]])
 
 
-def _body_frame(hull: np.ndarray, centre: np.ndarray
+def _body_frame(hull: np.ndarray, centre: np.ndarray, si_hint: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Axes (anterior->posterior, superior->inferior) and corners of the min-area rectangle.
 
     A body is deeper (AP) than high, so a clearly elongated rectangle's long side is the AP
     axis up to 60 deg of tilt; a squarish (or upright) one takes the rectangle axis nearest
     the image axes (right up to +-45 deg). Posterior is towards larger columns, inferior
-    towards larger rows.
+    towards larger rows. With ``si_hint`` (the column's superior -> inferior direction in
+    (row, col) mm, e.g. from the neighbours' centroids) the rectangle axis nearest the hint is
+    the SI axis whatever the shape: a squarish body at 45 deg (L5 on a steep sacrum) has no
+    shape cue, and the column's direction is good to +-45 deg.
     """
     edges = np.diff(hull, axis=0)
     ang = np.unique(np.round(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2), 6))
@@ -230,7 +234,12 @@ def _body_frame(hull: np.ndarray, centre: np.ndarray
     d_perp = np.array([-d[1], d[0]])
     ext_d, ext_perp = float(np.ptp(a[k])), float(np.ptp(b[k]))
     ap, si = (d, d_perp) if ext_d > ext_perp else (d_perp, d)
-    if max(ext_d, ext_perp) >= _ELONGATED * min(ext_d, ext_perp) and abs(ap[1]) >= 0.5:
+    hint = None if si_hint is None else np.asarray(si_hint, dtype=float).reshape(2)
+    if hint is not None and np.all(np.isfinite(hint)) and np.hypot(*hint) > 0:
+        axes = [d, -d, d_perp, -d_perp]
+        e_si = max(axes, key=lambda v: float(v @ hint))
+        e_ap = np.array([-e_si[1], e_si[0]])     # the canonical grid's handedness
+    elif max(ext_d, ext_perp) >= _ELONGATED * min(ext_d, ext_perp) and abs(ap[1]) >= 0.5:
         e_ap = ap if ap[1] >= 0 else -ap
         e_si = si if si[0] >= 0 else -si
     else:

@@ -35,7 +35,7 @@ from spineviewer.core.corner_geometry import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["COMBINE_MODES", "DEFAULT_COMBINE", "OSTEOPHYTE_RADIUS_MM", "STRATEGIES", "CornerResult",
-           "find_corners"]
+           "column_directions", "find_corners"]
 
 STRATEGIES = ("basin_hopping", "hull_curvature", "line_fit")
 #: Radius of the opening that strips osteophyte beaks (thinner than twice this) off the body.
@@ -101,7 +101,8 @@ class CornerResult:
 
 def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6), *,
                  osteophyte_radius_mm: float = OSTEOPHYTE_RADIUS_MM,
-                 seed: int = 0, combine: str = DEFAULT_COMBINE) -> CornerResult:
+                 seed: int = 0, combine: str = DEFAULT_COMBINE,
+                 si_hint: tuple[float, float] | np.ndarray | None = None) -> CornerResult:
     """Find the four corners of one vertebral body.
 
     Parameters
@@ -117,6 +118,11 @@ def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6),
     combine : {"median", "vote"}
         Per-corner median of the three strategies (default), or the paper's whole
         quadrilateral of best overlap.
+    si_hint : (float, float), optional
+        The column's superior -> inferior direction at this body, (row, col) in the mask's
+        grid (see :func:`column_directions`); picks the body's SI axis among the sides of
+        its minimum-area rectangle, so a squarish body tilted 30-50 deg keeps its corner
+        roles. Without it the shape and the image axes decide.
 
     Returns
     -------
@@ -135,7 +141,10 @@ def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6),
     """
     if combine not in COMBINE_MODES:
         raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
-    body = prepare(mask, spacing_mm, osteophyte_radius_mm)
+    hint = None
+    if si_hint is not None:
+        hint = np.asarray(si_hint, dtype=float).reshape(2) * np.asarray(spacing_mm, float)
+    body = prepare(mask, spacing_mm, osteophyte_radius_mm, hint)
     cands = {
         "basin_hopping": _basin_hopping(body, seed),
         "hull_curvature": _hull_curvature(body),
@@ -157,6 +166,23 @@ def find_corners(mask: np.ndarray, spacing_mm: tuple[float, float] = (0.6, 0.6),
         candidates={k: (to_rc[k], overlaps[k]) for k in STRATEGIES},
         rim_overlap=1.0 - PolygonIoU(body.ref)(as_vector(chosen))[0],
     )
+
+
+def column_directions(centroids_rc: list[tuple[float, float]] | np.ndarray
+                      ) -> list[tuple[float, float] | None]:
+    """Superior -> inferior unit direction of the column at each body, (row, col).
+
+    ``centroids_rc`` are the bodies' centroids top to bottom; each direction is the central
+    difference of its neighbours (one-sided at the ends). ``None`` for a lone body.
+    """
+    c = np.asarray(centroids_rc, dtype=float).reshape(-1, 2)
+    out: list[tuple[float, float] | None] = []
+    for i in range(len(c)):
+        lo, hi = max(i - 1, 0), min(i + 1, len(c) - 1)
+        v = c[hi] - c[lo]
+        n = float(np.hypot(*v))
+        out.append(None if hi == lo or n == 0 else (float(v[0] / n), float(v[1] / n)))
+    return out
 
 
 def _choose(scores: dict[str, float]) -> str:

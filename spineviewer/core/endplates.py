@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from spineviewer.core.morphometry import split_endplates
 
-__all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates"]
+__all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates", "refine_vertebra"]
 
 EDGE_CONVENTION = ("heights between the outer cortical margins of the endplates (disc side of "
                    "the dark endplate line), refined from the image along normals of each "
@@ -37,6 +37,8 @@ _SPAN = (0.04, 0.96)
 #: Search window along each profile: from this far outside the mask boundary (the mask may
 #: stop inside the cortex) to this fraction of the body height inside (a filled depression).
 _OUT_MM = 2.0
+#: ... and the dark line's darkest point no further out than this (beyond lies disc tissue).
+_DIP_OUT_MM = 1.5
 _IN_FRACTION = 0.45
 _STEP_MM = 0.1
 #: Half-width (mm) across which each profile is averaged, and its smoothing along the profile.
@@ -44,6 +46,11 @@ _BAND_MM = 0.4
 _SMOOTH_MM = 0.25
 #: A cortical line is a dip at least this fraction of the marrow level below both sides.
 _MIN_CONTRAST = 0.12
+#: The mask's edge counts as lying in the dark line (and stays) where the image there is
+#: darker than the dip plus this fraction of the way up to the marrow level: a dark layer on
+#: the disc side (annulus, cartilage) joins the cortex, and only the mask knows where bone
+#: begins. A mask that stops inside the cortex (its edge at the marrow-side flank) moves out.
+_IN_BAND = 0.35
 #: Endplates with fewer usable profiles than this keep the mask's edge.
 _MIN_CONFIDENCE = 0.5
 #: Rim zones (fractions of the chord) whose edge offsets move the corners.
@@ -230,7 +237,7 @@ def _outer_edge(x: np.ndarray, prof: np.ndarray, marrow: float) -> float | None:
     """Depth of the disc-side flank of the outermost cortical dip, or None."""
     w_side = int(round(2.5 / _STEP_MM))
     w_in = int(round(3.0 / _STEP_MM))
-    start = int(np.searchsorted(x, -_OUT_MM))
+    start = int(np.searchsorted(x, -_DIP_OUT_MM))
     minima = np.nonzero((prof[1:-1] <= prof[:-2]) & (prof[1:-1] < prof[2:]))[0] + 1
     need = _MIN_CONTRAST * abs(marrow)
     for m in minima:
@@ -243,15 +250,28 @@ def _outer_edge(x: np.ndarray, prof: np.ndarray, marrow: float) -> float | None:
         left, right = prof[k_left], float(np.max(prof[m:min(len(prof), m + w_in + 1)]))
         if left - prof[m] < need or right - prof[m] < need:
             continue
+        if x[m] >= -_OUT_MM and prof[int(np.searchsorted(x, 0.0))] < \
+                prof[m] + _IN_BAND * (marrow - prof[m]):
+            return 0.0        # the mask's edge lies in the dark line already: keep it
         half = 0.5 * (left + prof[m])
         j = m
         while j > k_left and prof[j - 1] < half:
             j -= 1
         if j == k_left:
-            return float(x[k_left])
-        y0, y1 = prof[j - 1], prof[j]
-        frac = (y0 - half) / (y0 - y1) if y0 != y1 else 0.0
-        return float(x[j - 1] + frac * (x[j] - x[j - 1]))
+            edge = float(x[k_left])
+        else:
+            y0, y1 = prof[j - 1], prof[j]
+            frac = (y0 - half) / (y0 - y1) if y0 != y1 else 0.0
+            edge = float(x[j - 1] + frac * (x[j] - x[j - 1]))
+        if edge < -_OUT_MM:
+            return None
+        if edge > 1.0:
+            # a filled depression: what the mask holds above the line must not itself be as
+            # dark as a line (a Modic 3 band or a dark disc under the cortex): no edge then
+            fill = prof[(x >= 0.0) & (x <= edge - 0.5)]
+            if len(fill) and float(np.percentile(fill, 10)) < prof[m] + need:
+                return None
+        return edge
     return None
 
 
@@ -266,3 +286,23 @@ def _path_indices(ring: np.ndarray, path: np.ndarray) -> np.ndarray:
     """Indices into ``ring`` of the points of ``path`` (a walk along it)."""
     d = np.sum((ring[None, :, :] - path[:, None, :]) ** 2, axis=2)
     return np.unique(np.argmin(d, axis=1))
+
+
+def refine_vertebra(vertebra, image: np.ndarray, spacing_mm: Sequence[float]) -> None:
+    """Refine one ``results.VertebraResult`` in place (corners and outline on ``image``).
+
+    A vertebra without four corners and an outline is left alone; a refinement that cannot
+    run (degenerate geometry) keeps the mask's geometry and flags ``endplate_from_mask``.
+    """
+    if len(vertebra.corners_rc) != 4 or len(vertebra.outline_rc) < 8:
+        return
+    try:
+        ref = refine_endplates(image, vertebra.corners_rc, np.asarray(vertebra.outline_rc, float),
+                               spacing_mm)
+    except (ValueError, IndexError, FloatingPointError):
+        flags = ["endplate_from_mask"]
+    else:
+        vertebra.corners_rc = dict(ref.corners_rc)
+        vertebra.outline_rc = [(float(r), float(c)) for r, c in ref.outline_rc]
+        flags = ref.flags
+    vertebra.flags.extend(f for f in flags if f not in vertebra.flags)

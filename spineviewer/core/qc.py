@@ -25,7 +25,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
-NOT_ASSESSABLE = "not assessable - review"
+from spineviewer.core.calls import NOT_ASSESSABLE
+
+__all__ = ["FLAG", "NOT_ASSESSABLE", "aspect", "body_checks", "check_all", "dice", "solidity"]
+
 FLAG = "segmentation_uncertain"
 DICE_MIN = 0.85
 SOLIDITY_MIN = 0.70

@@ -16,9 +16,14 @@ def data_dir(name: str) -> Path:
     -----
     A source checkout or editable install uses ``<repo>/<name>``; a wheel install
     (``pip install .``) puts the same files under ``<prefix>/share/spineviewer/<name>``
-    (``[tool.setuptools.data-files]`` in pyproject.toml). The first that exists wins.
+    (``[tool.setuptools.data-files]`` in pyproject.toml). The frozen (PyInstaller) app
+    bundles them as ``<bundle>/<name>``, where ``<bundle>`` is ``sys._MEIPASS``
+    (``installer/spineviewer.spec``). The first that exists wins.
     """
     candidates = [_REPO_ROOT / name]
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and bundle:
+        candidates.insert(0, Path(bundle) / name)
     for prefix in (sysconfig.get_paths()["data"], sys.prefix, sys.base_prefix):
         candidates.append(Path(prefix) / "share" / "spineviewer" / name)
     for c in candidates:

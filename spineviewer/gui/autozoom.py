@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
-#: margin around the vertebrae, as a fraction of their extent (each side)
-MARGIN = 0.18
+#: margins around the vertebrae, as fractions of their extent: room for the level labels on
+#: the anterior side, for the canal (retropulsion) on the posterior side
+MARGIN_ROWS, MARGIN_ANTERIOR, MARGIN_POSTERIOR = 0.04, 0.25, 0.45
+#: screen room (logical pixels) for the level labels and for the corner boxes above and below
+LABEL_ROOM_PX, TOP_ROOM_PX, BOTTOM_ROOM_PX = 190, 26, 58
 
 
 def spine_box(result: Any) -> tuple[float, float, float, float] | None:
@@ -21,6 +24,15 @@ def spine_box(result: Any) -> tuple[float, float, float, float] | None:
         return None
     a = np.asarray(pts)
     return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max())
+
+
+def anterior_is_left(result: Any) -> bool:
+    """True when the anterior corners lie at lower columns than the posterior ones."""
+    d = [np.mean([v.corners_rc[k][1] for k in ("PS", "PI")])
+         - np.mean([v.corners_rc[k][1] for k in ("AS", "AI")])
+         for v in getattr(result, "vertebrae", []) or []
+         if all(k in v.corners_rc for k in ("AS", "AI", "PS", "PI"))]
+    return not d or float(np.median(d)) >= 0
 
 
 class AutoZoom:
@@ -51,16 +63,28 @@ class AutoZoom:
             self._done = True
 
     def zoom_to_spine(self) -> bool:
-        """Fit the view to the spine; False (view unchanged) without a result for this series."""
+        """Fit the view to the spine; False (view unchanged) without a result for this series.
+
+        Besides the margins (fractions of the spine's extent) the view keeps room in screen
+        pixels for the level labels (anterior) and the corner boxes (top, bottom).
+        """
         box = self.box()
         if box is None:
             return False
         r0, c0, r1, c1 = box
-        mr, mc = (r1 - r0) * MARGIN, (c1 - c0) * MARGIN
-        rows, cols = self.canvas.pixels.shape[1:]
-        r0, r1 = max(r0 - mr, -0.5), min(r1 + mr, rows - 0.5)
-        c0, c1 = max(c0 - mc, -0.5), min(c1 + mc, cols - 0.5)
-        self.canvas.vb.setRange(xRange=(c0, c1), yRange=(r0, r1), padding=0)
+        width, height = c1 - c0, r1 - r0
+        front, back = MARGIN_ANTERIOR * width, MARGIN_POSTERIOR * width
+        w_px = max(float(self.canvas.vb.width()), 1.0)
+        h_px = max(float(self.canvas.vb.height()), 1.0)
+        scale = min(w_px / (width + front + back), h_px / height)  # screen px per image px
+        for _ in range(3):  # the pixel room depends on the zoom it produces
+            ant = front + LABEL_ROOM_PX / scale
+            top = height * MARGIN_ROWS + TOP_ROOM_PX / scale
+            bottom = height * MARGIN_ROWS + BOTTOM_ROOM_PX / scale
+            scale = min(w_px / (width + ant + back), h_px / (height + top + bottom))
+        left, right = (ant, back) if anterior_is_left(self.canvas.result) else (back, ant)
+        self.canvas.vb.setRange(xRange=(c0 - left, c1 + right), yRange=(r0 - top, r1 + bottom),
+                                padding=0)
         self.zoomed = True
         return True
 

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from spineviewer.core.results import StudyResult
+from spineviewer.io.deidentify import Pseudonymizer, deidentify_result
 from spineviewer.io.staging import ExportExists, OutputError, check_targets, write_all
 
 __all__ = ["ExportExists", "OutputError", "export_all", "plan_outputs", "planned_paths",
@@ -37,12 +38,18 @@ def _dicom_paths(folder: Path, with_pdf: bool) -> dict[str, Path]:
     return {k: folder / DICOM_NAMES[k] for k in keys}
 
 
+def _names(stem: str) -> tuple[str, str, str]:
+    """PDF, CSV and JSON file names; ``<stem>_report.pdf`` ... with a stem (export_naming)."""
+    if not stem:
+        return PDF_NAME, CSV_NAME, JSON_NAME
+    return f"{stem}_{PDF_NAME}", f"{stem}_{CSV_NAME}", f"{stem}_{JSON_NAME}"
+
+
 def planned_paths(out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
-                  dicom: bool = False, json: bool = False) -> list[Path]:
+                  dicom: bool = False, json: bool = False, stem: str = "") -> list[Path]:
     """The files `export_all` writes for these options, in writing order."""
     out = Path(out_dir)
-    paths = [out / name for name, on in ((PDF_NAME, pdf), (CSV_NAME, csv), (JSON_NAME, json))
-             if on]
+    paths = [out / name for name, on in zip(_names(stem), (pdf, csv, json)) if on]
     if dicom:
         paths += list(_dicom_paths(out / DICOM_DIR, pdf).values())
     return paths
@@ -60,7 +67,7 @@ def write_outputs(result: StudyResult, *, pdf: str | Path | None = None,
                   csv: str | Path | None = None, json: str | Path | None = None,
                   dicom_dir: str | Path | None = None, dicom_pdf: bool = True,
                   deidentify: bool = False, overwrite: bool = False,
-                  paper: str = "A4") -> list[Path]:
+                  paper: str = "A4", pseudonymizer: Pseudonymizer | None = None) -> list[Path]:
     """Write the requested outputs of ``result``, all of them or none.
 
     Parameters
@@ -74,11 +81,14 @@ def write_outputs(result: StudyResult, *, pdf: str | Path | None = None,
         report as Encapsulated PDF, all new series in the source study (needs
         ``result.source_slice_file``).
     deidentify : bool
-        PDF, CSV and JSON without names, IDs, dates or paths, UIDs replaced. Refused together
-        with ``dicom_dir``.
+        PDF, CSV and JSON without names, IDs, dates or paths, UIDs pseudonymised
+        (`deidentify`). Refused together with ``dicom_dir``.
     overwrite : bool
         Replace existing regular files (never folders or special files).
     paper : {"A4", "Letter"}
+    pseudonymizer : Pseudonymizer, optional
+        The UID key for ``deidentify``; default `Pseudonymizer.for_export` (the environment's
+        key, else a random key for this export, noted in the JSON).
 
     Returns
     -------
@@ -92,7 +102,10 @@ def write_outputs(result: StudyResult, *, pdf: str | Path | None = None,
     """
     plan = plan_outputs(pdf=pdf, csv=csv, json=json, dicom_dir=dicom_dir, dicom_pdf=dicom_pdf,
                         deidentify=deidentify, overwrite=overwrite)  # fail fast, before building
-    payload = _build(result, parts=set(plan), deidentify=deidentify, paper=paper)
+    shown = result
+    if deidentify:
+        shown = deidentify_result(result, pseudonymizer or Pseudonymizer.for_export())
+    payload = _build(result, shown, parts=set(plan), paper=paper)
     contents = {p: payload[k] for k, p in plan.items()}
     return write_files(contents, overwrite=overwrite)
 
@@ -128,17 +141,19 @@ def plan_outputs(*, pdf: str | Path | None = None, csv: str | Path | None = None
 
 def export_all(result: StudyResult, out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
                dicom: bool = False, json: bool = False, deidentify: bool = False,
-               overwrite: bool = False, paper: str = "A4") -> list[Path]:
+               overwrite: bool = False, paper: str = "A4", stem: str = "") -> list[Path]:
     """Write the chosen outputs of ``result`` into ``out_dir`` (the GUI's export).
 
-    Files ``report.pdf``, ``results.csv``, ``results.json`` and ``dicom/`` (see
-    `write_outputs`; the Encapsulated PDF only with ``pdf``). Returns the files written, in
-    `planned_paths` order; nothing is written when anything fails.
+    Files ``report.pdf``, ``results.csv``, ``results.json`` (``<stem>_report.pdf`` ... with
+    a ``stem``, see `export_naming.export_stem`) and ``dicom/`` (see `write_outputs`; the
+    Encapsulated PDF only with ``pdf``). Returns the files written, in `planned_paths`
+    order; nothing is written when anything fails.
     """
     out = Path(out_dir)
-    return write_outputs(result, pdf=out / PDF_NAME if pdf else None,
-                         csv=out / CSV_NAME if csv else None,
-                         json=out / JSON_NAME if json else None,
+    pdf_name, csv_name, json_name = _names(stem)
+    return write_outputs(result, pdf=out / pdf_name if pdf else None,
+                         csv=out / csv_name if csv else None,
+                         json=out / json_name if json else None,
                          dicom_dir=out / DICOM_DIR if dicom else None, dicom_pdf=pdf,
                          deidentify=deidentify, overwrite=overwrite, paper=paper)
 
@@ -150,12 +165,13 @@ def write_dicom_outputs(result: StudyResult, out_dir: str | Path, *, overwrite: 
                          paper=paper)
 
 
-def _build(result: StudyResult, *, parts: set[str], deidentify: bool,
+def _build(result: StudyResult, shown: StudyResult, *, parts: set[str],
            paper: str) -> dict[str, bytes | str]:
-    """All output contents by key (pdf, csv, json, dicom_<key>), before touching the disk."""
-    from spineviewer.io.csv_export import deidentify_result
+    """All output contents by key (pdf, csv, json, dicom_<key>), before touching the disk.
 
-    shown = deidentify_result(result) if deidentify else result
+    ``shown`` is ``result`` or its de-identified copy (PDF, CSV, JSON); the DICOM objects
+    and the report's image always come from ``result``.
+    """
     out: dict[str, bytes | str] = {}
     pdf_bytes = None
     dicom = [k[len("dicom_"):] for k in parts if k.startswith("dicom_")]
@@ -168,7 +184,9 @@ def _build(result: StudyResult, *, parts: set[str], deidentify: bool,
         pdf_bytes = build_report_pdf(shown, paper=paper, image=image)
         out["pdf"] = pdf_bytes
     if "csv" in parts:
-        out["csv"] = shown.to_csv()
+        from spineviewer.io.csv_export import deidentified_csv
+
+        out["csv"] = shown.to_csv() if shown is result else deidentified_csv(shown)
     if "json" in parts:
         out["json"] = shown.to_json()
     if dicom:

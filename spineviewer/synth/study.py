@@ -75,6 +75,10 @@ class StudyTruth:
     stir_series_uid: str = ""
     #: Slice index (0-based, as sorted) nearest each body's own mid-sagittal plane.
     mid_slice_by_level: dict[str, int] = field(default_factory=dict)
+    #: ``"a"`` (the training renderer, synth.phantom) or ``"b"`` (synth_b, validation only),
+    #: and renderer B's drawn appearance.
+    renderer: str = "a"
+    look: dict = field(default_factory=dict)
 
     @property
     def dicom_dir(self) -> Path:
@@ -94,6 +98,7 @@ class StudyTruth:
             "stir_series_uid": self.stir_series_uid,
             "mid_slice_by_level": dict(self.mid_slice_by_level),
             "vertebrae": [v.to_dict() for v in self.vertebrae], "params": self.params.to_dict(),
+            "renderer": self.renderer, "look": self.look,
         }
 
 
@@ -114,7 +119,8 @@ def load_truth(path: str | Path) -> StudyTruth:
         params=PhantomParams.from_dict(d["params"]),
         distractor_series_uids=list(d.get("distractor_series_uids", [])),
         stir_series_uid=d.get("stir_series_uid", ""),
-        mid_slice_by_level={k: int(v) for k, v in d.get("mid_slice_by_level", {}).items()})
+        mid_slice_by_level={k: int(v) for k, v in d.get("mid_slice_by_level", {}).items()},
+        renderer=str(d.get("renderer", "a")), look=dict(d.get("look", {})))
 
 
 def _intensity_scale(rng: np.random.Generator, vendor: str, field_T: float) -> float:
@@ -166,7 +172,7 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
                 field_strength_T: float = 1.5, n_slices: int = 15, pixel_spacing_mm: float = 0.6,
                 matrix: tuple[int, int] = (448, 314), params: PhantomParams | None = None,
                 distractors: bool = True, file_names: str = "uid",
-                dicomdir: bool = False, stir: bool = False) -> StudyTruth:
+                dicomdir: bool = False, stir: bool = False, render: str = "a") -> StudyTruth:
     """Write one phantom study (DICOM + truth) and return its truth.
 
     Parameters
@@ -186,9 +192,15 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
     dicomdir : write a DICOMDIR (pydicom FileSet layout) instead of the plain files.
     stir : also write a sagittal STIR series (number 5: same field of view and slice positions
         at 0.8 mm pixels, fat suppressed, marrow oedema bright in ``params.acute_levels``).
+    render : ``"a"``, the training renderer, or ``"b"``, the independent renderer of
+        ``spineviewer.synth_b`` (validation only) for the T2 series: the same anatomy and
+        truth, drawn with other textures, rims, depression fills, marrow states and
+        contrasts. The T1, axial and STIR series stay renderer A's.
     """
     if vendor not in VENDORS:
         raise ValueError(f"vendor must be one of {sorted(VENDORS)}, not {vendor!r}")
+    if render not in ("a", "b"):
+        raise ValueError(f"render must be 'a' or 'b', not {render!r}")
     out = Path(out_dir)
     (out / "dicom").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -214,6 +226,10 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
     truth_slice = None
     lateral = params.lateral_offsets_mm(tuple(b.level for b in anat.bodies))
     shifted = any(abs(v) > 1e-9 for v in lateral.values())
+    look = None
+    if render == "b":
+        from spineviewer.synth_b import draw_look, render_b
+        look = draw_look(np.random.default_rng([seed, 900]), anat)
     for k in range(n_slices):
         offset = (k - centre) * t2.spacing_between_mm
         variant = anat if (k == centre and not shifted) else lateral_variant(
@@ -222,10 +238,14 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
         gain = float(np.clip(1.0 - abs(offset - params.midline_offset_mm) / 9.0, 0.1, 1.0))
         ps = render_slice(variant, params, np.random.default_rng([seed, 100 + k]),
                           ss=4 if k == centre else 2, canal_gain=gain)
+        image = ps.image
+        if look is not None:
+            image, _ = render_b(variant, params, np.random.default_rng([seed, 900 + k]),
+                                look=look, ss=3 if k == centre else 1, canal_gain=gain)
         if k == centre:
             truth_slice = ps
         number = n_slices - k if vendor == "ge" else k + 1
-        writer.add(mr_dataset(study, t2, k, to_stored(ps.image, slope, intercept), slope,
+        writer.add(mr_dataset(study, t2, k, to_stored(image, slope, intercept), slope,
                               intercept, number))
     distractor_uids = _write_distractors(study, writer, anat, params, origin, thickness, seed,
                                          slope, intercept) if distractors else []
@@ -239,7 +259,8 @@ def write_study(out_dir: str | Path, seed: int, *, vendor: str = "siemens",
         (float(pixel_spacing_mm), float(pixel_spacing_mm)), (int(matrix[0]), int(matrix[1])),
         slope, intercept, truth_slice.truth, params, distractor_uids, stir_uid,
         {lv: int(np.clip(round(centre + v / t2.spacing_between_mm), 0, n_slices - 1))
-         for lv, v in lateral.items()})
+         for lv, v in lateral.items()}, renderer=render,
+        look=look.to_dict() if look is not None else {})
     (out / "truth.json").write_text(json.dumps(truth.to_dict(), indent=1))
     np.save(out / "truth_labels.npy", truth_slice.instance_map)
     np.save(out / "truth_classes.npy", truth_slice.class_map)
@@ -343,10 +364,12 @@ def _write_dicomdir(root: Path, writer: _Writer) -> None:
 
 
 def write_cohort(out_dir: str | Path, n: int, seed: int, *, distractors: bool = True,
-                 n_slices: int | None = None, stir: bool = False) -> list[StudyTruth]:
+                 n_slices: int | None = None, stir: bool = False,
+                 render: str = "a") -> list[StudyTruth]:
     """Write ``n`` varied studies to ``out_dir/study_XXX`` (vendors, field strengths, spacing,
     matrix, slice count; every deformity type and grade appears once n >= 9). With ``stir``
-    each study also gets a STIR series, and every other study's fracture is acute."""
+    each study also gets a STIR series, and every other study's fracture is acute. ``render``
+    as in :func:`write_study` (the anatomy drawn for a seed is the same either way)."""
     rng = np.random.default_rng(seed)
     combos = [(t, g) for t in DEFORMITY_TYPES for g in (1, 2, 3)]
     rng.shuffle(combos)
@@ -370,7 +393,8 @@ def write_cohort(out_dir: str | Path, n: int, seed: int, *, distractors: bool = 
             field_strength_T=(1.5, 3.0)[(i // 3) % 2],
             n_slices=n_slices or int(rng.choice([11, 12, 13, 15, 15, 17])),
             pixel_spacing_mm=spacing, matrix=matrix, params=params, distractors=distractors,
-            file_names=("uid", "numbered", "random")[int(rng.integers(0, 3))], stir=stir))
+            file_names=("uid", "numbered", "random")[int(rng.integers(0, 3))], stir=stir,
+            render=render))
     return truths
 
 

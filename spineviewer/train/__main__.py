@@ -41,9 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--below-disc", choices=("partial", "ignore"), default="partial",
                    help="SPIDER pixels caudal to the lowest disc: 'partial' = background or "
                    "sacrum (body/disc there penalised), 'ignore' = no loss")
-    t.add_argument("--holdout", type=int, default=0,
+    t.add_argument("--holdout", type=int, default=5,
                    help="withhold this many train patients for checkpoint selection "
-                   "(SPIDER val then stays unseen until evaluation)")
+                   "(default 5; SPIDER val then stays unseen until evaluation); 0 trains "
+                   "on every train patient and needs --val-every 0 or --select-on-spider-val")
+    t.add_argument("--select-on-spider-val", action="store_true",
+                   help="with --holdout 0: select checkpoints on SPIDER val (its figures are "
+                        "then development figures)")
     t.add_argument("--crop", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
                    help="train on random crops of the 448x320 grid (faster steps)")
 
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                           ckpt_minutes=a.ckpt_minutes, threads=a.threads, bf16=a.bf16,
                           num_workers=a.num_workers,
                           crop=tuple(a.crop) if a.crop else None, init=a.init,
-                          below_disc=a.below_disc, holdout=a.holdout)
+                          below_disc=a.below_disc, holdout=a.holdout,
+                          select_on_val=a.select_on_spider_val)
         train(cfg)
     elif a.cmd == "export":
         import json

@@ -38,7 +38,7 @@ DATA_CREDIT: dict[str, Any] = {
                                    "selection: see recipe.checkpoint_selection); val "
                                    "(8 patients) never trained on",
         "targets": "vertebral body = SPIDER vertebra pixels anterior to the posterior "
-                   "vertebral wall (core.reference.posterior_wall); disc = SPIDER disc; "
+                   "vertebral wall (train.reference.posterior_wall); disc = SPIDER disc; "
                    "pixels caudal to the lowest labelled disc: see recipe.loss (sacrum "
                    "unlabelled in SPIDER)",
     },

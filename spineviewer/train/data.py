@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from spineviewer.core.reference import posterior_wall
+from spineviewer.train.reference import posterior_wall
 
 __all__ = [
     "IGNORE",
@@ -167,7 +167,7 @@ def derive_spider_target(mask: np.ndarray, min_body_area_px: int = 40,
     """Network target from a SPIDER mask (canonical orientation).
 
     Vertebral body = vertebra pixels anterior to the posterior vertebral wall
-    (``core.reference.posterior_wall``: the canal's front where it agrees with the discs'
+    (``train.reference.posterior_wall``: the canal's front where it agrees with the discs'
     posterior margins, else the line through those margins), keeping connected components of at least ``min_body_area_px`` (drops
     pedicle / posterior-element fragments cut off by the wall); disc = SPIDER disc;
     BG_OR_SACRUM = everything caudal to the lowest labelled disc (unlabelled sacrum there:

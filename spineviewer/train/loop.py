@@ -8,6 +8,7 @@ from ``last.pt``. A file named ``STOP`` in the run folder ends the run cleanly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -80,11 +81,15 @@ class TrainConfig:
     init: str | None = None
     below_disc: str = "partial"
     #: Train patients withheld from training and used (instead of SPIDER ``val``) to choose
-    #: the best checkpoint, so ``val`` stays untouched until the final evaluation. 0 = old
-    #: behaviour (selection on ``n_val_spider`` val slices).
-    holdout: int = 0
+    #: the best checkpoint, so ``val`` stays untouched until the final evaluation (the
+    #: default). 0 trains on every train patient: then either no selection (``val_every``
+    #: 0) or, only with ``select_on_val``, selection on ``n_val_spider`` val slices.
+    holdout: int = 5
     #: Seed of the held-out choice (None: ``seed``). A fine-tune inherits its init run's.
     holdout_seed: int | None = None
+    #: Allow checkpoint selection on SPIDER ``val`` (``holdout`` 0 with validation): its
+    #: figures are then development figures, never held-out ones.
+    select_on_val: bool = False
     notes: dict = field(default_factory=dict)
 
 
@@ -169,7 +174,7 @@ class MixedStream(IterableDataset):
 
     def __iter__(self):
         cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, self.start_step])
+        rng = stream_rng(cfg.seed, self.start_step)
         held = set(holdout_cases(cfg))
         cases = [c for c in read_manifest(cfg.spider_root, "train") if c.case not in held]
         spider = []
@@ -212,6 +217,30 @@ class MixedStream(IterableDataset):
                 img, tgt = img[r0:r0 + ch, c0:c0 + cw], tgt[r0:r0 + ch, c0:c0 + cw]
             yield (torch.from_numpy(np.ascontiguousarray(img[None], np.float32)),
                    torch.from_numpy(tgt.astype(np.int64)))
+
+
+def stream_rng(seed: int, start_step: int) -> np.random.Generator:
+    """The sample stream's generator, one independent stream per DataLoader worker.
+
+    Every worker runs its own copy of the dataset; seeded alike they would all yield the same
+    samples (a batch of copies). The worker id enters the seed, so the workers shard the
+    stream instead of repeating it; with no workers (id 0) the stream is the single one.
+    """
+    info = torch.utils.data.get_worker_info()
+    wid = 0 if info is None else int(info.id)
+    return np.random.default_rng([seed, start_step, wid] if wid else [seed, start_step])
+
+
+def val_cache_path(cfg: TrainConfig, out: Path) -> Path:
+    """Where the selection set is cached: named by a hash of what it is built from, so a run
+    resumed or reused with another hold-out, seed or size never reads a stale set."""
+    key = {"spider_root": str(Path(cfg.spider_root).resolve()), "holdout": cfg.holdout,
+           "holdout_cases": holdout_cases(cfg) if cfg.holdout else [],
+           "n_val_spider": cfg.n_val_spider, "n_val_synth": cfg.n_val_synth,
+           "val_synth_seed": cfg.val_synth_seed, "s1_pseudo": cfg.s1_pseudo,
+           "synth": _synth_available()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return out / f"val_set_{digest}.npz"
 
 
 def _rejitter(rng: np.random.Generator, img: np.ndarray, tgt: np.ndarray
@@ -397,8 +426,12 @@ def train(cfg: TrainConfig) -> Path:
     # copied to ``best.pt``). For a last stage on every train patient, where no held-out
     # train patient is left and selecting on SPIDER val would leak it.
     validate = cfg.val_every > 0
+    if validate and not cfg.holdout and not cfg.select_on_val:
+        raise ValueError("checkpoint selection needs held-out train patients (--holdout N); "
+                         "selecting on SPIDER val makes its figures development figures: "
+                         "pass --select-on-spider-val to do it anyway, or --val-every 0")
     if validate:
-        val = build_val_set(cfg, out / "val_set.npz")
+        val = build_val_set(cfg, val_cache_path(cfg, out))
         if cfg.holdout:
             log(f"selection on held-out train patients {holdout_cases(cfg)} (not trained on)")
         log("val set: " + ", ".join(f"{k}={len(v[0])}" for k, v in val.items()))

@@ -50,6 +50,7 @@ def test_far_cluster_below_the_column_is_dropped():
     cmap[int(rb) - 15:int(rb) + 15, cb - 25:cb + 25] = 1
     out, warnings = drop_off_column(cmap, NAMES, 0.6)
     assert len(warnings) == 1 and "below the next body" in warnings[0]
+    assert not out[int(rb), cb] and out[int(r), int(c)] == 1
 
 
 def test_pipeline_drops_an_off_column_blob_before_naming(tmp_path):

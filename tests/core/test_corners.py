@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spineviewer.core.corners import STRATEGIES, CornerResult, find_corners
+from spineviewer.core.corners import STRATEGIES, CornerResult, column_directions, find_corners
 from spineviewer.core.morphometry import measure
 
 try:  # tests/core may or may not be a package
@@ -86,6 +86,29 @@ def test_steep_column_names_the_long_side_anterior_posterior(tilt):
     for k in CORNERS:
         assert _corner_error_mm(shape, res, k) <= 0.7, k
     assert abs(m.AH_mm - 23.0) <= 0.5 and abs(m.PH_mm - 26.0) <= 0.5
+
+
+@pytest.mark.parametrize("tilt", [45.0, -45.0, 50.0, 35.0])
+@pytest.mark.parametrize("hint_error", [-25.0, 0.0, 25.0])
+def test_squarish_body_at_45_degrees_gets_its_corners_in_the_right_roles(tilt, hint_error):
+    # an L5 on a steep sacrum: nearly as high as deep, so its shape cannot tell SI from AP;
+    # the column's direction (from the neighbours, good to +-25 deg here) decides
+    shape = make_body(ah=28.0, ph=30.0, width=32.0, tilt_deg=tilt)
+    mask = rasterise(shape.poly_rc, (220, 200))
+    th = np.radians(tilt + hint_error)
+    res = find_corners(mask, shape.spacing_mm, si_hint=(np.cos(th), -np.sin(th)))
+    for k in CORNERS:
+        assert _corner_error_mm(shape, res, k) <= 0.7, k
+    m = measure(res.corners_rc, res.outline_rc, shape.spacing_mm)
+    assert abs(m.AH_mm - 28.0) <= 0.5 and abs(m.PH_mm - 30.0) <= 0.5
+
+
+def test_column_directions_from_neighbouring_centroids():
+    dirs = column_directions([(10.0, 50.0), (40.0, 50.0), (70.0, 80.0)])
+    assert np.allclose(dirs[0], (1.0, 0.0))
+    assert np.allclose(dirs[1], np.array([60.0, 30.0]) / np.hypot(60.0, 30.0))
+    assert np.allclose(dirs[2], np.array([30.0, 30.0]) / np.hypot(30.0, 30.0))
+    assert column_directions([(5.0, 5.0)]) == [None]
 
 
 def test_upright_body_keeps_its_height_vertical():

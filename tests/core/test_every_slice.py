@@ -36,10 +36,10 @@ def test_midplane_is_the_vertex_of_the_section_profile_even_when_the_series_ends
     # sections of a body centred at stack position 6.8 (x0); the series stops at 8
     def disc(area):
         m = np.zeros((60, 60), bool)
-        m[:max(1, int(round(area / 50))), :50] = True
+        m[:max(1, round(area / 50)), :50] = True
         return m
 
-    track = {p: disc(2500 * np.sqrt(max(0.02, 1 - ((p - 6.8) / 5.0) ** 2))) for p in range(0, 9)}
+    track = {p: disc(2500 * np.sqrt(max(0.02, 1 - ((p - 6.8) / 5.0) ** 2))) for p in range(9)}
     assert midplane_position(track) == 7
     # the plain area-weighted centre would be biased towards the long side
     pos = np.array(sorted(track))

@@ -209,7 +209,7 @@ def test_measurement_slice_marks_on_the_slider(qtbot, window, lumbar_study):
         k = result.slice_index if v.measurement_slice is None else v.measurement_slice
         expected.setdefault(k, []).append(v.level)
     assert marks.marks == expected
-    k0 = sorted(expected)[0]
+    k0 = min(expected)
     assert f"slice {k0 + 1}: {', '.join(expected[k0])}" in marks.toolTip()
     # clicking a mark brings its slice back
     window.canvas.set_slice(0 if k0 else window.canvas.pixels.shape[0] - 1)
@@ -227,7 +227,7 @@ def test_measurement_slice_marks_on_the_slider(qtbot, window, lumbar_study):
         1: [v.level for i, v in enumerate(result.vertebrae) if i % 2 == 1]}
     before = {v.level for v in result.vertebrae}
     window.shift_levels(+1)  # renamed levels: the marks follow at once
-    after = set(sum(marks.marks.values(), []))
+    after = {lv for levels in marks.marks.values() for lv in levels}
     assert after == {v.level for v in window.canvas.result.vertebrae} and after != before
     window.canvas.clear()
     assert marks.marks == {}
@@ -341,9 +341,54 @@ def test_canvas_keeps_room_from_1024x700_to_4k(qtbot, window, lumbar_study, size
     qtbot.waitUntil(lambda: window.canvas.width() >= 0.4 * size[0], timeout=3000)
     assert window.minimumSizeHint().width() <= 1024
     assert all(d.isVisible() for d in window.reading_tools.panels.docks.values())
+    assert window.canvas.legend.geometry().right() <= window.canvas.view.width()
     # the results panel scrolls instead of squeezing the image
     scroll = window.findChild(QtWidgets.QScrollArea, "results scroll")
     assert scroll is not None and scroll.widget().isAncestorOf(window.results)
+
+
+def test_a_status_message_is_not_cut_by_the_disclaimer(qtbot, window):
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: window.width() == 1600, timeout=2000)
+    label = window.disclaimer
+    qtbot.waitUntil(lambda: "qualified reader" in label.text(), timeout=2000)
+    full = label.text()
+    message = ("Call changed: L4 (was L5): now crush fracture, Genant grade 1; was no fracture;"
+               " L3: now wedge fracture, Genant grade 2")
+    window.statusBar().showMessage(message)
+    assert "medical device" in label.text() and label.text() != full  # the short form
+    window.statusBar().clearMessage()
+    assert label.text() == full
+
+
+@pytest.fixture(scope="module")
+def phantom_study(tmp_path_factory):
+    """The demo phantom (448 x 314 pixels of 0.6 mm, L1 wedge), three slices, T2 only."""
+    from spineviewer.cli import DEMO_SEED, demo_study_options
+    from spineviewer.synth.study import write_study
+
+    out = tmp_path_factory.mktemp("phantom")
+    options = {**demo_study_options(), "stir": False}
+    write_study(out, DEMO_SEED, n_slices=3, distractors=False, **options)
+    return out
+
+
+def test_zoom_to_spine_keeps_every_level_label_in_view_at_1024x700(qtbot, phantom_study):
+    from spineviewer.core.pipeline import analyze_study
+
+    labels = np.load(phantom_study / "truth_labels.npy")
+    w = MainWindow(analyze=lambda p, **kw: analyze_study(p, masks_override=labels, **kw))
+    qtbot.addWidget(w)
+    w.resize(1024, 700)
+    w.show()
+    open_and_wait(qtbot, w, phantom_study / "dicom")
+    w.results.select_level("L1")  # the selected label also lists AH / MH / PH: the widest
+    w.reading_tools.autozoom.zoom_to_spine()
+    qtbot.wait(50)
+    view = w.canvas.vb.sceneBoundingRect()
+    for level, ov in w.canvas.overlays.items():
+        assert view.contains(ov.label.sceneBoundingRect()), level
+    w.shutdown()
 
 
 _SCALED = """

@@ -60,3 +60,27 @@ def test_fallback_folder_is_named(qtbot, window, lumbar_study, tmp_path):
     where = window.session.last_save.path.parent
     assert str(where).startswith(str(tmp_path / "userdata"))
     assert f"corrections are saved in {where}" in window.banner.text()
+
+
+def test_export_panel_goes_through_the_one_way_out(qtbot, tmp_path, monkeypatch):
+    """The viewer's Export: a FIFO where results.csv goes is refused, and nothing is written."""
+    import os
+
+    from spineviewer.gui.export_panel import ExportPanel
+    from tests.gui.test_canvas import result as box_result
+
+    out = tmp_path / "out"
+    panel = ExportPanel()
+    qtbot.addWidget(panel)
+    panel.set_result(box_result(), str(out))
+    panel.pdf.setChecked(False)
+    panel.deidentify.setChecked(True)
+    out = panel.out_dir()  # the study's own folder (issue 15): <out>/anon-<hash>/
+    out.mkdir(parents=True)
+    os.mkfifo(out / f"{out.name}_results.csv")
+    monkeypatch.setattr(panel, "confirm_overwrite", lambda paths: True)  # "replace" answered
+    with qtbot.waitSignal(panel.exportFailed, timeout=20000) as blocker:
+        assert panel.export()
+    assert "FIFO" in blocker.args[0] and "never replaced" in blocker.args[0]
+    assert sorted(p.name for p in out.iterdir()) == [f"{out.name}_results.csv"]
+    panel.shutdown()

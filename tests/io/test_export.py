@@ -8,7 +8,7 @@ from pydicom import dcmread
 from spineviewer.core.errors import SpineViewerError
 from spineviewer.core.results import read_csv_rows
 from spineviewer.io import export
-from spineviewer.io.csv_export import hash_uid
+from spineviewer.io.deidentify import KEY_ENV, Pseudonymizer
 
 from .conftest import dciodvfy_errors, pdf_text
 
@@ -50,10 +50,12 @@ def test_refuses_to_overwrite_and_writes_nothing(study_result, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["report.pdf", "results.csv"]
 
 
-def test_deidentified_export(study_result, tmp_path):
+def test_deidentified_export(study_result, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "a research project's key")
     paths = export.export_all(study_result, tmp_path, deidentify=True)
     csv_text = paths[1].read_text()
-    assert study_result.study_uid not in csv_text and hash_uid(study_result.study_uid) in csv_text
+    key = Pseudonymizer.from_environment()
+    assert study_result.study_uid not in csv_text and key.uid(study_result.study_uid) in csv_text
     (tmp_path / "t").mkdir()
     text = pdf_text(paths[0].read_bytes(), tmp_path / "t")
     assert "Fracture suspected at L1" in text

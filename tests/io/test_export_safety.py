@@ -146,3 +146,12 @@ def test_export_all_stages_in_the_target_folder_and_leaves_nothing(study_result,
     with pytest.raises(staging.OutputError, match="not a folder"):
         export.write_outputs(study_result, csv=tmp_path / "x.csv", dicom_dir=tmp_path / "dcm")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_leftover_staging_folders_are_removed(tmp_path):
+    left = tmp_path / "study" / "dicom" / f"{staging.STAGING_PREFIX}abc"
+    left.mkdir(parents=True)
+    (left / "0.new").write_bytes(b"half")
+    (tmp_path / "study" / "results.csv").write_text("kept")
+    assert staging.remove_leftovers(tmp_path / "study") == 1
+    assert _files(tmp_path / "study") == ["dicom", "results.csv"]

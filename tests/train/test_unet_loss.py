@@ -124,7 +124,7 @@ def test_holdout_patients_are_train_patients_chosen_reproducibly(tmp_path):
     held = holdout_cases(cfg)
     assert len(set(held)) == 4 and all(1 <= c <= 16 for c in held)   # never a val patient
     assert holdout_cases(cfg) == held                                 # reproducible
-    assert holdout_cases(TrainConfig(spider_root=str(tmp_path), out_dir="x")) == []
+    assert holdout_cases(TrainConfig(spider_root=str(tmp_path), out_dir="x", holdout=0)) == []
 
 
 def test_fine_tune_holds_out_the_patients_of_its_initial_run(tmp_path):
@@ -145,7 +145,7 @@ def test_fine_tune_holds_out_the_patients_of_its_initial_run(tmp_path):
     assert holdout_cases(again) == holdout_cases(first)
     with pytest.raises(ValueError):
         inherit_holdout(TrainConfig(spider_root=str(tmp_path), out_dir="d", holdout=5),
-                        asdict(TrainConfig(spider_root=str(tmp_path), out_dir="e")))
+                        asdict(TrainConfig(spider_root=str(tmp_path), out_dir="e", holdout=0)))
 
 
 def test_class_edges_mark_borders_only():
@@ -201,9 +201,9 @@ def test_val_every_zero_trains_without_selection_and_keeps_final_weights(tmp_pat
     _fake_spider(tmp_path / "spider")
     cfg = TrainConfig(spider_root=str(tmp_path / "spider"), out_dir=str(tmp_path / "run"),
                       base=2, batch=1, steps=3, synth_fraction=0.0, num_workers=0,
-                      crop=(64, 64), val_every=0, threads=1)
+                      crop=(64, 64), val_every=0, threads=1, holdout=0)
     out = train(cfg)
-    assert not (out / "val_set.npz").exists()          # SPIDER val never loaded
+    assert not list(out.glob("val_set*.npz"))          # SPIDER val never loaded
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["steps_done"] == 3 and recipe["history"] == []
     best = torch.load(out / "best.pt", weights_only=False)

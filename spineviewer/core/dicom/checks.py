@@ -26,7 +26,6 @@ from spineviewer.core.dicom import headers as hdr
 from spineviewer.core.dicom import reading
 from spineviewer.core.dicom.index import slice_normal
 from spineviewer.core.errors import NoPixelSpacing, UnreadableSeries
-from spineviewer.core.results import INPUT_FLAG_NAMES
 
 #: Plausible in-plane pixel spacing of an MR image, mm (anything else is a broken header).
 SPACING_RANGE_MM = (0.05, 5.0)
@@ -161,11 +160,13 @@ def _raw_spacing(ds):
 def _raw_spacing_text(ds) -> str:
     try:
         value = ds.get("PixelSpacing")
-    except Exception:  # noqa: BLE001
+        if value is None or value == "":
+            return "missing"
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            return repr(str(value))[:40]
+        return repr("\\".join(str(v) for v in value))[:40]
+    except Exception:  # noqa: BLE001 - whatever it holds, it is not a spacing
         return "unreadable"
-    if value is None or value == "":
-        return "missing"
-    return repr("\\".join(str(v) for v in value) if not isinstance(value, str) else value)
 
 
 def _along(volume) -> np.ndarray | None:

@@ -8,7 +8,7 @@ PH / neighbours' PH) and, per level, trim values beyond 3 SD iteratively until s
 
 Usage::
 
-    python -m spineviewer.core.reference --data /path/to/spider_t2space \
+    python -m spineviewer.train.reference --data /path/to/spider_t2space \
         --out assets/reference_ratios.json
 
 Only numbers are written; the SPIDER images stay where they are.
@@ -430,7 +430,7 @@ def derive(data_dir: str | Path, central_ranks: Sequence[int] = (-1, 0, 1),
             "n_bodies": len(bodies),
             "n_bodies_used": len(trusted),
             "median_corner_overlap": float(np.median(overlaps)) if overlaps else None,
-            "command": "python -m spineviewer.core.reference --data <spider_t2space> "
+            "command": "python -m spineviewer.train.reference --data <spider_t2space> "
                        "--out assets/reference_ratios.json",
         },
         "levels": ratio_table(trusted),

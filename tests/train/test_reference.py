@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from spineviewer.core import reference as R
-from spineviewer.core.reference import BodyRatios, extract_bodies, ratio_table, trimmed_stats
+from spineviewer.train import reference as R
+from spineviewer.train.reference import BodyRatios, extract_bodies, ratio_table, trimmed_stats
 
 
 def test_trimming_removes_outliers_until_stable():
