@@ -215,7 +215,7 @@ def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
             if "fracture" in row and row["fracture"] not in ("", None):
                 row["fracture"] = int(float(row["fracture"]))
             for name in ("genant_grade", "algorithm_fracture", "reader_override",
-                         "reader_grade"):
+                         "reader_grade", "measurement_slice", "most_deformed_slice"):
                 if name in row and row[name] not in ("", None):
                     row[name] = int(float(row[name]))
             for key in ("flags", "qc_reasons", "study_flags"):
