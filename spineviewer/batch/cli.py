@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -28,7 +29,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--dicom", action="store_true",
                    help="also write each study's DICOM SEG, SR and presentation state")
     b.add_argument("--deidentify", action="store_true",
-                   help="CSV, JSON and PDF without names, IDs or dates; UIDs hashed")
+                   help="CSV, JSON and PDF without names, IDs or dates; UIDs pseudonymised")
+    b.add_argument("--pseudonym-key-file",
+                   help="key (>= 16 bytes) for --deidentify's UID pseudonyms; default "
+                        "$SPINEVIEWER_PSEUDONYM_KEY, else a random key for this run (then a "
+                        "re-run cannot reuse earlier results)")
     b.add_argument("--threads", type=int, default=None,
                    help="ONNX intra-op threads per worker (default: cores / workers)")
     b.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
@@ -44,7 +49,15 @@ def cmd_batch(args) -> int:
     opts = BatchOptions(root=args.root, out=args.out, workers=args.workers,
                         scheduler=args.scheduler, pdf=args.pdf, dicom=args.dicom,
                         deidentify=args.deidentify, provider=args.provider,
-                        threads=args.threads, debug=args.debug)
+                        threads=args.threads, debug=args.debug,
+                        pseudonym_key_file=args.pseudonym_key_file)
+    if args.deidentify and not (args.quiet or args.pseudonym_key_file):
+        from spineviewer.io.deidentify import KEY_ENV
+
+        if not os.environ.get(KEY_ENV):
+            print("spineviewer: note: UIDs pseudonymised under a random key made for this run: "
+                  "they match no other export, and a re-run analyses every study again (give "
+                  f"--pseudonym-key-file or ${KEY_ENV})", file=sys.stderr)
     reporter = None if args.quiet else (BarReporter() if sys.stderr.isatty() else LineReporter())
     summary = run_batch(opts, reporter)
     if not args.quiet:

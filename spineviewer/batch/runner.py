@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,6 +43,7 @@ class BatchOptions:
     model_path: str | None = None
     debug: bool = False
     connect_timeout_s: float = 15.0
+    pseudonym_key_file: str | None = None
 
 
 class Reporter(Protocol):
@@ -68,6 +70,8 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
     """
     t0 = time.perf_counter()
     rep = reporter or _Silent()
+    # absolute: Dask workers run in other folders (and on other machines)
+    opts = replace(opts, root=os.path.abspath(opts.root), out=os.path.abspath(opts.out))
     root, out = Path(opts.root), Path(opts.out)
     if not root.exists():
         raise SpineViewerError(f"folder {str(root)!r} does not exist")
@@ -75,12 +79,9 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
         from spineviewer.io.export import DEIDENTIFY_DICOM_REFUSED
 
         raise SpineViewerError(DEIDENTIFY_DICOM_REFUSED)
-    if opts.deidentify:  # one key for the folder names here and the workers' outputs
-        from spineviewer.io.deidentify import ensure_run_key
-
-        ensure_run_key()
     if opts.workers is not None and opts.workers < 1:
         raise SpineViewerError("--workers must be at least 1")
+    pseudo = _pseudonymizer(opts)
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out)
     model = model_identity(opts.model_path)
@@ -92,16 +93,16 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
         disc = discover(root, exclude=[out], cache=manifest.load_probes(),
                         progress=rep.discovering)
         manifest.save_probes(disc.probes)
-        todo, records = _plan(disc, manifest, model, opts)
+        todo, records = _plan(disc, manifest, model, opts, pseudo)
         n_skipped = len(records)
         rep.start(len(todo), n_skipped)
         try:
             if todo:
                 ex = ex or LocalExecutor(workers, opts.debug)
-                _execute(todo, opts, ex, workers, manifest, records, rep)
+                _execute(todo, opts, ex, workers, manifest, model, records, rep, pseudo)
         finally:
             rep.close()
-            summary = _write_tables(out, disc, records, opts)
+            summary = _write_tables(out, disc, records, opts, pseudo)
     except BaseException:
         if ex is not None:
             ex.close(cancel=True)
@@ -115,13 +116,14 @@ def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> dict[str,
     return summary
 
 
-def _plan(disc: Discovery, manifest: Manifest, model: dict, opts: BatchOptions):
-    options = {"pdf": opts.pdf, "dicom": opts.dicom, "deidentify": opts.deidentify}
+def _plan(disc: Discovery, manifest: Manifest, model: dict, opts: BatchOptions, pseudo=None):
+    options = {"pdf": opts.pdf, "dicom": opts.dicom, "deidentify": opts.deidentify,
+               "pseudonym_key": pseudo.fingerprint() if pseudo is not None else None}
     todo: list[tuple[str, StudyJob, str]] = []
     finished: dict[str, dict] = {}
     for uid in sorted(disc.studies):
         job = disc.studies[uid]
-        key = study_key(_shown_uid(uid, opts.deidentify))
+        key = study_key(_shown_uid(uid, pseudo))
         fp = fingerprint(job, model, options)
         record = manifest.record(key)
         if is_current(record, fp, opts.out):
@@ -131,12 +133,12 @@ def _plan(disc: Discovery, manifest: Manifest, model: dict, opts: BatchOptions):
     return todo, finished
 
 
-def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
-             records: dict[str, dict], rep: Reporter) -> None:
+def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest, model: dict,
+             records: dict[str, dict], rep: Reporter, pseudo) -> None:
     threads = opts.threads or (None if opts.scheduler else max(1, cpu_count() // workers))
     by_worker = ex.threads_per_worker() if opts.scheduler and not opts.threads else None
     topts = TaskOptions(str(opts.out), opts.pdf, opts.dicom, opts.deidentify, opts.provider,
-                        threads, opts.model_path, by_worker)
+                        threads, opts.model_path, by_worker, pseudo)
     queue, suspects = deque(todo), deque()
     pending: dict[Any, tuple[str, StudyJob, str, bool]] = {}
     while queue or suspects or pending:
@@ -159,29 +161,39 @@ def _execute(todo, opts: BatchOptions, ex, workers: int, manifest: Manifest,
                 record = {"study_uid": job.study_uid, "path": job.folder, "key": key,
                           "status": "failed", "reason": reason}
             else:
-                manifest.save_record(key, {**record, "fingerprint": fp})
+                if record["status"] == "done" and record["model_sha256"] != model["sha256"]:
+                    record = {**record, "status": "failed", "reason": (
+                        f"worker {record['worker']} has another model (sha256 "
+                        f"{record['model_sha256'][:12]}...); install the same model everywhere")}
+                else:
+                    manifest.save_record(key, {**record, "fingerprint": fp})
             records[key] = record
             rep.update(record)
 
 
-def _shown_uid(uid: str, deidentify: bool) -> str:
-    if not deidentify:
-        return uid
+def _pseudonymizer(opts: BatchOptions):
+    """One UID key for the whole run (folder names here, every worker's outputs)."""
+    if not opts.deidentify:
+        return None
     from spineviewer.io.deidentify import Pseudonymizer
 
-    return Pseudonymizer.for_export().uid(uid)  # the run's key: see ensure_run_key
+    return Pseudonymizer.for_export(opts.pseudonym_key_file)
+
+
+def _shown_uid(uid: str, pseudo) -> str:
+    return uid if pseudo is None else pseudo.uid(uid)
 
 
 def _write_tables(out: Path, disc: Discovery, records: dict[str, dict],
-                  opts: BatchOptions) -> dict[str, Any]:
+                  opts: BatchOptions, pseudo) -> dict[str, Any]:
     """results.csv, failures.csv; returns the summary's counts."""
-    current = {study_key(_shown_uid(uid, opts.deidentify)) for uid in disc.studies}
+    current = {study_key(_shown_uid(uid, pseudo)) for uid in disc.studies}
     keys = sorted(k for k in records if k in current)
     ok = [records[k] for k in keys if records[k]["status"] == "done"]
     text = rows_to_csv([]) + "".join(r["csv_body"] for r in ok)
     atomic_write_text(out / RESULTS_NAME, text)
     failures = list(disc.failures) + [
-        Failure(r["path"], _shown_uid(r["study_uid"], opts.deidentify), r["reason"])
+        Failure(r["path"], _shown_uid(r["study_uid"], pseudo), r["reason"])
         for r in (records[k] for k in keys) if r["status"] == "failed"]
     failures.sort(key=lambda f: (f.path, f.study_uid))
     buf = io.StringIO()

@@ -34,6 +34,7 @@ class TaskOptions:
     threads: int | None = None
     model_path: str | None = None
     threads_by_worker: dict[str, int] | None = None  # Dask: worker address -> ONNX threads
+    pseudonymizer: Any = None  # io.deidentify.Pseudonymizer: the run's UID key (deidentify)
 
 
 def study_dir(out_dir: str | os.PathLike, key: str) -> Path:
@@ -74,9 +75,7 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
     result = analyze_study(job.folder, files=job.all_paths(), model_path=opts.model_path,
                            provider=opts.provider, threads=threads)
     out = study_dir(opts.out_dir, key)
-    for stale in out.rglob(".*.tmp"):  # left by a worker killed mid-write
-        stale.unlink(missing_ok=True)
-    if out.is_dir():
+    if out.is_dir():  # staging folders left by a worker killed mid-write
         from spineviewer.io.staging import remove_leftovers
 
         remove_leftovers(out)
@@ -85,9 +84,10 @@ def _analyse(job: StudyJob, key: str, opts: TaskOptions) -> dict[str, Any]:
         result, csv=out / export.CSV_NAME, json=out / export.JSON_NAME,
         pdf=out / export.PDF_NAME if opts.pdf else None,
         dicom_dir=out / export.DICOM_DIR if opts.dicom else None,
-        deidentify=opts.deidentify, overwrite=True)
+        deidentify=opts.deidentify, overwrite=True, pseudonymizer=opts.pseudonymizer)
     text = (out / export.CSV_NAME).read_text(encoding="utf-8")
     return {"csv_body": text.split("\n", 1)[1], "threads": threads,
+            "model_sha256": str(result.model.get("sha256", "")),
             "outputs": sorted(os.path.relpath(p, opts.out_dir) for p in written)}
 
 

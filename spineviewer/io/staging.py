@@ -1,10 +1,11 @@
 """All-or-nothing writing of a set of output files (the one way out, used by `io.export`).
 
 Every file is first written into a staging folder (``.spineviewer-staging-*``) inside its
-target folder, so that the final move is a rename on the same file system. Only when every
-file of the set is written are they moved into place; when anything fails, files already
-moved are taken back, replaced files are restored and the staging folders removed: the
-output folders hold either the whole new set or what they held before.
+target folder, so that the final move is an atomic rename on the same file system. Only when
+every file of the set is written are they moved into place; when anything fails, files
+already moved are taken back, replaced files are restored (from a hard link or copy kept in
+the staging folder) and the staging folders removed: the output folders hold either the
+whole new set or what they held before. A target path is never missing, even during a crash.
 
 Targets are checked first: two outputs with the same path, a folder, a special file (FIFO,
 device, socket) or a path below a file are refused; an existing regular file is refused
@@ -183,11 +184,14 @@ def write_all(contents: dict[Path, bytes | str], *, overwrite: bool = False) -> 
         for p, tmp in staged:
             current = p
             backup = None
-            if os.path.lexists(p):
+            if os.path.lexists(p):  # keep the old file for a rollback; p is never missing
                 backup = tmp.with_suffix(".old")
-                os.replace(p, backup)
+                try:
+                    os.link(p, backup)
+                except OSError:
+                    shutil.copy2(p, backup)
             placed.append((p, backup, False))
-            os.replace(tmp, p)
+            os.replace(tmp, p)  # atomic: p is the old or the new file, whatever happens
             placed[-1] = (p, backup, True)
     except BaseException as exc:
         _rollback(placed)
@@ -203,11 +207,13 @@ def write_all(contents: dict[Path, bytes | str], *, overwrite: bool = False) -> 
 
 def _rollback(placed: list[tuple[Path, Path | None, bool]]) -> None:
     for target, backup, moved in reversed(placed):
+        if not moved:
+            continue  # the old file (if any) is still in place
         try:
-            if moved:
-                os.unlink(target)
             if backup is not None:
                 os.replace(backup, target)
+            else:
+                os.unlink(target)
         except OSError:
             pass
 

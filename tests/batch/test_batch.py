@@ -190,6 +190,10 @@ def test_pdf_dicom_and_deidentified_outputs(archive, tmp_path, monkeypatch):
                                deidentify=True))
     hashed = Pseudonymizer.from_environment().uid(truths[2].study_uid)
     assert s["done"] == 1 and {r["study_uid"] for r in _csv(out2 / "results.csv")} == {hashed}
+    assert (out2 / "studies" / hashed / "results.json").is_file()
+    again = run_batch(BatchOptions(root=str(root / "study_02"), out=str(out2), pdf=True,
+                                   deidentify=True))  # same project key: nothing to redo
+    assert again["skipped"] == 1 and again["done"] == 0
     text = "".join(p.read_text(errors="ignore") for p in out2.rglob("*.json")
                    if "manifest" not in p.parts)
     assert truths[2].study_uid not in text and "PHANTOM" not in text
@@ -207,3 +211,17 @@ def test_progress_lines_summary_and_quiet(tmp_path, capsys):
     cap = capsys.readouterr()
     assert cap.out == "" and cap.err == ""
     assert _csv(tmp_path / "o" / "failures.csv")[0]["path"] == str(root / "scan")
+
+
+def test_a_worker_with_another_model_is_refused(archive, tmp_path, monkeypatch):
+    from spineviewer.batch import runner
+
+    root, _ = archive
+    expected = {**model_identity(), "sha256": "0" * 64}  # what this (client) side expects
+    monkeypatch.setattr(runner, "model_identity", lambda path=None: expected)
+    out = tmp_path / "out"
+    s = run_batch(BatchOptions(root=str(root / "study_04"), out=str(out), workers=1))
+    assert s["done"] == 0 and s["failed_studies"] == 1
+    assert "another model" in _csv(out / "failures.csv")[0]["reason"]
+    assert _csv(out / "results.csv") == []
+    assert not list((out / "manifest" / "studies").glob("*.json"))  # retried next time
