@@ -54,7 +54,7 @@ def candidate_positions(track: dict[int, np.ndarray], position: int, in_view=Non
 
 
 def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
-                      margins=None) -> None:
+                      margins=None, volume=None) -> None:
     """Set ``most_deformed_slice`` and ``most_deformed_call`` of every measured vertebra.
 
     Parameters
@@ -63,7 +63,13 @@ def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
     prep : ``pipeline.PreparedSeries``.
     measured : (vertebra, Measurements) pairs of the measurement slices (``measure_all``).
     margins : (N, H, W) softmax margins (None: that check is skipped).
+    volume : the series (``dicom.volume.Volume``); given, each section's endplates are
+        refined on its source slice as on the measurement slice (``core.endplates``).
     """
+    from scipy import ndimage
+
+    from spineviewer.core.corners import column_directions
+    from spineviewer.core.endplates import refine_vertebra
     from spineviewer.core.genant import classify, load_reference_table
     from spineviewer.core.morphometry import measure
     from spineviewer.core.pipeline import corners_for_body
@@ -76,7 +82,8 @@ def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
     levels = [v.level for v, _ in measured]
     ms = [m for _, m in measured]
     in_view = prep.transform.in_view()
-    for v, body in zip(result.vertebrae, bodies):
+    hints = column_directions([ndimage.center_of_mass(b.mask) for b in bodies])
+    for v, body, hint in zip(result.vertebrae, bodies, hints):
         if id(v) not in index:
             continue
         i = index[id(v)]
@@ -84,8 +91,11 @@ def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
         for p in candidate_positions(body.track, body.position, in_view, margins):
             tmp = VertebraResult(level=v.level)
             if not corners_for_body(tmp, body.track[p], prep.image(p), prep.transform,
-                                    spacing_mm):
+                                    spacing_mm, si_hint=hint):
                 continue
+            if volume is not None:
+                refine_vertebra(tmp, volume.pixels[prep.slice_indices[p]],
+                                result.pixel_spacing_mm)
             m = measure(tmp.corners_rc, np.asarray(tmp.outline_rc, dtype=float),
                         result.pixel_spacing_mm)
             if deformation(m) < best:
