@@ -105,7 +105,8 @@ class SeriesSegmentation:
 
 
 def analyze_study(path: str | Path, *, series_uid: str | None = None,
-                  model_path: str | Path | None = None, provider: str = "auto",
+                  force_series: bool = False, model_path: str | Path | None = None,
+                  provider: str = "auto",
                   threads: int | None = None, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None,
                   masks_override: np.ndarray | None = None,
@@ -117,6 +118,9 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     ----------
     path : folder (any depth) or single DICOM file.
     series_uid : analyse this series instead of the automatic choice.
+    force_series : analyse ``series_uid`` even when it is not a sagittal T2; the result is
+        then marked (``select.mark_unsuitable_series``) and every output carries a warning.
+        Without it such a series raises ``errors.UnsuitableSeries`` with the reason.
     model_path, provider, threads : ONNX model file, "auto"|"cpu"|"cuda", intra-op threads.
     progress : called as ``progress(stage, fraction)``.
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
@@ -133,8 +137,13 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     each vertebra records its ``measurement_slice``.
     """
     from spineviewer.core.dicom.index import scan_folder
-    from spineviewer.core.dicom.select import choose_series
+    from spineviewer.core.dicom.select import (
+        choose_series,
+        mark_unsuitable_series,
+        series_unsuitability,
+    )
     from spineviewer.core.dicom.volume import load_series
+    from spineviewer.core.errors import UnsuitableSeries
     from spineviewer.core.slices import SLICE_MODES
 
     if slice_mode not in SLICE_MODES:
@@ -147,6 +156,11 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     index = scan_folder(path, cancel=cancel, files=files)
     st.start("select")
     choice = choose_series(index, series_uid=series_uid)
+    unsuitable = series_unsuitability(choice.series) if series_uid is not None else ""
+    if unsuitable and not force_series:
+        raise UnsuitableSeries(f"{choice.series.label} is not a sagittal T2 series "
+                               f"({unsuitable}); the model is made for sagittal T2 images. "
+                               "Analyse it anyway only on purpose (--force-series).")
     st.start("load")
     volume = load_series(choice.series)
     from spineviewer.core.dicom.checks import check_input
@@ -157,6 +171,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     result.flags.extend(checked.flags)
     result.warnings.extend(checked.warnings)
     result.parameters["slice_mode"] = slice_mode
+    if unsuitable:
+        mark_unsuitable_series(result, unsuitable)
 
     st.start("preprocess")
     prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,

@@ -161,11 +161,13 @@ def _raw_spacing(ds):
 def _raw_spacing_text(ds) -> str:
     try:
         value = ds.get("PixelSpacing")
-    except Exception:  # noqa: BLE001
+        if value is None or value == "":
+            return "missing"
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            return repr(str(value))[:40]
+        return repr("\\".join(str(v) for v in value))[:40]
+    except Exception:  # noqa: BLE001 - whatever it holds, it is not a spacing
         return "unreadable"
-    if value is None or value == "":
-        return "missing"
-    return repr("\\".join(str(v) for v in value) if not isinstance(value, str) else value)
 
 
 def _along(volume) -> np.ndarray | None:

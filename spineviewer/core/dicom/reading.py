@@ -17,6 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
+import tempfile
+import threading
 import warnings
 from contextlib import contextmanager
 
@@ -68,6 +71,9 @@ def route_library_logging() -> None:
             plog.removeHandler(h)
         plog.addHandler(_OneLine())
     plog.propagate = False
+    # pydicom's warnings about invalid values (raised when a value is first used, anywhere)
+    # are also logged by pydicom itself (warn_and_log), so they reach the DEBUG line above
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
     try:
         import gdcm
 
@@ -173,8 +179,9 @@ def decode_pixels(ds: Dataset, path: str | os.PathLike) -> np.ndarray:
     UnreadableFile
         No decoder can read the pixel data; the message says why.
     """
+    check_pixel_module(ds)
     try:
-        with _quiet():
+        with _quiet(), _c_stderr_to_log():
             return ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a reason
         first = _reason(exc)
@@ -188,35 +195,126 @@ def decode_pixels(ds: Dataset, path: str | os.PathLike) -> np.ndarray:
     raise UnreadableFile(f"pixel data cannot be decoded: {first}")
 
 
+#: Largest image matrix (rows x columns x frames) decoded; larger is taken as a broken header.
+MAX_PIXELS = 4096 * 4096 * 4
+
+
+def check_pixel_module(ds: Dataset) -> None:
+    """Refuse, before any decoder runs, an Image Pixel module an MR magnitude image cannot
+    have (some decoders loop or allocate without bound on such values).
+
+    Raises
+    ------
+    UnreadableFile
+    """
+    def num(keyword, default=None):
+        try:
+            value = ds.get(keyword, default)
+            return int(value) if value not in (None, "") else default
+        except Exception:  # noqa: BLE001 - a malformed value is a broken header
+            raise UnreadableFile(f"broken pixel header: {keyword} is not a number") from None
+
+    samples = num("SamplesPerPixel", 1)
+    if samples != 1:
+        raise UnreadableFile(f"not a greyscale image (SamplesPerPixel {samples})")
+    rows, cols, frames = num("Rows", 0), num("Columns", 0), num("NumberOfFrames", 1) or 1
+    allocated, stored = num("BitsAllocated", 0), num("BitsStored", None)
+    if rows <= 0 or cols <= 0 or frames <= 0 or rows * cols * frames > MAX_PIXELS:
+        raise UnreadableFile(f"broken pixel header: {rows} x {cols} pixels, {frames} frame(s)")
+    if allocated not in (8, 16, 32):
+        raise UnreadableFile(f"broken pixel header: BitsAllocated {allocated}")
+    if stored is not None and not 1 <= stored <= allocated:
+        raise UnreadableFile(f"broken pixel header: BitsStored {stored} of {allocated}")
+
+
 _GDCM_TYPES = {"UINT8": np.uint8, "INT8": np.int8, "UINT16": np.uint16, "INT16": np.int16,
                "UINT32": np.uint32, "INT32": np.int32}
 
 
 def _gdcm_pixels(path, ds: Dataset) -> np.ndarray:
-    """Decode with GDCM itself (it decodes 8/12/16-bit JPEG, which pydicom's plugin limits)."""
+    """Decode with GDCM itself (it decodes 8/12/16-bit JPEG, which pydicom's plugin limits).
+
+    GDCM reads a clean copy holding only the pixel module, written by pydicom: GDCM aborts
+    the whole process (an uncaught C++ exception) on some damaged headers, e.g. a wrong VR.
+    """
+    import tempfile
+
     import gdcm
 
-    reader = gdcm.ImageReader()
-    reader.SetFileName(str(path))
-    if not reader.Read():
-        raise ValueError("GDCM cannot read the file")
-    image = reader.GetImage()
-    fmt = image.GetPixelFormat()
-    if fmt.GetSamplesPerPixel() != 1:
-        raise ValueError("colour image")
-    dtype = _GDCM_TYPES.get(fmt.GetScalarTypeAsString())
-    if dtype is None:
-        raise ValueError(f"pixel type {fmt.GetScalarTypeAsString()}")
-    dims = [image.GetDimension(i) for i in range(image.GetNumberOfDimensions())]
+    clean = Dataset()
+    clean.file_meta = FileMetaDataset()
+    clean.file_meta.TransferSyntaxUID = transfer_syntax(ds)
+    clean.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    clean.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    clean.SOPClassUID, clean.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4", "1.2.3.4"
+    clean.SamplesPerPixel = 1  # `check_pixel_module` admits greyscale only
+    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+                    "PixelRepresentation"):
+        value = ds.get(keyword)
+        setattr(clean, keyword, int(value) if value not in (None, "") else None)
+    clean.BitsStored = clean.BitsStored or clean.BitsAllocated
+    clean.HighBit = clean.HighBit if clean.HighBit is not None else clean.BitsStored - 1
+    clean.PixelRepresentation = clean.PixelRepresentation or 0
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        clean.NumberOfFrames = frames
+    clean.PhotometricInterpretation = "MONOCHROME2"
+    clean.PixelData = ds.PixelData
+    clean["PixelData"].VR = "OB"
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = f"{tmp}/pixels.dcm"
+        clean.save_as(copy, enforce_file_format=True)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(copy)
+        with _c_stderr_to_log():
+            ok = reader.Read()
+        if not ok:
+            raise ValueError("GDCM cannot read the file")
+        image = reader.GetImage()
+        fmt = image.GetPixelFormat()
+        dtype = _GDCM_TYPES.get(fmt.GetScalarTypeAsString())
+        if dtype is None:
+            raise ValueError(f"pixel type {fmt.GetScalarTypeAsString()}")
+        dims = [image.GetDimension(i) for i in range(image.GetNumberOfDimensions())]
+        with _c_stderr_to_log():
+            buffer = image.GetBuffer()
     cols, rows = dims[0], dims[1]
     frames = dims[2] if len(dims) > 2 else 1
-    if rows != int(ds.get("Rows", rows)) or cols != int(ds.get("Columns", cols)):
+    if rows != clean.Rows or cols != clean.Columns:
         raise ValueError("GDCM image size differs from the header")
-    data = np.frombuffer(image.GetBuffer().encode("utf-8", "surrogateescape"), dtype=dtype)
+    if not isinstance(buffer, str):
+        raise ValueError("GDCM returned no pixel buffer")
+    data = np.frombuffer(buffer.encode("utf-8", "surrogateescape"), dtype=dtype)
     if data.size != rows * cols * frames:
         raise ValueError("GDCM buffer size differs from the image size")
     shape = (rows, cols) if frames == 1 else (frames, rows, cols)
     return data.reshape(shape).copy()
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _c_stderr_to_log():
+    """What C libraries (OpenJPEG, libjpeg, GDCM) print on file descriptor 2 while decoding
+    goes to one DEBUG line instead of the user's terminal."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to protect
+            yield
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(2000).decode("utf-8", "replace").strip()
+            if text:
+                log.debug("decoder said: %s", " | ".join(text.splitlines()[:3])[:300])
 
 
 def is_lossy(ds: Dataset) -> bool:

@@ -193,10 +193,13 @@ def _rescale(stored: np.ndarray, ds: Dataset) -> np.ndarray:
         intercept = hdr.float_value_of(hdr.functional(ds, "PixelValueTransformationSequence",
                                                       "RescaleIntercept"))
     values = stored.astype(np.float32)
-    if slope not in (None, 1.0):
-        values *= np.float32(slope)
-    if intercept not in (None, 0.0):
-        values += np.float32(intercept)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if slope not in (None, 1.0):
+            values *= np.float32(slope)
+        if intercept not in (None, 0.0):
+            values += np.float32(intercept)
+    if not np.isfinite(values).all():
+        raise ValueError(f"RescaleSlope {slope} / RescaleIntercept {intercept} out of range")
     return values
 
 

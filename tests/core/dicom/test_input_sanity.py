@@ -268,3 +268,42 @@ def test_transfer_syntaxes_decode_without_stderr(tmp_path, factory, syntax):
     assert np.abs(got - ref.pixels[3]).max() <= tol
     assert proc.stdout.startswith("0 ")
     assert ("lossy_compression" in proc.stdout) == (syntax not in codecs.LOSSLESS)
+
+
+def test_12bit_jpeg_with_a_wrong_vr_does_not_abort_the_process(tmp_path, factory):
+    """GDCM aborted the whole process (uncaught C++ exception) reading such a header (found by
+    the fuzz run); it now decodes from a clean copy of the pixel module."""
+    from spineviewer.synth import codecs
+
+    t2_series(factory, tmp_path / "src", slope=1.0, intercept=0.0)
+    codecs.transcode_study(tmp_path / "src", tmp_path / "dst", "jpeg_extended_12bit")
+    for p in (tmp_path / "dst").iterdir():
+        data = p.read_bytes()
+        assert b"\x28\x00\x53\x10DS" in data  # RescaleSlope, VR DS
+        p.write_bytes(data.replace(b"\x28\x00\x53\x10DS", b"\x28\x00\x53\x10FD"))
+    code = ("import sys\nfrom spineviewer.core.dicom.volume import load_series\n"
+            "from spineviewer.core.dicom.index import scan_folder\n"
+            "v = load_series(scan_folder(sys.argv[1]).series[0]); print(v.n_slices)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dst")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode in (0, 1), proc.returncode  # never killed by SIGABRT
+    assert "Traceback" not in proc.stderr or "UnreadableSeries" in proc.stderr
+
+
+def test_jpeg_without_samples_per_pixel_neither_hangs_nor_aborts(tmp_path, factory):
+    """Found by the fuzz run: GDCM given SamplesPerPixel 0 never returned."""
+    from spineviewer.synth import codecs
+
+    t2_series(factory, tmp_path / "src")
+    codecs.transcode_study(tmp_path / "src", tmp_path / "dst", "jpeg_extended_12bit")
+    for p in (tmp_path / "dst").iterdir():
+        ds = pydicom.dcmread(p)
+        del ds.SamplesPerPixel
+        ds.save_as(p, enforce_file_format=False)
+    code = ("import sys\nfrom spineviewer.core.dicom.volume import load_series\n"
+            "from spineviewer.core.dicom.index import scan_folder\n"
+            "v = load_series(scan_folder(sys.argv[1]).series[0]); print(v.n_slices)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dst")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.strip() == "7" and proc.stderr == ""
