@@ -81,7 +81,19 @@ check "gui analyses the demo study offscreen and exits 0" bash -c \
   '[ "$1" = 0 ] && for l in L1 L2 L3 L4 L5; do grep -q "^$l " "$2" || exit 1; done' _ \
   "$gui_rc" "$WORK/gui.out"
 
-# 10. bad input: exit status 2 and one line, no traceback
+# 10. batch, local mode: worker processes are spawned from the frozen executable
+run -- synth "$WORK/archive" --n 2 --seed 3 --no-distractors >/dev/null 2>"$WORK/synth.err"
+t0=$(date +%s%N)
+run -- batch "$WORK/archive" --out "$WORK/batch" --workers 2 --threads 1 \
+  >"$WORK/batch.out" 2>"$WORK/batch.err"
+batch_rc=$?
+echo "      batch of 2 studies with 2 worker processes took $(seconds_since "$t0") s (exit status $batch_rc)"
+[ "$batch_rc" = 0 ] || tail -n 5 "$WORK/batch.err"
+check "batch analyses 2 studies in 2 worker processes" bash -c \
+  '[ "$1" = 0 ] && grep -q "2 analysed" "$2" && [ "$(grep -c ",L3," "$3")" = 2 ]' _ \
+  "$batch_rc" "$WORK/batch.out" "$WORK/batch/results.csv"
+
+# 11. bad input: exit status 2 and one line, no traceback
 run -- analyze "$WORK/no-such-study" -q >"$WORK/bad.out" 2>"$WORK/bad.err"
 bad_rc=$?
 check "a missing study exits 2 with one line, no traceback" bash -c \

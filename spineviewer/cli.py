@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse a DICOM study folder or file")
     a.add_argument("path")
     a.add_argument("--series", help="SeriesInstanceUID to analyse instead of the automatic choice")
+    a.add_argument("--force-series", action="store_true",
+                   help="analyse --series even when it is not a sagittal T2 (every output "
+                        "then carries a warning)")
     a.add_argument("--slice-mode", choices=("per-vertebra", "centre"), default="per-vertebra",
                    help="per-vertebra (default): segment every slice and measure each body on "
                         "the slice nearest its own mid-sagittal plane; centre: the paper's "
@@ -154,7 +157,8 @@ def _cmd_analyze(args) -> int:
 
     path = Path(args.path)
     _output_plan(args)  # refuse bad output paths (and keys) before the (slow) analysis
-    result = analyze_study(path, series_uid=args.series, provider=args.provider,
+    result = analyze_study(path, series_uid=args.series, force_series=args.force_series,
+                           provider=args.provider,
                            threads=args.threads, progress=_progress_printer(args.quiet),
                            slice_mode=args.slice_mode)
     _write_outputs(result, args)
@@ -193,7 +197,11 @@ def _write_outputs(result, args) -> list[Path]:
 
 def format_summary(result) -> str:
     """A plain-text table of the result, for the terminal."""
-    lines = [(f"Series: {result.series_choice.get('description', '')} "
+    from spineviewer.core import calls
+    from spineviewer.io.report_text import unsuitable_series_line
+
+    warning = unsuitable_series_line(result)
+    lines = ([warning] if warning else []) + [(f"Series: {result.series_choice.get('description', '')} "
               f"({result.series_choice.get('reason', '')})"),
              f"Slice {result.slice_index}, model {result.model.get('name', '')}",
              (f"{'level':<6}{'AH':>7}{'PH':>7}{'MH':>7}{'SC':>6}{'IC':>6}{'VA':>7}  "
@@ -201,7 +209,9 @@ def format_summary(result) -> str:
     for v in result.vertebrae:
         def f(x, w, d=1):
             return f"{x:>{w}.{d}f}" if x is not None else f"{'-':>{w}}"
-        call = (f"{v.deformity} grade {v.genant_grade}" if v.final_fracture else "no fracture")
+        call = calls.short(v.fracture, v.deformity, v.genant_grade)
+        if calls.has_override(v):
+            call += f" / reader: {calls.reader_short(v)}"
         lines.append(f"{v.level:<6}{f(v.AH_mm, 7)}{f(v.PH_mm, 7)}{f(v.MH_mm, 7)}"
                      f"{f(v.SC_mm, 6)}{f(v.IC_mm, 6)}{f(v.VA_deg, 7)}  {call:<22}"
                      f"{';'.join(v.flags)}")

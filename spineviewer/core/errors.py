@@ -29,5 +29,9 @@ class SeriesNotFound(SpineViewerError):
     """The series the user asked for is not in the study."""
 
 
+class UnsuitableSeries(SpineViewerError):
+    """The series asked for is not a sagittal T2 (analysable only when forced)."""
+
+
 class NoPixelSpacing(SpineViewerError):
     """The analysed slice has no usable PixelSpacing: no millimetre can be measured."""

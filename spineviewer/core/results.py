@@ -20,11 +20,16 @@ MEASUREMENT_FIELDS = (
     "AH_mm", "PH_mm", "MH_mm", "SC_mm", "IC_mm", "VA_deg",
     "wedge_ratio", "biconcavity_ratio", "crush_ratio",
 )
+#: ``fracture`` is the call in force (after any reader override); ``algorithm_fracture``
+#: the algorithm's; the ``reader_*`` columns hold the override (empty without one);
+#: ``study_flags`` the study-level flags (e.g. ``unsuitable_series``), repeated on every row.
 CSV_COLUMNS = (
     "study_uid", "series_uid", "level", *MEASUREMENT_FIELDS,
     "fracture", "deformity", "genant_grade", "flags",
     "measurement_slice", "measurement_sop_uid", "most_deformed_slice", "most_deformed_call",
     "qc_reasons",
+    "algorithm_fracture", "reader_override", "reader_type", "reader_grade", "reader_age",
+    "reader_comment", "study_flags",
 )
 DEFORMITIES = ("none", "wedge", "biconcave", "crush")
 #: Study-level flags about the input (set by `core.dicom.checks`), repeated in every CSV row.
@@ -174,6 +179,14 @@ class StudyResult:
                                           else v.most_deformed_slice)
             row["most_deformed_call"] = v.most_deformed_call
             row["qc_reasons"] = ";".join(v.qc_reasons)
+            o = v.override if v.override and "fracture" in v.override else {}
+            row["algorithm_fracture"] = int(bool(v.fracture))
+            row["reader_override"] = "" if not o else int(bool(o["fracture"]))
+            row["reader_type"] = o.get("deformity") or ""
+            row["reader_grade"] = "" if o.get("grade") is None else int(o["grade"])
+            row["reader_age"] = o.get("age") or ""
+            row["reader_comment"] = o.get("comment") or ""
+            row["study_flags"] = ";".join(self.flags)
             rows.append(row)
         return rows
 
@@ -201,14 +214,13 @@ def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
                     row[name] = float(row[name]) if row[name] not in ("", None) else None
             if "fracture" in row and row["fracture"] not in ("", None):
                 row["fracture"] = int(float(row["fracture"]))
-            if "genant_grade" in row and row["genant_grade"] not in ("", None):
-                row["genant_grade"] = int(float(row["genant_grade"]))
-            for key in ("flags", "qc_reasons"):
+            for name in ("genant_grade", "algorithm_fracture", "reader_override",
+                         "reader_grade"):
+                if name in row and row[name] not in ("", None):
+                    row[name] = int(float(row[name]))
+            for key in ("flags", "qc_reasons", "study_flags"):
                 if key in row:
                     row[key] = [f for f in (row[key] or "").split(";") if f]
-            for key in ("measurement_slice", "most_deformed_slice"):
-                if key in row:
-                    row[key] = int(float(row[key])) if row[key] not in ("", None) else None
             out.append(row)
     return out
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from spineviewer.core import autosave as autosave_mod
+from spineviewer.core import calls
 from spineviewer.core.results import (
     CORNER_NAMES,
     MEASUREMENT_FIELDS,
@@ -126,16 +127,33 @@ def preview_move_corner(result: StudyResult, level: str, corner: str, rc: tuple[
 
 
 def override_call(result: StudyResult, level: str, fracture: bool | None,
-                  comment: str = "") -> dict[str, Any]:
-    """Override the fracture call of ``level`` (``None`` removes the override)."""
+                  comment: str = "", *, deformity: str | None = None, grade: int | None = None,
+                  age: str | None = None) -> dict[str, Any]:
+    """Override the fracture call of ``level`` (``None`` removes the override).
+
+    For a fracture the reader may record its type (``calls.READER_TYPES``), Genant grade
+    (1-3) and age (acute, chronic, indeterminate); each is kept in ``override`` only when
+    given, and the audit entry holds the reader's call in words (``reader_call``).
+    """
     v = _vertebra(result, level)
+    if fracture:
+        if deformity is not None and deformity not in calls.READER_TYPES:
+            raise ValueError(f"type must be one of {calls.READER_TYPES}, got {deformity!r}")
+        if grade is not None and grade not in calls.READER_GRADES:
+            raise ValueError(f"Genant grade of a fracture must be 1, 2 or 3, got {grade!r}")
+        if age is not None and age not in calls.READER_AGES:
+            raise ValueError(f"age must be one of {calls.READER_AGES}, got {age!r}")
     remember_ai(v)
     if fracture is None:
         v.override = None
     else:
         v.override = {"fracture": bool(fracture), "comment": comment}
+        if fracture:
+            extra = {"deformity": deformity, "grade": grade, "age": age}
+            v.override.update({k: x for k, x in extra.items() if x is not None})
     entry = audit_entry(level, "fracture", bool(v.ai["fracture"]),
                         None if fracture is None else bool(fracture), comment)
+    entry["reader_call"] = calls.reader_call(v)
     result.edits.append(entry)
     return entry
 
@@ -194,6 +212,8 @@ class ReviewSession:
         self._undo: list[dict[str, Any]] = []
         self._redo: list[dict[str, Any]] = []
         self.last_autosave_path: Path | None = None
+        #: Calls changed by the last edit, undo or redo (``calls.changes`` records).
+        self.last_call_changes: list[dict[str, str]] = []
         self.last_save: autosave_mod.Saved | None = None
         #: Why the last autosave failed ("" when it succeeded): the edit is in force, unsaved.
         self.save_error = ""
@@ -210,11 +230,15 @@ class ReviewSession:
 
     def _apply(self, edit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         before = self._snapshot()
+        calls_before = calls.snapshot(self.result)
         try:
             entry = edit()
         except Exception:
             self._restore(before)  # an edit that fails leaves nothing half-done
             raise
+        self.last_call_changes = calls.changes(calls_before, calls.snapshot(self.result))
+        if self.last_call_changes:  # the audit trail says which calls this edit changed
+            entry["call_changes"] = [calls.change_text(c) for c in self.last_call_changes]
         self._undo.append(before)
         self._redo.clear()
         self._save()
@@ -224,9 +248,12 @@ class ReviewSession:
         """Move a corner (see :func:`move_corner`), undoable."""
         return self._apply(lambda: move_corner(self.result, level, corner, rc, self._remeasure))
 
-    def override_call(self, level: str, fracture: bool | None, comment: str = "") -> dict:
-        """Override a fracture call (see :func:`override_call`), undoable."""
-        return self._apply(lambda: override_call(self.result, level, fracture, comment))
+    def override_call(self, level: str, fracture: bool | None, comment: str = "",
+                      **reader: Any) -> dict:
+        """Override a fracture call (see :func:`override_call`; ``reader``: deformity, grade,
+        age), undoable."""
+        return self._apply(lambda: override_call(self.result, level, fracture, comment,
+                                                 **reader))
 
     def shift_levels(self, steps: int, comment: str = "") -> dict[str, Any]:
         """Shift all level names (see :func:`shift_levels`), undoable."""
@@ -244,7 +271,9 @@ class ReviewSession:
         if not source:
             return False
         target.append(self._snapshot())
+        calls_before = calls.snapshot(self.result)
         self._restore(source.pop())
+        self.last_call_changes = calls.changes(calls_before, calls.snapshot(self.result))
         self._save()
         return True
 

@@ -3,6 +3,7 @@ auto-chosen sagittal T2 series highlighted with the reason it was chosen."""
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from spineviewer.core.errors import SpineViewerError
 
 logger = logging.getLogger(__name__)
+STAR = "\u2605 "
 
 THUMB_PX = 56
 COLUMNS = ("Series",)
@@ -108,6 +110,8 @@ class DicomBrowser(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.folder: IndexedFolder | None = None
+        #: patient ID -> SeriesInstanceUID of that patient's starred (analysed) series
+        self.analysed: dict[str, str] = {}
         self.open_button = QtWidgets.QPushButton("Open folder\u2026")
         self.open_button.setToolTip("Open a study folder (Ctrl+O); you can also drop a folder "
                                     "onto the window")
@@ -164,11 +168,39 @@ class DicomBrowser(QtWidgets.QWidget):
         f = self.folder
         return f.choice.series.series_uid if f is not None and f.choice is not None else ""
 
+    def clear(self, text: str = "Open a folder to begin.") -> None:
+        """Forget the folder: empty tree, no star (e.g. after a failed open)."""
+        self.folder = None
+        self.analysed = {}
+        self.tree.clear()
+        self.choice_label.setText(html.escape(text))
+
+    def mark_analysed(self, series_uid: str) -> None:
+        """Star ``series_uid`` as its patient's analysed series (one star per patient)."""
+        info = self.folder.index.get(series_uid) if self.folder else None
+        if info is None or self.analysed.get(str(info.patient_id)) == series_uid:
+            return
+        self.analysed[str(info.patient_id)] = series_uid
+        starred = set(self.analysed.values())
+        for uid, item in self.series_items().items():
+            self._style_item(item, uid in starred)
+        self.choice_label.setText(f"<b>★ Analysed series:</b> {html.escape(info.label)}"
+                                  + self._choice_note(series_uid))
+
+    def _choice_note(self, series_uid: str) -> str:
+        f = self.folder
+        if f is not None and f.choice is not None and f.choice.series.series_uid == series_uid:
+            return f"<br>{html.escape(f.choice.reason)}"
+        return "<br>chosen by the reader"
+
     def set_folder(self, folder: IndexedFolder) -> None:
         """Show an indexed folder; the auto-chosen series is bold, starred and explained."""
         self.folder = folder
         self.tree.clear()
         chosen = self.chosen_uid
+        self.analysed = {}
+        if folder.choice is not None:
+            self.analysed[str(folder.choice.series.patient_id)] = chosen
         for patient in folder.index.patients():
             p_item = QtWidgets.QTreeWidgetItem(
                 [f"{patient.patient_name or '(no name)'}  [{patient.patient_id}]"])
@@ -182,17 +214,17 @@ class DicomBrowser(QtWidgets.QWidget):
         self.tree.expandAll()
         if folder.choice is not None:
             self.choice_label.setText(
-                f"<b>\u2605 Analysed series:</b> {folder.choice.series.label}<br>"
-                f"{folder.choice.reason}")
+                f"<b>\u2605 Analysed series:</b> {html.escape(folder.choice.series.label)}<br>"
+                f"{html.escape(folder.choice.reason)}")  # reasons hold "<" (TE 10 ms < 80 ms)
         else:
-            self.choice_label.setText(f"<b>No series chosen:</b> {folder.choice_error}")
+            self.choice_label.setText(
+                f"<b>No series chosen:</b> {html.escape(folder.choice_error or '')}")
         if folder.index.skipped:
             self.choice_label.setText(self.choice_label.text()
                                       + f"<br>{len(folder.index.skipped)} file(s) skipped.")
 
     def _series_item(self, s: Any, chosen: bool) -> QtWidgets.QTreeWidgetItem:
-        name = ("\u2605 " if chosen else "") + s.label
-        item = QtWidgets.QTreeWidgetItem([f"{name}\n{series_details(s)}"])
+        item = QtWidgets.QTreeWidgetItem([""])
         item.setData(0, _UID_ROLE, s.series_uid)
         spacing = "" if not s.pixel_spacing_mm else \
             f"{s.pixel_spacing_mm[0]:.2f} x {s.pixel_spacing_mm[1]:.2f} mm"
@@ -200,19 +232,28 @@ class DicomBrowser(QtWidgets.QWidget):
                f"{s.rows} x {s.cols}, {spacing}, {s.n_slices} slices")
         if chosen:
             tip = f"Auto-chosen: {self.folder.choice.reason}\n\n" + tip
-            font = item.font(0)
-            font.setBold(True)
-            tint = QtGui.QColor("#E69F00")
-            tint.setAlpha(60)
-            for col in range(len(COLUMNS)):
-                item.setFont(col, font)
-                item.setBackground(col, QtGui.QBrush(tint))
         thumb = self.folder.thumbnails.get(s.series_uid) if self.folder else None
         if thumb is not None:
             item.setIcon(0, _icon(thumb))
         for col in range(len(COLUMNS)):
             item.setToolTip(col, tip)
+        self._style_item(item, chosen)
         return item
+
+    def _style_item(self, item: QtWidgets.QTreeWidgetItem, starred: bool) -> None:
+        """Star, bold and tint the analysed series; plain text for the others."""
+        s = self.folder.index.get(item.data(0, _UID_ROLE)) if self.folder else None
+        if s is None:
+            return
+        star = STAR if starred else ""
+        item.setText(0, f"{star}{s.label}\n{series_details(s)}")
+        font = item.font(0)
+        font.setBold(starred)
+        tint = QtGui.QColor("#E69F00")
+        tint.setAlpha(60)
+        for col in range(len(COLUMNS)):
+            item.setFont(col, font)
+            item.setBackground(col, QtGui.QBrush(tint) if starred else QtGui.QBrush())
 
     def series_items(self) -> dict[str, QtWidgets.QTreeWidgetItem]:
         """Tree items of every series, by SeriesInstanceUID."""

@@ -91,6 +91,7 @@ class SliceCanvas(QtWidgets.QWidget):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image_item)
         self.vb.windowDragged.connect(self._on_window_drag)
+        self.vb.sigTransformChanged.connect(lambda *_: self.fit_handles())
         self.vb.sliceStepped.connect(lambda step: self.set_slice(self.index + step))
         self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.view.scene().sigMouseClicked.connect(self._on_mouse_clicked)
@@ -280,9 +281,19 @@ class SliceCanvas(QtWidgets.QWidget):
                 ov.cornerMoved.connect(self.cornerMoved.emit)
                 ov.cornerDragging.connect(self.cornerDragging.emit)
                 self.overlays[v.level] = ov
+        self.fit_handles()
         self._update_overlay_visibility()
         self._update_slice_label()
         self.resultChanged.emit()
+
+    def fit_handles(self) -> None:
+        """Size the corner handles to the bodies as shown (zoom, window size, 2x scaling)."""
+        if not self.overlays:
+            return
+        px = self.vb.viewPixelSize()[0]
+        if px and np.isfinite(px):
+            for ov in self.overlays.values():
+                ov.fit_handles(1.0 / px)
 
     def _can_update(self, result: StudyResult) -> bool:
         levels = [v.level for v in result.vertebrae]
@@ -311,8 +322,12 @@ class SliceCanvas(QtWidgets.QWidget):
             if v is not None and v.corners_rc:
                 if self.result.series_uid == self.series_uid:
                     self.set_slice(self.result.slice_index)
-                r, c = np.mean(np.asarray(list(v.corners_rc.values()), dtype=float), axis=0)
+                pts = np.asarray(list(v.corners_rc.values()), dtype=float)
                 (x0, x1), (y0, y1) = self.vb.viewRange()
+                (r_lo, c_lo), (r_hi, c_hi) = pts.min(axis=0), pts.max(axis=0)
+                if x0 <= c_lo and c_hi <= x1 and y0 <= r_lo and r_hi <= y1:
+                    return  # already in view: re-centring would only cut off other levels
+                r, c = pts.mean(axis=0)
                 self.vb.setRange(xRange=(c - (x1 - x0) / 2, c + (x1 - x0) / 2),
                                  yRange=(r - (y1 - y0) / 2, r + (y1 - y0) / 2), padding=0)
 

@@ -4,6 +4,7 @@ by ``spineviewer.io.export`` in a worker thread; asks before overwriting files."
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from PySide6 import QtCore, QtWidgets
 
 from spineviewer.core.results import StudyResult
 from spineviewer.gui import worker as workers
+from spineviewer.io.export_naming import export_stem, study_export_dir
 
 
 def _export_module() -> Any | None:
@@ -43,6 +45,15 @@ class ExportPanel(QtWidgets.QWidget):
         self.paper.addItems(["A4", "Letter"])
         self.folder = QtWidgets.QLineEdit()
         self.folder.setPlaceholderText("Output folder")
+        self.folder.setToolTip("Each study is written into its own sub-folder "
+                               "<patient>_<ID>_<date> (anon-<hash> when de-identified)")
+        # typed or browsed by the user: kept; otherwise it follows the study shown
+        self._folder_chosen = False
+        self.folder.textEdited.connect(lambda _t: setattr(self, "_folder_chosen", True))
+        self.folder.textChanged.connect(lambda _t: self._show_target())
+        self.target = QtWidgets.QLabel("")
+        self.target.setWordWrap(True)
+        self.deidentify.toggled.connect(lambda _on: self._show_target())
         browse = QtWidgets.QPushButton("\u2026")
         browse.setMaximumWidth(32)
         browse.clicked.connect(self._browse)
@@ -65,7 +76,12 @@ class ExportPanel(QtWidgets.QWidget):
         row.addWidget(browse)
         row.addWidget(self.export_button)
         form.addLayout(row, 2, 0, 1, 4)
-        form.addWidget(self.status, 3, 0, 1, 4)
+        form.addWidget(self.target, 3, 0, 1, 4)
+        form.addWidget(self.status, 4, 0, 1, 4)
+        order = (self.pdf, self.csv, self.paper, self.dicom, self.deidentify, self.folder,
+                 browse, self.export_button)
+        for a, b in itertools.pairwise(order):  # keyboard reach, in reading order
+            QtWidgets.QWidget.setTabOrder(a, b)
         if _export_module() is None:
             self.status.setText("Exports are not available in this installation "
                                 "(spineviewer.io.export missing).")
@@ -77,17 +93,33 @@ class ExportPanel(QtWidgets.QWidget):
         self.deidentify.setEnabled(not self.dicom.isChecked())
 
     def set_result(self, result: StudyResult | None, default_folder: str = "") -> None:
-        """The result to export; ``default_folder`` fills an empty folder field."""
+        """The result to export (None disables Export); ``default_folder`` is the base folder
+        of this study unless the user chose one."""
         self.result = result
         self.export_button.setEnabled(result is not None and self._job is None)
-        if default_folder and not self.folder.text():
+        if default_folder and (not self._folder_chosen or not self.folder.text()):
             self.folder.setText(default_folder)
+        self._show_target()
+
+    def out_dir(self) -> Path | None:
+        """This study's export folder: ``<folder>/<stem>`` (None without a result or folder)."""
+        base = self.folder.text().strip()
+        if self.result is None or not base:
+            return None
+        return study_export_dir(base, self.result, deidentify=self.options()["deidentify"])
+
+    def _show_target(self) -> None:
+        out = self.out_dir()
+        self.target.setText("" if out is None else f"Writes into {out.name}/")
+        self.target.setToolTip("" if out is None else str(out))
 
     def _browse(self) -> None:
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Export to folder",
                                                           self.folder.text())
         if path:
             self.folder.setText(path)
+            self._folder_chosen = True
+            self._show_target()
 
     def confirm_overwrite(self, existing: list[Path]) -> bool:
         """Ask before replacing files (tests replace this method)."""
@@ -111,16 +143,19 @@ class ExportPanel(QtWidgets.QWidget):
             return False
         if self.result is None or self._job is not None:
             return False
-        out_dir = self.folder.text().strip()
-        if not out_dir:
+        out_dir = self.out_dir()
+        if out_dir is None:
             self._fail("Choose an output folder first.")
             return False
         opts = self.options()
         if not (opts["pdf"] or opts["csv"] or opts["dicom"]):
             self._fail("Choose at least one output.")
             return False
+        stem = export_stem(self.result, deidentify=opts["deidentify"])
+        opts["stem"] = stem
         existing = [p for p in export.planned_paths(out_dir, pdf=opts["pdf"], csv=opts["csv"],
-                                                    dicom=opts["dicom"]) if p.exists()]
+                                                    dicom=opts["dicom"], stem=stem)
+                    if p.exists()]
         if existing and not self.confirm_overwrite(existing):
             self.status.setText("Export cancelled: files kept.")
             return False

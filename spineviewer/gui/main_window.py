@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from spineviewer.core import review
 from spineviewer.core.results import StudyResult
 from spineviewer.gui import menus, style
+from spineviewer.gui.binding import ResultBinding
 from spineviewer.gui.browser import DicomBrowser, IndexedFolder
 from spineviewer.gui.canvas import SliceCanvas
 from spineviewer.gui.export_panel import ExportPanel
@@ -30,6 +31,9 @@ from spineviewer.gui.window_jobs import JobsMixin
 from spineviewer.gui.window_study import StudyMixin
 
 logger = logging.getLogger(__name__)
+#: The canvas keeps at least this width while the results dock can give way (issue 15).
+MIN_CANVAS_PX = 440
+MIN_RESULTS_PX = 330
 __all__ = ["MainWindow"]
 
 
@@ -53,6 +57,8 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
     volumeShown = QtCore.Signal(str)
     analysisFailed = QtCore.Signal(str)
     analysisCancelled = QtCore.Signal()
+    #: calls changed by a correction, undo or redo (``core.calls.change_text`` lines)
+    callsChanged = QtCore.Signal(list)
 
     def __init__(self, *, analyze: Callable[..., StudyResult] | None = None,
                  remeasure: review.Remeasure = review.default_remeasure,
@@ -70,8 +76,11 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.volume: Any = None
         self.session: review.ReviewSession | None = None
         self.last_error = ""
+        self.last_announcement = ""  # the last "Call changed: ..." line
         self._jobs: dict[str, tuple[QtCore.QObject, QtCore.QThread]] = {}
         self._loading_uid = ""
+        self.binding = ResultBinding(self)
+        self._toolbars_wrapped = False
         self._build_widgets()
         menus.build_actions(self)
         menus.build_status_bar(self)
@@ -96,7 +105,8 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.browser.openRequested.connect(self.choose_folder)
         self.browser.cancelRequested.connect(lambda: self._cancel_job("index"))
         self.browser.seriesActivated.connect(self.show_series)
-        self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, 290)
+        self.study_dock = self._dock("Study", self.browser,
+                                     QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, 290)
 
         self.results = ResultsPanel()
         self.export_panel = ExportPanel()
@@ -106,12 +116,14 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         right.addWidget(self.results)
         right.addWidget(export_box)
         right.setStretchFactor(0, 1)
-        self._dock("Results", right, QtCore.Qt.DockWidgetArea.RightDockWidgetArea, 640)
+        self.results_dock = self._dock("Results", right,
+                                       QtCore.Qt.DockWidgetArea.RightDockWidgetArea, 640)
 
         self.results.levelSelected.connect(self.canvas.select_level)
         self.results.overrideRequested.connect(
             lambda level, code, comment: self.override_call(
-                level, None if code < 0 else bool(code), comment))
+                level, None if code < 0 else bool(code), comment,
+                **self.results.pending_details))
         self.results.shiftRequested.connect(self.shift_levels)
         self.canvas.vertebraClicked.connect(self.results.select_level)
         self.canvas.cornerMoved.connect(self._on_corner_moved)
@@ -133,6 +145,44 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.resizeDocks([dock], [width], QtCore.Qt.Orientation.Horizontal)
         return dock
 
+    def _apply_binding(self) -> bool:
+        """Apply the one rule (``gui.binding``): results only for the series on the canvas."""
+        return self.binding.apply()
+
+    def wrap_toolbars(self) -> None:
+        """Put the overlay toolbar on a second row when both toolbars do not fit in one."""
+        main, overlays = getattr(self, "main_toolbar", None), getattr(self, "overlay_toolbar",
+                                                                      None)
+        if main is None or overlays is None:
+            return
+        wrap = main.sizeHint().width() + overlays.sizeHint().width() + 8 > self.width()
+        if wrap != self._toolbars_wrapped:
+            self._toolbars_wrapped = wrap
+            if wrap:
+                self.insertToolBarBreak(overlays)
+            else:
+                self.removeToolBarBreak(overlays)
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(ev)
+        self.wrap_toolbars()
+        QtCore.QTimer.singleShot(0, self.keep_canvas_wide)
+
+    def keep_canvas_wide(self) -> None:
+        """Narrow the results dock (not below ``MIN_RESULTS_PX``) while the canvas is narrower
+        than ``MIN_CANVAS_PX`` (1024 x 700 screens)."""
+        dock = self.results_dock
+        short = MIN_CANVAS_PX - self.canvas.width()
+        if short > 0 and dock.isVisible() and not dock.isFloating():
+            width = max(MIN_RESULTS_PX, dock.width() - short)
+            if width < dock.width():
+                self.resizeDocks([dock], [width], QtCore.Qt.Orientation.Horizontal)
+
+    def apply_wl_preset(self, name: str) -> None:
+        """A window/level preset from the menu or Ctrl+1..4; the W/L box follows."""
+        self.canvas.apply_preset(name)
+        self.wl_combo.setCurrentText(name)
+
     def _update_actions(self) -> None:
         has = self.session is not None
         self.act_undo.setEnabled(has and self.session.can_undo)
@@ -141,9 +191,10 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.act_cancel.setEnabled(busy or self.is_busy("index"))
         self.act_analyse.setEnabled(self.folder is not None and not busy)
         self.act_reanalyse.setEnabled(self.folder is not None and not busy)
+        bound = has and self.binding.bound  # never act on a result that is not on the canvas
         for a in (self.act_export, self.act_fracture, self.act_no_fracture, self.act_up,
                   self.act_down):
-            a.setEnabled(has)
+            a.setEnabled(bound)
 
     # ---- misc -----------------------------------------------------------------------------
     def _error(self, message: str) -> None:

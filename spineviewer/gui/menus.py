@@ -49,6 +49,12 @@ def build_actions(win: Any) -> None:
     win.act_quit = action(win, "&Quit", win.close, k["quit"])
     win.act_undo = action(win, "&Undo", win.undo, k["undo"])
     win.act_redo = action(win, "&Redo", win.redo, k["redo"])
+    win.act_redo.setShortcuts([QtGui.QKeySequence(k["redo"]), QtGui.QKeySequence(k["redo_alt"])])
+    # keyboard reach of the correction and export controls
+    win.act_comment = action(win, "Comment / override controls",
+                             lambda: win.results.comment.setFocus(), k["comment"])
+    win.act_export_options = action(win, "Export options",
+                                    lambda: win.export_panel.pdf.setFocus(), k["export_options"])
     win.act_fracture = action(
         win, "Mark &fracture", lambda: win.results.request_override(True), k["fracture"]
     )
@@ -85,6 +91,9 @@ def build_actions(win: Any) -> None:
         win.act_no_fracture,
         win.act_up,
         win.act_down,
+        None,
+        win.act_comment,
+        win.act_export_options,
     ):
         m.addSeparator() if a is None else m.addAction(a)
     m = bar.addMenu("&View")
@@ -92,7 +101,7 @@ def build_actions(win: Any) -> None:
     wl = m.addMenu("Window / level")
     for i, name in enumerate(["DICOM", *WL_PRESETS]):
         wl.addAction(
-            action(win, name, lambda _=False, n=name: win.canvas.apply_preset(n), f"Ctrl+{i + 1}")
+            action(win, name, lambda _=False, n=name: win.apply_wl_preset(n), f"Ctrl+{i + 1}")
         )
     ov = m.addMenu("Overlays")
     win.overlay_actions = {}
@@ -135,9 +144,15 @@ def build_actions(win: Any) -> None:
     win.wl_combo.textActivated.connect(win.canvas.apply_preset)
     tb.addWidget(QtWidgets.QLabel(" W/L "))
     tb.addWidget(win.wl_combo)
-    tb.addSeparator()
+    win.main_toolbar = tb
+    # the overlay toggles have their own toolbar: on a narrow window it moves to a second row
+    # (MainWindow.wrap_toolbars) instead of hiding behind the toolbar's overflow button
+    otb = win.addToolBar("Overlays")
+    otb.setObjectName("overlay toolbar")
+    otb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
     for name in ("masks", "corners", "heights", "depths", "endplates", "labels"):
-        tb.addAction(win.overlay_actions[name])
+        otb.addAction(win.overlay_actions[name])
+    win.overlay_toolbar = otb
 
 
 def build_status_bar(win: Any) -> None:

@@ -11,9 +11,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from spineviewer.core import calls
 from spineviewer.core.results import CORNER_NAMES, VertebraResult
 from spineviewer.core.review import endplate_depth_points
 from spineviewer.gui import style
+
+#: Corner handle size in screen pixels, and the least it shrinks to on small bodies.
+HANDLE_PX = 9.0
+MIN_HANDLE_PX = 4.0
 
 #: overlay kinds the user can toggle, with their menu text
 OVERLAYS = {
@@ -106,9 +111,8 @@ class VertebraOverlay(QtCore.QObject):
         text = f"<b>{v.level}</b>"
         if v.ai is not None:
             text += " &#9998;"
-        if v.final_fracture:
-            grade = f" G{v.genant_grade}" if v.genant_grade else ""
-            text += f" {v.deformity if v.deformity != 'none' else 'fracture'}{grade}"
+        if v.final_fracture:  # core.calls wording: "wedge G2", "mild crush", never "G0"
+            text += f" {calls.reader_short(v) or calls.algorithm_short(v)}"
         elif "schmorl_node" in v.flags:
             text += " Schmorl"
         doubt = ""
@@ -124,10 +128,17 @@ class VertebraOverlay(QtCore.QObject):
 
     def _place_label(self) -> None:
         c = self.corners
+        self._label_nowhere = False
         if not all(k in c for k in CORNER_NAMES):
+            # a partly visible body: at its outline, else at its known corners; never at the
+            # image's top-left corner (issue 15)
             if len(self.polygon):
-                p = self.polygon.boundingRect().center()
-                self.label.setPos(p)
+                self.label.setPos(self.polygon.boundingRect().center())
+            elif c:
+                r, col = np.mean(list(c.values()), axis=0)
+                self.label.setPos(float(col), float(r))
+            else:
+                self._label_nowhere = True
             return
         ant = (c["AS"] + c["AI"]) / 2.0
         post = (c["PS"] + c["PI"]) / 2.0
@@ -137,8 +148,23 @@ class VertebraOverlay(QtCore.QObject):
         self.label.setAnchor((1.0, 0.5) if d[1] < 0 else (0.0, 0.5))
         self.label.setPos(float(pos[1]), float(pos[0]))
 
+    def fit_handles(self, screen_px_per_image_px: float) -> None:
+        """Corner handles no larger than ~1/3 of the shortest side of this body on screen, so
+        that they never overlap on a small view or at 2x display scaling."""
+        pts = [self.corners[k] for k in CORNER_NAMES if k in self.corners]
+        if len(pts) < 2 or not np.isfinite(screen_px_per_image_px):
+            return
+        d = min(float(np.hypot(*(a - b))) for i, a in enumerate(pts) for b in pts[i + 1:])
+        size = float(np.clip(0.3 * d * screen_px_per_image_px, MIN_HANDLE_PX, HANDLE_PX))
+        for h in self.handles.values():
+            if h.scale != size:  # pg.TargetItem keeps its symbol size in ``scale``
+                h.prepareGeometryChange()
+                h.scale = size
+                h.viewTransformChanged()  # drops the cached shape
+                h.update()
+
     def _make_handle(self, name: str) -> pg.TargetItem:
-        h = pg.TargetItem(pos=(0, 0), size=9, symbol="o", movable=True,
+        h = pg.TargetItem(pos=(0, 0), size=HANDLE_PX, symbol="o", movable=True,
                           pen=_pen(QtGui.QColor("#000000"), 1.0),
                           hoverBrush=pg.mkBrush("#FFFFFF"))
         h.setToolTip(f"{self.level} {name}: drag to correct")
@@ -194,7 +220,8 @@ class VertebraOverlay(QtCore.QObject):
     def set_selected(self, selected: bool) -> None:
         """Highlight the outline of the selected vertebra."""
         self.selected = selected
-        self.label.setHtml(self._label_html(self.vertebra, details=selected))
+        nowhere = getattr(self, "_label_nowhere", False)
+        self.label.setHtml("" if nowhere else self._label_html(self.vertebra, details=selected))
         colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
         self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))
         # the selected outline sits above the height and endplate lines

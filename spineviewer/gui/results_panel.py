@@ -4,12 +4,15 @@ correction controls (override the call with a comment, shift level names)."""
 from __future__ import annotations
 
 import html
+import itertools
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from spineviewer.core import calls
+from spineviewer.core.dicom.select import UNSUITABLE_FLAG
 from spineviewer.core.results import StudyResult, VertebraResult
 from spineviewer.gui import style
-from spineviewer.io.report_text import study_flag_text
+from spineviewer.io.report_text import study_flag_text, unsuitable_series_line
 
 #: (header, attribute or callable, tooltip)
 COLUMNS = [
@@ -33,6 +36,11 @@ FLAG_SHORT = {"needs_review": "review", "schmorl_node": "Schmorl", "label_uncert
               "transitional_anatomy": "LSTV?", "mild_deformity": "mild", "partial_body": "partial",
               "corners_failed": "corners?", "sacrum_not_visible": "no S1",
               "endplate_from_mask": "endplate?"}
+#: Columns hidden, in this order, while the table is too narrow for all of them (no horizontal
+#: scrolling at 1024 x 700); the "why" view of the selected vertebra lists every value.
+OPTIONAL_COLUMNS = ("crush_ratio", "IC_mm", "SC_mm", "VA_deg", "biconcavity_ratio")
+#: Width left for the flags column before optional columns are hidden.
+MIN_FLAGS_PX = 60
 _DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
 
 
@@ -48,6 +56,13 @@ def cell_text(v: VertebraResult, attr: str) -> str:
         return text + (" (override)" if v.override else "")
     if attr == "flags":
         return ", ".join(FLAG_SHORT.get(f, f.replace("_", " ")) for f in value)
+    reader = calls.has_override(v) and v.override["fracture"]
+    if attr == "deformity" and reader and v.override.get("deformity"):
+        return f"{v.override['deformity']} (reader)"
+    if attr == "genant_grade" and reader and v.override.get("grade"):
+        return f"{v.override['grade']} (reader)"
+    if attr == "genant_grade" and v.fracture and not v.genant_grade and not calls.has_override(v):
+        return "mild"  # rule-positive, height loss below 20%: never "fracture, grade 0"
     if attr in ("deformity", "genant_grade") and v.override and v.final_fracture != v.fracture:
         return f"{value} (AI)"  # the measured pattern stands; the reader's call differs
     if value is None:
@@ -61,16 +76,16 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
     """The reasons behind the call of ``v``: each rule with its value and threshold."""
     e = html.escape
     colour = style.status_colour(v).name()
-    call = "fracture" if v.final_fracture else "no fracture"
-    detail = ""
-    if v.final_fracture and v.deformity != "none":
-        detail = f" - {e(v.deformity)}, grade {v.genant_grade}"
-    parts = [(f"<h3 style='margin:0'>{e(v.level)}: <span style='color:{colour}'>{call}</span>"
-              f"{detail}</h3>")]
-    if v.override:
-        ai = "fracture" if v.fracture else "no fracture"
+    parts = [(f"<h3 style='margin:0'>{e(v.level)}: <span style='color:{colour}'>"
+              f"{e(calls.final_call(v))}</span></h3>")]
+    values = [f"{h} {cell_text(v, a)}" for h, a, _ in COLUMNS[1:10] if getattr(v, a) is not None]
+    if values:  # every measurement, also those the narrow table hides
+        parts.append(f"<p>{e(', '.join(values))}</p>")
+    if calls.has_override(v):
         comment = e(v.override.get("comment") or "no comment")
-        parts.append(f"<p><b>Overridden by reader</b> (AI: {ai}): {comment}</p>")
+        parts.append(f"<p><b>Reader's call:</b> {e(calls.reader_call(v))}<br>"
+                     f"<b>Algorithm's call:</b> {e(calls.algorithm_call(v))}<br>"
+                     f"Comment: {comment}</p>")
     if v.reasons and v.override:
         parts.append("<p><b>AI reasons</b></p>")
     if v.reasons:
@@ -87,7 +102,9 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
     edits = [x for x in result.edits if x.get("level") in (v.level, "all")]
     if edits:
         rows = "".join(f"<li>{e(str(x['field']))}: AI {e(str(x['ai_value']))} &rarr; "
-                       f"{e(str(x['new_value']))}</li>" for x in edits[-6:])
+                       f"{e(str(x['new_value']))}"
+                       + "".join(f"<br>call {e(c)}" for c in x.get("call_changes", []))
+                       + "</li>" for x in edits[-6:])
         parts.append(f"<p><b>Corrections</b></p><ul>{rows}</ul>")
     return "".join(parts)
 
@@ -104,6 +121,7 @@ class ResultsPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.result: StudyResult | None = None
+        self.pending_details: dict = {}
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
         for i, (_, _, tip) in enumerate(COLUMNS):
@@ -117,13 +135,19 @@ class ResultsPanel(QtWidgets.QWidget):
         self.table.horizontalHeader().setSectionResizeMode(
             len(COLUMNS) - 1, QtWidgets.QHeaderView.ResizeMode.Stretch)  # flags: elided
         self.table.setWordWrap(False)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.why = QtWidgets.QTextBrowser()
         self.why.setPlaceholderText("Select a vertebra to see why it was called.")
         self.summary = QtWidgets.QLabel("No analysis yet.")
         self.summary.setWordWrap(True)
+        #: whose result this is (patient and series), or where the result on hold belongs
+        self.header = QtWidgets.QLabel("")
+        self.header.setWordWrap(True)
+        self.header.setTextFormat(QtCore.Qt.TextFormat.RichText)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.header)
         lay.addWidget(self.summary)
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         split.addWidget(self.table)
@@ -133,10 +157,47 @@ class ResultsPanel(QtWidgets.QWidget):
         lay.addWidget(self._correction_box())
         self._set_enabled(False)
 
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(ev)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Hide optional columns while the table is too narrow (never a horizontal scroll)."""
+        attrs = [c[1] for c in COLUMNS]
+        header = self.table.horizontalHeader()
+        for name in OPTIONAL_COLUMNS:
+            self.table.setColumnHidden(attrs.index(name), False)
+        self.table.resizeColumnsToContents()
+        avail = self.table.viewport().width()
+        need = sum(header.sectionSize(i) for i in range(len(COLUMNS) - 1)
+                   if not self.table.isColumnHidden(i)) + MIN_FLAGS_PX
+        for name in OPTIONAL_COLUMNS:
+            if need <= avail:
+                break
+            col = attrs.index(name)
+            need -= header.sectionSize(col)
+            self.table.setColumnHidden(col, True)
+
+    def set_header(self, text: str, warn: bool = False) -> None:
+        """The line above the summary: owner of the result, or a warning that it is elsewhere."""
+        colour = style.STATUS_COLOURS["fracture"][0]
+        self.header.setText(f"<b style='color:{colour}'>{text}</b>" if warn else f"<b>{text}</b>")
+        self.header.setVisible(bool(text))
+
     def _correction_box(self) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Correct the selected vertebra")
         self.comment = QtWidgets.QLineEdit()
         self.comment.setPlaceholderText("Comment (optional), e.g. 'old fracture, seen on STIR'")
+        # what the reader records with a fracture override ("-": not recorded)
+        self.reader_type = QtWidgets.QComboBox()
+        self.reader_type.addItems(["type -", *calls.READER_TYPES])
+        self.reader_type.setToolTip("Deformity type of the reader's fracture")
+        self.reader_grade = QtWidgets.QComboBox()
+        self.reader_grade.addItems(["grade -", *(f"grade {g}" for g in calls.READER_GRADES)])
+        self.reader_grade.setToolTip("Genant grade of the reader's fracture")
+        self.reader_age = QtWidgets.QComboBox()
+        self.reader_age.addItems(["age -", *calls.READER_AGES])
+        self.reader_age.setToolTip("Acute (oedema on STIR), chronic or indeterminate")
         self.btn_fracture = QtWidgets.QPushButton("Fracture")
         self.btn_fracture.setToolTip("Override: fracture (F2)")
         self.btn_no_fracture = QtWidgets.QPushButton("No fracture")
@@ -154,14 +215,36 @@ class ResultsPanel(QtWidgets.QWidget):
         self.btn_up.clicked.connect(lambda: self.shiftRequested.emit(-1))
         self.btn_down.clicked.connect(lambda: self.shiftRequested.emit(+1))
         grid = QtWidgets.QGridLayout(box)
-        grid.addWidget(self.comment, 0, 0, 1, 5)
+        label = QtWidgets.QLabel("Co&mment")
+        label.setBuddy(self.comment)  # Alt+M reaches the comment box
+        grid.addWidget(label, 0, 0)
+        grid.addWidget(self.comment, 0, 1, 1, 4)
+        for i, c in enumerate((self.reader_type, self.reader_grade, self.reader_age)):
+            grid.addWidget(c, 1, i + 1 if i else 0, 1, 2 if i == 0 else 1)
         for i, b in enumerate((self.btn_fracture, self.btn_no_fracture, self.btn_clear,
                                self.btn_up, self.btn_down)):
-            grid.addWidget(b, 1, i)
+            grid.addWidget(b, 2, i)
+        order = (self.comment, self.reader_type, self.reader_grade, self.reader_age,
+                 self.btn_fracture, self.btn_no_fracture, self.btn_clear, self.btn_up,
+                 self.btn_down)
+        for a, b in itertools.pairwise(order):
+            QtWidgets.QWidget.setTabOrder(a, b)
         return box
 
+    def reader_details(self) -> dict:
+        """Type, grade and age chosen for a fracture override (only those recorded)."""
+        out: dict = {}
+        if self.reader_type.currentIndex() > 0:
+            out["deformity"] = self.reader_type.currentText()
+        if self.reader_grade.currentIndex() > 0:
+            out["grade"] = calls.READER_GRADES[self.reader_grade.currentIndex() - 1]
+        if self.reader_age.currentIndex() > 0:
+            out["age"] = self.reader_age.currentText()
+        return out
+
     def _set_enabled(self, on: bool) -> None:
-        for b in (self.btn_fracture, self.btn_no_fracture, self.btn_clear, self.comment):
+        for b in (self.btn_fracture, self.btn_no_fracture, self.btn_clear, self.comment,
+                  self.reader_type, self.reader_grade, self.reader_age):
             b.setEnabled(on and bool(self.selected_level()))
         for b in (self.btn_up, self.btn_down):
             b.setEnabled(on)
@@ -198,10 +281,20 @@ class ResultsPanel(QtWidgets.QWidget):
         if keep and result and result.vertebra(keep):
             self.select_level(keep, emit=False)
         self._set_enabled(result is not None)
+        self.fit_columns()
         self._update_why()
 
+    @classmethod
+    def _summary(cls, result: StudyResult | None) -> str:
+        text = cls._summary_body(result)
+        warning = unsuitable_series_line(result) if result is not None else ""
+        if warning:  # an "analyse anyway" result says so first
+            text = (f"<b style='color:{style.STATUS_COLOURS['fracture'][0]}'>"
+                    f"{html.escape(warning)}</b><br>" + text)
+        return text
+
     @staticmethod
-    def _summary(result: StudyResult | None) -> str:
+    def _summary_body(result: StudyResult | None) -> str:
         if result is None:
             return "No analysis yet."
         if not result.vertebrae:
@@ -209,17 +302,22 @@ class ResultsPanel(QtWidgets.QWidget):
             head = "<b>No vertebral body found on the analysed slice.</b>"
             return f"{head} {why}" if why else head
         frac = [v for v in result.vertebrae if v.final_fracture]
+        overruled = [v.level for v in result.vertebrae if v.fracture and not v.final_fracture]
         review = [v.level for v in result.vertebrae if "needs_review" in v.flags]
+        none = (f"no fracture after review (algorithm's call overruled at {', '.join(overruled)})"
+                if overruled else "no fracture")
         text = (f"{len(result.vertebrae)} vertebrae; "
                 + (f"<b style='color:{style.STATUS_COLOURS['fracture'][0]}'>fracture suspected at "
-                   + ", ".join(f"{v.level} ({v.deformity}, grade {v.genant_grade})"
-                               for v in frac) + "</b>" if frac else "no fracture"))
+                   + ", ".join(f"{v.level} ({html.escape(calls.final_call(v))}"
+                               + (", reader" if calls.has_override(v) else "") + ")"
+                               for v in frac) + "</b>" if frac else none))
         if review and len(review) == len(result.vertebrae) > 2:
             text += "; every level needs review"
         elif review:
             text += f"; review {', '.join(review)}"
-        if result.flags:
-            text += "<br>" + " ".join(html.escape(study_flag_text(f)) for f in result.flags)
+        flags = [f for f in result.flags if f != UNSUITABLE_FLAG]
+        if flags:
+            text += "<br>" + " ".join(html.escape(study_flag_text(f)) for f in flags)
         if result.edits:
             text += f"; {len(result.edits)} correction(s)"
         return text
@@ -262,5 +360,9 @@ class ResultsPanel(QtWidgets.QWidget):
         level = self.selected_level()
         if level:
             code = -1 if fracture is None else int(bool(fracture))
+            #: read by the receiver of overrideRequested (type, grade, age of a fracture)
+            self.pending_details = self.reader_details() if fracture else {}
             self.overrideRequested.emit(level, code, self.comment.text().strip())
             self.comment.clear()
+            for c in (self.reader_type, self.reader_grade, self.reader_age):
+                c.setCurrentIndex(0)

@@ -9,7 +9,8 @@ SHORTCUTS = {
     "open": "Ctrl+O", "analyse": "Ctrl+R", "cancel": "Esc", "export": "Ctrl+E",
     "quit": "Ctrl+Q", "undo": "Ctrl+Z", "redo": "Ctrl+Shift+Z", "fracture": "F2",
     "no_fracture": "F3", "shift_up": "Alt+Up", "shift_down": "Alt+Down", "next": "N",
-    "previous": "P", "fit": "F", "toggle_overlays": "O",
+    "previous": "P", "fit": "F", "toggle_overlays": "O", "redo_alt": "Ctrl+Y",
+    "comment": "Ctrl+M", "export_options": "Ctrl+Shift+E",
 }
 #: reading tools (gui.reading_tools) -> key sequences; the first is shown in menus
 READING_SHORTCUTS = {
@@ -34,7 +35,9 @@ _TEXT = {
     "fracture": "Mark selected vertebra: fracture", "no_fracture": "Mark: no fracture",
     "shift_up": "Shift level names up (L5 -> L4)", "shift_down": "Shift level names down",
     "next": "Next vertebra", "previous": "Previous vertebra", "fit": "Fit image to window",
-    "toggle_overlays": "Show / hide corner points",
+    "toggle_overlays": "Show / hide corner points", "redo_alt": "Redo correction",
+    "comment": "Go to the comment box and the override controls",
+    "export_options": "Go to the export options",
 }
 
 

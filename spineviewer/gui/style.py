@@ -11,37 +11,15 @@ from PySide6 import QtGui, QtWidgets
 
 from spineviewer.core.results import VertebraResult
 
-#: status -> (overlay colour, legend text)
-STATUS_COLOURS = {
-    "normal": ("#56B4E9", "no fracture"),
-    "fracture": ("#FF5A1F", "fracture"),
-    "review": ("#F0E442", "needs review"),
-    "schmorl": ("#CC79A7", "Schmorl node"),
-}
-SELECTED_COLOUR = "#FFFFFF"
-ANALYSED_SLICE_COLOUR = "#E69F00"
-DISCLAIMER_COLOUR = "#E69F00"
-
-
-def call_status(v: VertebraResult) -> str:
-    """What the overlay colour says: the call (fracture > Schmorl node > no fracture).
-
-    Doubt is not a colour: a "?" beside the level marks "needs review", so that a study-wide
-    labelling doubt does not paint every vertebra and hide the one fracture.
-    """
-    if v.final_fracture:
-        return "fracture"
-    if "schmorl_node" in v.flags:
-        return "schmorl"
-    return "normal"
-
-
-def vertebra_status(v: VertebraResult) -> str:
-    """Status of a table row: the call, or "review" for a doubtful vertebra without a finding."""
-    status = call_status(v)
-    if status == "normal" and "needs_review" in v.flags:
-        return "review"
-    return status
+# the one colour scheme of app and report lives in io.palette (re-exported here)
+from spineviewer.io.palette import (  # noqa: F401
+    ANALYSED_SLICE_COLOUR,
+    DISCLAIMER_COLOUR,
+    SELECTED_COLOUR,
+    STATUS_COLOURS,
+    call_status,
+    vertebra_status,
+)
 
 
 def status_colour(v: VertebraResult, alpha: int = 255) -> QtGui.QColor:

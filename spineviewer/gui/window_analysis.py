@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6 import QtWidgets
 
 from spineviewer.core import review
+from spineviewer.core.dicom.select import series_unsuitability
 from spineviewer.core.results import StudyResult
 from spineviewer.gui import worker as workers
 
@@ -16,14 +17,28 @@ from spineviewer.gui import worker as workers
 class AnalysisMixin:
     """Running the analysis in the background and installing its result."""
 
-    def start_analysis(self, series_uid: str | None = None) -> None:
+    def start_analysis(self, series_uid: str | None = None, force: bool = False) -> bool:
         """Analyse ``series_uid`` (default: the series on the canvas, else the auto-chosen one)
-        in the background."""
+        in the background.
+
+        A series that is not a sagittal T2 is refused with the reason unless the reader
+        confirms "Analyse anyway" (`confirm_unsuitable`) or ``force`` is set; such a result
+        carries a warning into every output. Returns True when an analysis started.
+        """
         if self.folder is None:
-            return
+            return False
         uid = series_uid or self.canvas.series_uid or self.browser.chosen_uid or None
+        info = self.folder.index.get(uid) if uid else None
+        reason = series_unsuitability(info) if info is not None else ""
+        if reason and not force:
+            if not self.confirm_unsuitable(info.label, reason):
+                self._error(f"Not analysed: {info.label} is not a sagittal T2 series "
+                            f"({reason}). The model is made for sagittal T2 images.")
+                return False
+            force = True
         job = workers.AnalysisWorker(self.folder.path, series_uid=uid, provider=self.provider,
-                                     threads=self.threads, analyze=self._analyze)
+                                     threads=self.threads, analyze=self._analyze,
+                                     force_series=bool(reason and force))
         job.progressChanged.connect(self._on_progress)
         job.analysisFinished.connect(self._on_analysis_finished)
         job.analysisFailed.connect(self._on_analysis_failed)
@@ -33,6 +48,21 @@ class AnalysisMixin:
         self.progress.show()
         self.banner.hide()
         self._start_job("analysis", job)
+        return True
+
+    def confirm_unsuitable(self, label: str, reason: str) -> bool:
+        """Ask whether to analyse a series that is not a sagittal T2 (tests replace this)."""
+        box = QtWidgets.QMessageBox(self)
+        box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
+        box.setWindowTitle("Not a sagittal T2 series")
+        box.setText(f"{label} is not a sagittal T2 series ({reason}).\n\nThe model is made "
+                    "for sagittal T2 images; its results on this series are unreliable and "
+                    "every output will carry a warning.")
+        anyway = box.addButton("Analyse anyway", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is anyway
 
     def cancel_analysis(self) -> None:
         """Cancel the running analysis (and indexing)."""
@@ -87,11 +117,7 @@ class AnalysisMixin:
     # ---- the result -----------------------------------------------------------------------
     def _set_result(self, result: StudyResult | None) -> None:
         self.session = None if result is None else review.ReviewSession(result, self._remeasure)
-        default_out = ""
-        if result is not None:
-            default_out = str(review.study_folder(result).parent / "spineviewer-export")
-        self.export_panel.set_result(result, default_out)
-        self._refresh()
+        self._apply_binding()
         if result is None:
             return
         if self.canvas.series_uid == result.series_uid:

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6 import QtCore
 
-from spineviewer.core import review
+from spineviewer.core import calls, review
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +24,7 @@ class CorrectionsMixin:
     session: review.ReviewSession | None
 
     def _refresh(self) -> None:
-        r = self.session.result if self.session else None
-        self.canvas.set_result(r)
-        self.results.set_result(r)
-        self._update_actions()
+        self._apply_binding()
 
     def _on_corner_dragging(self, level: str, corner: str, row: float, col: float) -> None:
         # Live table values while dragging, at most every 40 ms (remeasure takes ~10 ms).
@@ -57,9 +54,11 @@ class CorrectionsMixin:
         """Move a corner of ``level`` (undoable, autosaved)."""
         self._edit(lambda s: s.move_corner(level, corner, rc))
 
-    def override_call(self, level: str, fracture: bool | None, comment: str = "") -> None:
-        """Override the fracture call of ``level`` (None removes the override)."""
-        self._edit(lambda s: s.override_call(level, fracture, comment))
+    def override_call(self, level: str, fracture: bool | None, comment: str = "",
+                      **reader: Any) -> None:
+        """Override the fracture call of ``level`` (None removes the override); ``reader``:
+        deformity, grade, age of a fracture (``core.review.override_call``)."""
+        self._edit(lambda s: s.override_call(level, fracture, comment, **reader))
 
     def shift_levels(self, steps: int) -> None:
         """Rename all levels ``steps`` down (+) or up (-)."""
@@ -68,6 +67,9 @@ class CorrectionsMixin:
     def _edit(self, fn: Callable[[review.ReviewSession], Any]) -> None:
         if self.session is None:
             return
+        if not self.binding.bound:
+            self._error("Correction not applied: the result is not the series shown.")
+            return
         try:
             fn(self.session)
         except Exception as exc:
@@ -75,6 +77,7 @@ class CorrectionsMixin:
             self._error(f"Correction not applied: {exc}")
         else:
             self._report_autosave()
+            self._announce_calls("" if self.session.save_error else self._autosave_message())
         self._refresh()
 
     def _report_autosave(self) -> None:
@@ -89,6 +92,18 @@ class CorrectionsMixin:
             self._error(f"The study folder cannot be written ({saved.reason}): corrections "
                         f"are saved in {saved.path.parent}")
 
+    def _announce_calls(self, prefix: str = "") -> None:
+        """Say which calls the last correction, undo or redo changed (status line + signal);
+        the audit entry already holds them (``ReviewSession``)."""
+        changes = self.session.last_call_changes if self.session else []
+        if not changes:
+            return
+        lines = [calls.change_text(c) for c in changes]
+        self.last_announcement = "Call changed: " + "; ".join(lines)
+        text = f"{prefix}. {self.last_announcement}" if prefix else self.last_announcement
+        self.statusBar().showMessage(text, 15000)
+        self.callsChanged.emit(lines)
+
     def _autosave_message(self) -> str:
         saved = self.session.last_save if self.session else None
         if saved is None:
@@ -102,12 +117,14 @@ class CorrectionsMixin:
         """Undo the last correction."""
         if self.session and self.session.undo():
             self._report_autosave()
+            self._announce_calls()
             self._refresh()
 
     def redo(self) -> None:
         """Redo the last undone correction."""
         if self.session and self.session.redo():
             self._report_autosave()
+            self._announce_calls()
             self._refresh()
 
     def step_vertebra(self, step: int) -> None:

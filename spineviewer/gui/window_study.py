@@ -71,6 +71,10 @@ class StudyMixin:
             self._cancel_job(name)
         self._set_result(None)
         self.folder = None
+        self.volume = None
+        self.canvas.clear()  # the previous patient leaves the screen at once
+        self.browser.clear("")
+        self._apply_binding()
         self.banner.hide()
         self.browser.set_busy(True, f"Indexing {Path(path).name}\u2026")
         job = workers.TaskWorker(index_folder, path, what="Indexing")
@@ -110,6 +114,9 @@ class StudyMixin:
     def _on_index_failed(self, message: str) -> None:
         if self._is_current("index"):
             self.browser.set_busy(False)
+            self.browser.clear(f"Not opened: {message}")
+            self.canvas.clear()
+            self._apply_binding()
             self._error(message)
 
     def _on_index_cancelled(self) -> None:
@@ -141,12 +148,15 @@ class StudyMixin:
                                dicom_window=_dicom_window(volume))
         self.wl_combo.setCurrentText("DICOM" if _dicom_window(volume) else "Auto")
         self.canvas.set_annotation(_annotation(volume.series))
-        self.canvas.set_result(r)
+        self._apply_binding()
         self.browser.mark_current(uid)
         self.volumeShown.emit(uid)
 
     def _on_volume_failed(self, message: str) -> None:
         if self._is_current("load"):
+            self.volume = None
+            self.canvas.clear()  # never leave another series on screen under this one's name
+            self._apply_binding()
             self._error(message)
 
     # ---- recent folders and drops ---------------------------------------------------------

@@ -35,6 +35,7 @@ class AnalysisWorker(QtCore.QObject):
     path : str
         Study folder or file.
     series_uid, provider, threads : passed to ``analyze_study``.
+    force_series : passed only when True (analyse a series that is not a sagittal T2).
     analyze : callable, optional
         Replacement for ``analyze_study`` (same keyword arguments), e.g. with
         ``masks_override`` bound; defaults to the real pipeline.
@@ -47,10 +48,14 @@ class AnalysisWorker(QtCore.QObject):
     done = QtCore.Signal()
 
     def __init__(self, path: str, *, series_uid: str | None = None, provider: str = "auto",
-                 threads: int | None = None, analyze: Callable[..., Any] | None = None) -> None:
+                 threads: int | None = None, analyze: Callable[..., Any] | None = None,
+                 force_series: bool = False) -> None:
         super().__init__()
         self.path = str(path)
-        self.kwargs = {"series_uid": series_uid, "provider": provider, "threads": threads}
+        self.kwargs: dict[str, Any] = {"series_uid": series_uid, "provider": provider,
+                                       "threads": threads}
+        if force_series:
+            self.kwargs["force_series"] = True
         self._analyze = analyze
         self._cancel = threading.Event()
 

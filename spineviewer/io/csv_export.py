@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spineviewer.core.results import StudyResult, atomic_write_text
+from spineviewer.core.results import CSV_COLUMNS, StudyResult, atomic_write_text, rows_to_csv
 from spineviewer.io.deidentify import (  # noqa: F401 - re-exported for callers
     Pseudonymizer,
     deidentify_csv_text,
@@ -35,8 +35,19 @@ def result_csv(result: StudyResult, *, deidentify: bool = False,
         Header plus one row per vertebra; the fracture column is the final (overridden) call.
     """
     if deidentify:
-        result = deidentify_result(result, pseudonymizer or Pseudonymizer.for_export())
+        return deidentified_csv(deidentify_result(result,
+                                                  pseudonymizer or Pseudonymizer.for_export()))
     return result.to_csv()
+
+
+#: The CSV columns of a de-identified export: no free-text reader comment (the columns that
+#: `deidentify_csv_text` keeps of the contract).
+DEIDENTIFIED_COLUMNS = tuple(c for c in CSV_COLUMNS if c != "reader_comment")
+
+
+def deidentified_csv(deidentified: StudyResult) -> str:
+    """CSV text of an already de-identified result (`DEIDENTIFIED_COLUMNS`)."""
+    return rows_to_csv(deidentified.csv_rows(), DEIDENTIFIED_COLUMNS)
 
 
 def write_csv(result: StudyResult, path: str | Path, *, deidentify: bool = False,

@@ -7,8 +7,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from spineviewer.core import calls
 from spineviewer.core.errors import SpineViewerError
 from spineviewer.core.results import StudyResult, VertebraResult
+from spineviewer.io import palette
 from spineviewer.io.dicom_common import (
     MANUFACTURER,
     MODEL_NAME,
@@ -17,17 +19,25 @@ from spineviewer.io.dicom_common import (
     software_version,
 )
 
-#: GSPS layers: name -> (order, RGB colour, description); colours as in the PDF figure.
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+#: GSPS layers: name -> (order, RGB colour, description); the viewer's and the report's
+#: colours (`io.palette`).
 PR_LAYERS = {
-    "FRACTURE": (1, (213, 94, 0), "Vertebrae with a suspected fracture"),
-    "REVIEW": (2, (230, 159, 0), "Vertebrae that need review"),
-    "NORMAL": (3, (0, 158, 115), "Vertebrae without deformity"),
-    "HEIGHTS": (4, (86, 180, 233), "Anterior and posterior heights (AH, PH)"),
+    "FRACTURE": (1, _rgb(palette.colour("fracture")), "Vertebrae with a suspected fracture"),
+    "REVIEW": (2, _rgb(palette.colour("review")),
+               "Vertebrae that need review (Schmorl node, doubt)"),
+    "NORMAL": (3, _rgb(palette.colour("normal")), "Vertebrae without deformity"),
+    "HEIGHTS": (4, _rgb(palette.AH_COLOUR), "Anterior and posterior heights (AH, PH)"),
 }
 
 
 def _pr_label(v: VertebraResult) -> str:
-    call = (f"FX {v.deformity} g{v.genant_grade}" if v.final_fracture else "")
+    call = ("FX " + (calls.reader_short(v) or calls.algorithm_short(v))
+            if v.final_fracture else "")
     heights = " ".join(f"{n} {getattr(v, n + '_mm'):.1f}" for n in ("AH", "PH")
                        if getattr(v, n + "_mm") is not None)
     return " ".join(x for x in (v.level, call, heights) if x)[:64]
@@ -35,9 +45,10 @@ def _pr_label(v: VertebraResult) -> str:
 
 def _pr_objects(v: VertebraResult) -> tuple[str, list, list, list]:
     """(layer, outline objects, text objects, height-line objects) of one vertebra."""
-    from spineviewer.io.report_figure import vertebra_status
+    from spineviewer.io.palette import vertebra_status
 
-    layer = {"fracture": "FRACTURE", "review": "REVIEW"}.get(vertebra_status(v), "NORMAL")
+    layer = {"fracture": "FRACTURE", "review": "REVIEW", "schmorl": "REVIEW"}.get(
+        vertebra_status(v), "NORMAL")
     unit = hd.pr.AnnotationUnitsValues.PIXEL
     outline = [hd.pr.GraphicObject(hd.pr.GraphicTypeValues.POLYLINE,
                                    outline_scoord(v.outline_rc), unit)]

@@ -38,12 +38,18 @@ def _dicom_paths(folder: Path, with_pdf: bool) -> dict[str, Path]:
     return {k: folder / DICOM_NAMES[k] for k in keys}
 
 
+def _names(stem: str) -> tuple[str, str, str]:
+    """PDF, CSV and JSON file names; ``<stem>_report.pdf`` ... with a stem (export_naming)."""
+    if not stem:
+        return PDF_NAME, CSV_NAME, JSON_NAME
+    return f"{stem}_{PDF_NAME}", f"{stem}_{CSV_NAME}", f"{stem}_{JSON_NAME}"
+
+
 def planned_paths(out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
-                  dicom: bool = False, json: bool = False) -> list[Path]:
+                  dicom: bool = False, json: bool = False, stem: str = "") -> list[Path]:
     """The files `export_all` writes for these options, in writing order."""
     out = Path(out_dir)
-    paths = [out / name for name, on in ((PDF_NAME, pdf), (CSV_NAME, csv), (JSON_NAME, json))
-             if on]
+    paths = [out / name for name, on in zip(_names(stem), (pdf, csv, json)) if on]
     if dicom:
         paths += list(_dicom_paths(out / DICOM_DIR, pdf).values())
     return paths
@@ -135,17 +141,19 @@ def plan_outputs(*, pdf: str | Path | None = None, csv: str | Path | None = None
 
 def export_all(result: StudyResult, out_dir: str | Path, *, pdf: bool = True, csv: bool = True,
                dicom: bool = False, json: bool = False, deidentify: bool = False,
-               overwrite: bool = False, paper: str = "A4") -> list[Path]:
+               overwrite: bool = False, paper: str = "A4", stem: str = "") -> list[Path]:
     """Write the chosen outputs of ``result`` into ``out_dir`` (the GUI's export).
 
-    Files ``report.pdf``, ``results.csv``, ``results.json`` and ``dicom/`` (see
-    `write_outputs`; the Encapsulated PDF only with ``pdf``). Returns the files written, in
-    `planned_paths` order; nothing is written when anything fails.
+    Files ``report.pdf``, ``results.csv``, ``results.json`` (``<stem>_report.pdf`` ... with
+    a ``stem``, see `export_naming.export_stem`) and ``dicom/`` (see `write_outputs`; the
+    Encapsulated PDF only with ``pdf``). Returns the files written, in `planned_paths`
+    order; nothing is written when anything fails.
     """
     out = Path(out_dir)
-    return write_outputs(result, pdf=out / PDF_NAME if pdf else None,
-                         csv=out / CSV_NAME if csv else None,
-                         json=out / JSON_NAME if json else None,
+    pdf_name, csv_name, json_name = _names(stem)
+    return write_outputs(result, pdf=out / pdf_name if pdf else None,
+                         csv=out / csv_name if csv else None,
+                         json=out / json_name if json else None,
                          dicom_dir=out / DICOM_DIR if dicom else None, dicom_pdf=pdf,
                          deidentify=deidentify, overwrite=overwrite, paper=paper)
 
@@ -176,7 +184,9 @@ def _build(result: StudyResult, shown: StudyResult, *, parts: set[str],
         pdf_bytes = build_report_pdf(shown, paper=paper, image=image)
         out["pdf"] = pdf_bytes
     if "csv" in parts:
-        out["csv"] = shown.to_csv()
+        from spineviewer.io.csv_export import deidentified_csv
+
+        out["csv"] = shown.to_csv() if shown is result else deidentified_csv(shown)
     if "json" in parts:
         out["json"] = shown.to_json()
     if dicom:

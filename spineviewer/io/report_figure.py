@@ -12,23 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from spineviewer.core.results import StudyResult, VertebraResult
+from spineviewer.io.palette import (
+    AH_COLOUR,
+    PH_COLOUR,
+    STATUS_COLOURS,
+    vertebra_status,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Colours by final status (colour-blind friendly: Okabe-Ito vermillion, orange, bluish green).
-COLOUR = {"fracture": "#D55E00", "review": "#E69F00", "normal": "#009E73"}
-AH_COLOUR = "#56B4E9"  # sky blue
-PH_COLOUR = "#F0E442"  # yellow
+#: Colours by status: the viewer's (`io.palette`), so screen and paper agree.
+COLOUR = {status: hex_ for status, (hex_, _) in STATUS_COLOURS.items()}
 MARGIN_MM = 15.0
-
-
-def vertebra_status(v: VertebraResult) -> str:
-    """``fracture`` (final call), ``review`` (needs review / Schmorl node) or ``normal``."""
-    if v.final_fracture:
-        return "fracture"
-    if "needs_review" in v.flags or "schmorl_node" in v.flags:
-        return "review"
-    return "normal"
 
 
 def load_slice_pixels(path: str | Path) -> np.ndarray | None:

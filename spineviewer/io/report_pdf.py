@@ -30,6 +30,7 @@ from reportlab.platypus import (
 )
 
 import spineviewer
+from spineviewer.core import calls
 from spineviewer.core.errors import SpineViewerError
 from spineviewer.core.results import (
     MEASUREMENT_FIELDS,
@@ -37,6 +38,7 @@ from spineviewer.core.results import (
     VertebraResult,
     atomic_write_bytes,
 )
+from spineviewer.io.palette import TINTS
 from spineviewer.io.report_figure import COLOUR, render_slice_png, vertebra_status
 from spineviewer.io.report_text import (
     corrections,
@@ -52,9 +54,9 @@ MARGIN = 14 * mm
 #: More corrections than this go below the table (a table cell cannot break across pages).
 MAX_INLINE_CORRECTIONS = 6
 _GREY = colors.HexColor("#555555")
-_FX_BG = colors.HexColor("#FBE3D6")
-_REVIEW_BG = colors.HexColor("#FFF2CC")
-_OK_BG = colors.HexColor("#E2F0E8")
+_FX_BG = colors.HexColor(TINTS["fracture"])
+_REVIEW_BG = colors.HexColor(TINTS["review"])
+_OK_BG = colors.HexColor(TINTS["normal"])
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -110,7 +112,7 @@ def _header(result: StudyResult, st: dict[str, ParagraphStyle], width: float) ->
 def _summary_box(result: StudyResult, st: dict[str, ParagraphStyle], width: float) -> Table:
     lines = summary_lines(result)
     any_fx = any(v.final_fracture for v in result.vertebrae)
-    any_review = any(vertebra_status(v) == "review" for v in result.vertebrae)
+    any_review = any(vertebra_status(v) in ("review", "schmorl") for v in result.vertebrae)
     bg = _FX_BG if any_fx else (_REVIEW_BG if any_review else _OK_BG)
     edge = colors.HexColor(COLOUR["fracture" if any_fx else ("review" if any_review else "normal")])
     paras = [Paragraph("<b>Summary</b>", st["h2"])]
@@ -126,9 +128,9 @@ def _summary_box(result: StudyResult, st: dict[str, ParagraphStyle], width: floa
 
 def _legend(st: dict[str, ParagraphStyle]) -> Paragraph:
     items = [(COLOUR["fracture"], "fracture suspected"), (COLOUR["review"], "needs review"),
-             (COLOUR["normal"], "no deformity")]
+             (COLOUR["schmorl"], "Schmorl node"), (COLOUR["normal"], "no deformity")]
     txt = "  ".join(f'<font color="{c}">&#9632;</font> {t}' for c, t in items)
-    return Paragraph(f"{txt}<br/>Blue line: anterior height (AH); yellow line: posterior "
+    return Paragraph(f"{txt}<br/>White line: anterior height (AH); green line: posterior "
                      "height (PH). Anterior is where the level labels sit.", st["small"])
 
 
@@ -136,13 +138,8 @@ def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def _call_text(v: VertebraResult) -> str:
-    if v.final_fracture:
-        name = v.deformity if v.deformity != "none" else "fracture"
-        return f"{name} (reader)" if v.override and "fracture" in v.override else name
-    if v.override and "fracture" in v.override and v.fracture:
-        return "none (reader)"
-    return "none"
+def _bold_if(text: str, bold: bool) -> str:
+    return f"<b>{_esc(text)}</b>" if bold else _esc(text)
 
 
 def _corrected_fields(v: VertebraResult) -> set[str]:
@@ -154,7 +151,7 @@ def _corrected_fields(v: VertebraResult) -> set[str]:
 
 def _vertebra_table(result: StudyResult, st: dict[str, ParagraphStyle], width: float) -> Table:
     head = ["Level", "AH\nmm", "PH\nmm", "MH\nmm", "SC\nmm", "IC\nmm", "VA\ndeg", "AH/PH",
-            "MH/PH", "Crush", "Call", "Genant\ngrade", "Flags"]
+            "MH/PH", "Crush", "Algorithm\ncall", "Reader\ncall", "Flags"]
     rows: list[list[Any]] = [head]
     style = [("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
              ("FONT", (0, 1), (-1, -1), "Helvetica", 8),
@@ -170,18 +167,20 @@ def _vertebra_table(result: StudyResult, st: dict[str, ParagraphStyle], width: f
                           ("IC_mm", ".1f"), ("VA_deg", ".1f"), ("wedge_ratio", ".2f"),
                           ("biconcavity_ratio", ".2f"), ("crush_ratio", ".2f")):
             cells.append(_num(getattr(v, name), fmt) + ("*" if name in fixed else ""))
-        grade = str(v.genant_grade) if v.final_fracture else "-"
-        cells += [_call_text(v), grade,
+        # Paragraphs wrap inside their column (plain strings overflowed into the next cells)
+        reader = calls.has_override(v)
+        cells += [Paragraph(_bold_if(calls.algorithm_short(v), v.fracture and not reader),
+                            st["cell"]),
+                  Paragraph(_bold_if(calls.reader_short(v) or "-", v.final_fracture and reader),
+                            st["cell"]),
                   Paragraph(_esc(", ".join(f.replace("_", " ") for f in v.flags) or "-"),
                             st["cell"])]
         rows.append(cells)
         status = vertebra_status(v)
         if status != "normal":
             style.append(("BACKGROUND", (0, i), (-1, i),
-                          _FX_BG if status == "fracture" else _REVIEW_BG))
-        if v.final_fracture:
-            style.append(("FONT", (10, i), (11, i), "Helvetica-Bold", 8))
-    frac = [0.055, 0.055, 0.055, 0.055, 0.05, 0.05, 0.055, 0.06, 0.06, 0.055, 0.09, 0.065, 0.295]
+                          colors.HexColor(TINTS[status])))
+    frac = [0.055, 0.055, 0.055, 0.055, 0.05, 0.05, 0.055, 0.06, 0.06, 0.055, 0.1, 0.12, 0.23]
     t = Table(rows, colWidths=[f * width for f in frac], repeatRows=1)
     t.setStyle(TableStyle(style))
     return t

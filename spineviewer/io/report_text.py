@@ -8,12 +8,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from spineviewer.core import genant
+from spineviewer.core import calls, genant
 from spineviewer.core.dicom.checks import INPUT_FLAGS, MISSING_SLICE
+from spineviewer.core.dicom.select import UNSUITABLE_FLAG
 from spineviewer.core.endplates import EDGE_CONVENTION
 from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
 
 NO_FRACTURE = "No vertebral fracture detected by the algorithm"
+NO_FRACTURE_AFTER_REVIEW = ("No vertebral fracture after review by a clinician (the "
+                            "algorithm's fracture call was overruled)")
 PAPER_CITATION = ("Germann C, Meyer AN, Staib M, Sutter R, Fritz B. Performance of a deep "
                   "convolutional neural network for MRI-based vertebral body measurements and "
                   "insufficiency fracture detection. Eur Radiol 2023;33:3188-3199, "
@@ -89,17 +92,24 @@ def height_loss_text(v: VertebraResult) -> str:
 
 
 def fracture_line(v: VertebraResult) -> str:
-    """One sentence for a vertebra whose final call is a fracture."""
-    overridden = bool(v.override and "fracture" in v.override)
-    if overridden and not v.fracture:
-        return f"Fracture at {v.level}: set by a clinician (the algorithm found no deformity)"
-    parts = [f"{v.deformity} deformity" if v.deformity != "none" else "deformity",
-             f"grade {v.genant_grade}"]
+    """One sentence for a vertebra whose final call is a fracture (``core.calls`` wording)."""
+    if calls.has_override(v):
+        return (f"Fracture at {v.level}: {calls.reader_call(v)}, set by a clinician "
+                f"(algorithm: {calls.algorithm_call(v)})")
+    parts = [calls.describe(True, v.deformity, v.genant_grade)]
     loss = height_loss_text(v)
     if loss:
         parts.append(loss)
-    line = f"Fracture suspected at {v.level}: " + ", ".join(parts)
-    return line + (" (confirmed by a clinician)" if overridden else "")
+    return f"Fracture suspected at {v.level}: " + ", ".join(parts)
+
+
+def unsuitable_series_line(result: StudyResult) -> str:
+    """The warning for a result of a series that is not a sagittal T2 ('' otherwise)."""
+    if UNSUITABLE_FLAG not in result.flags:
+        return ""
+    why = (result.series_choice or {}).get("unsuitable") or "not a sagittal T2 series"
+    return (f"WARNING: the analysed series is unsuitable ({why}); the model is made for "
+            "sagittal T2 images, so these results are unreliable.")
 
 
 def review_cause(v: VertebraResult) -> str:
@@ -121,22 +131,27 @@ def review_cause(v: VertebraResult) -> str:
 
 
 def summary_lines(result: StudyResult) -> list[str]:
-    """Headline first (fractures or ``NO_FRACTURE``), then review notes.
+    """Headline first (fractures, ``NO_FRACTURE`` or ``NO_FRACTURE_AFTER_REVIEW``), then the
+    unsuitable-series warning (if any) and review notes.
 
     Returns
     -------
     list of str
-        Line 0 is the headline; e.g. ``"Fracture suspected at L1: wedge deformity, grade 2,
-        32% anterior height loss"``. Review notes are grouped by cause, e.g.
+        Line 0 is the headline; e.g. ``"Fracture suspected at L1: wedge fracture, Genant
+        grade 2, 32% anterior height loss"``. Review notes are grouped by cause, e.g.
         ``"Needs review (level label uncertain): T12, L1"``.
     """
     fx = [v for v in result.vertebrae if v.final_fracture]
-    lines = ["; ".join(fracture_line(v) for v in fx) if fx else NO_FRACTURE]
+    overruled = [v for v in result.vertebrae if v.fracture and not v.final_fracture]
+    head = NO_FRACTURE_AFTER_REVIEW if overruled else NO_FRACTURE
+    lines = ["; ".join(fracture_line(v) for v in fx) if fx else head]
+    if unsuitable_series_line(result):
+        lines.append(unsuitable_series_line(result))
     review: dict[str, list[str]] = {}
+    for v in overruled:
+        lines.append(f"{v.level}: the algorithm's call ({calls.algorithm_call(v)}) was "
+                     "overruled by a clinician (no fracture)")
     for v in result.vertebrae:
-        if v.fracture and not v.final_fracture:
-            lines.append(f"{v.level}: the algorithm's {v.deformity} call was overruled by a "
-                         "clinician (no fracture)")
         if "schmorl_node" in v.flags:
             lines.append(f"{v.level}: focal endplate notch, possibly a Schmorl node; not "
                          "called a fracture. Review advised.")
@@ -146,7 +161,7 @@ def summary_lines(result: StudyResult) -> list[str]:
         if "needs_review" in v.flags and cause != SCHMORL_CAUSE:  # that has its own line
             review.setdefault(cause, []).append(v.level)
     lines += [f"Needs review ({cause}): {', '.join(levels)}" for cause, levels in review.items()]
-    lines += [study_flag_text(f) for f in result.flags]
+    lines += [study_flag_text(f) for f in result.flags if f != UNSUITABLE_FLAG]
     lines += [w for w in result.warnings if w.startswith(MISSING_SLICE)]
     if not result.vertebrae:
         lines.append("No vertebral body was measured.")
@@ -157,12 +172,6 @@ def _fmt_value(v: Any, unit: str) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return f"{v:.2f}" if not unit else f"{v:.1f} {unit}"
     return str(v)
-
-
-def _call_words(fracture: Any, deformity: Any, grade: Any) -> str:
-    if not fracture:
-        return "no fracture"
-    return f"{deformity or 'fracture'} grade {grade}"
 
 
 def _moved_corners(v: VertebraResult) -> list[str]:
@@ -186,21 +195,22 @@ def _vertebra_corrections(v: VertebraResult) -> list[str]:
                    "moved by a clinician")
     for name in MEASUREMENT_FIELDS:
         old, new = ai.get(name), getattr(v, name)
-        if old is not None and new is not None and abs(float(old) - float(new)) > 1e-6:
-            label, unit = _FIELD_LABEL[name]
-            out.append(f"{v.level} {label}: {_fmt_value(old, unit)} (algorithm) -> "
-                       f"{_fmt_value(new, unit)} (corrected)")
+        if old is None or new is None:
+            continue
+        label, unit = _FIELD_LABEL[name]
+        old_text, new_text = _fmt_value(old, unit), _fmt_value(new, unit)
+        if old_text != new_text:  # a change below the printed precision is no correction
+            out.append(f"{v.level} {label}: {old_text} (algorithm) -> {new_text} (corrected)")
     if "fracture" in ai:
-        old_call = _call_words(ai["fracture"], ai.get("deformity"), ai.get("genant_grade"))
-        new_call = _call_words(v.fracture, v.deformity, v.genant_grade)
+        old_call = calls.describe(ai["fracture"], ai.get("deformity"), ai.get("genant_grade"))
+        new_call = calls.describe(v.fracture, v.deformity, v.genant_grade)
         if old_call != new_call:
-            out.append(f"{v.level}: call after the corrections {new_call} (algorithm: "
-                       f"{old_call})")
-    if v.override and "fracture" in v.override:
-        call = "fracture" if v.override["fracture"] else "no fracture"
+            out.append(f"{v.level}: algorithm's call after the corrections: {new_call} "
+                       f"(before: {old_call})")
+    if calls.has_override(v):
         note = f" ({v.override['comment']})" if v.override.get("comment") else ""
-        out.append(f"{v.level}: call set to {call} by a clinician{note}; "
-                   f"algorithm: {'fracture' if v.fracture else 'no fracture'}")
+        out.append(f"{v.level}: reader's call {calls.reader_call(v)}{note}; "
+                   f"algorithm's call {calls.algorithm_call(v)}")
     return out
 
 

@@ -69,7 +69,12 @@ def test_move_corner_remeasures_and_keeps_ai_values(session):
     assert v.ai["corners_rc"]["AS"] == [20.0, 30.0]
     assert entry["field"] == "corner_AS" and entry["ai_value"] == [20.0, 30.0]
     assert entry["new_value"] == [40.0, 30.0] and res.edits == [entry]
-    assert set(entry) == {"time", "level", "field", "ai_value", "new_value", "comment"}
+    assert set(entry) == {"time", "level", "field", "ai_value", "new_value", "comment",
+                          "call_changes"}  # the corner move turned L1 into a fracture
+    assert entry["call_changes"][0].startswith("L1: now mild wedge deformity")
+    assert "grade 0" not in entry["call_changes"][0]
+    assert entry["call_changes"][0].endswith("; was no fracture")
+    assert session.last_call_changes[0]["before"] == "no fracture"
 
 
 def test_second_edit_keeps_first_ai_value(session):

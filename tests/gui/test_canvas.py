@@ -154,6 +154,10 @@ def test_click_in_a_vertebra_selects_it(qtbot, canvas):
 def test_select_level_centres_and_highlights(canvas):
     canvas.set_result(result())
     canvas.vb.scaleBy((0.5, 0.5))
+    canvas.select_level("L2")  # still wholly in view: the view stays (issue 15, item 6)
+    assert canvas.view_centre_rc()[1] == pytest.approx(39.5, abs=0.5)
+    canvas.vb.scaleBy((0.2, 0.2))
+    canvas.vb.translateBy(x=40, y=40)  # L2 now outside the view
     canvas.select_level("L2")
     assert canvas.index == 3
     assert canvas.view_centre_rc() == pytest.approx((60.0, 35.0), abs=0.5)

@@ -119,7 +119,10 @@ def test_export_panel_writes_csv_and_asks_before_overwriting(qtbot, tmp_path, mo
     panel.pdf.setChecked(False)
     with qtbot.waitSignal(panel.exportFinished, timeout=20000) as blocker:
         assert panel.export()
-    csv = tmp_path / "out" / "results.csv"
+    from spineviewer.io.export_naming import export_stem
+
+    stem = export_stem(panel.result)  # a per-study folder and file names (issue 15, item 5)
+    csv = tmp_path / "out" / stem / f"{stem}_results.csv"
     assert blocker.args[0] == [str(csv)]
     assert csv.read_text().splitlines()[0].startswith("study_uid,series_uid,level,AH_mm")
     csv.write_text("user's own file")

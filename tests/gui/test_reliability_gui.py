@@ -70,16 +70,17 @@ def test_export_panel_goes_through_the_one_way_out(qtbot, tmp_path, monkeypatch)
     from tests.gui.test_canvas import result as box_result
 
     out = tmp_path / "out"
-    out.mkdir()
-    os.mkfifo(out / "results.csv")
     panel = ExportPanel()
     qtbot.addWidget(panel)
     panel.set_result(box_result(), str(out))
     panel.pdf.setChecked(False)
     panel.deidentify.setChecked(True)
+    out = panel.out_dir()  # the study's own folder (issue 15): <out>/anon-<hash>/
+    out.mkdir(parents=True)
+    os.mkfifo(out / f"{out.name}_results.csv")
     monkeypatch.setattr(panel, "confirm_overwrite", lambda paths: True)  # "replace" answered
     with qtbot.waitSignal(panel.exportFailed, timeout=20000) as blocker:
         assert panel.export()
     assert "FIFO" in blocker.args[0] and "never replaced" in blocker.args[0]
-    assert sorted(p.name for p in out.iterdir()) == ["results.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [f"{out.name}_results.csv"]
     panel.shutdown()

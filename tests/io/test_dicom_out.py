@@ -151,7 +151,7 @@ def test_presentation_state_draws_outlines_labels_and_heights(study_result, sour
     layers = {a.GraphicLayer: a for a in pr.GraphicAnnotationSequence}
     assert set(layers) == {"FRACTURE", "REVIEW", "NORMAL", "HEIGHTS"}
     fx_texts = [t.UnformattedTextValue for t in layers["FRACTURE"].TextObjectSequence]
-    assert fx_texts == ["L1 FX wedge g2 AH 16.5 PH 25.5"]
+    assert fx_texts == ["L1 FX wedge G2 AH 16.5 PH 25.5"]  # core.calls short form
     assert [t.UnformattedTextValue for t in layers["REVIEW"].TextObjectSequence] == \
         ["L4 AH 25.5 PH 25.5"]
     heights = layers["HEIGHTS"].GraphicObjectSequence

@@ -22,7 +22,8 @@ def _media_boxes(pdf: bytes) -> list[tuple[float, float]]:
 
 def test_summary_line_from_reasons(study_result):
     lines = report_text.summary_lines(study_result)
-    assert lines[0] == "Fracture suspected at L1: wedge deformity, grade 2, 35% anterior height loss"
+    assert lines[0] == ("Fracture suspected at L1: wedge fracture, Genant grade 2, "
+                        "35% anterior height loss")
     assert ("L4: focal endplate notch, possibly a Schmorl node; not called a fracture. "
             "Review advised.") in lines
     assert not any(line.startswith("Needs review") for line in lines)  # L4 said it already
@@ -37,10 +38,14 @@ def test_summary_without_fracture_and_with_overrides(study_result):
     l1 = study_result.vertebra("L1")
     l1.override = {"fracture": False}
     lines = report_text.summary_lines(study_result)
-    assert lines[0] == report_text.NO_FRACTURE
-    assert "L1: the algorithm's wedge call was overruled by a clinician (no fracture)" in lines
+    # the algorithm did call a fracture: the headline must not say it found none
+    assert lines[0] == report_text.NO_FRACTURE_AFTER_REVIEW
+    assert ("L1: the algorithm's call (wedge fracture, Genant grade 2) was overruled by a "
+            "clinician (no fracture)") in lines
     study_result.vertebra("L2").override = {"fracture": True, "comment": ""}
-    assert report_text.summary_lines(study_result)[0].startswith("Fracture at L2: set by a clinician")
+    assert report_text.summary_lines(study_result)[0] == (
+        "Fracture at L2: fracture (type and grade not recorded), set by a clinician "
+        "(algorithm: no fracture)")
 
 
 def test_corrections_list_ai_versus_corrected(study_result):
@@ -48,7 +53,7 @@ def test_corrections_list_ai_versus_corrected(study_result):
     assert fixes[0] == "L3: corner AS moved by a clinician"
     assert "L3 AH/PH: 1.00 (algorithm) -> 1.05 (corrected)" in fixes
     assert "L3 AH: 25.5 mm (algorithm) -> 26.7 mm (corrected)" in fixes
-    assert any(f.startswith("L5: call set to no fracture by a clinician (old healed") for f in fixes)
+    assert any(f.startswith("L5: reader's call no fracture (old healed") for f in fixes)
     assert fixes[-1] == "2 edit(s) in the audit trail (levels L3, L5)"
 
 
@@ -60,14 +65,14 @@ def test_pdf_content_and_paper(study_result, tmp_path, paper, size):
     assert boxes and all(abs(w - size[0]) < 0.5 and abs(h - size[1]) < 0.5 for w, h in boxes)
     text = pdf_text(pdf, tmp_path)
     for needle in ("Muster, Erika", "PID-4711", "1948-03-12", "2024-01-02",
-                   "t2_tse_sag (series 3)", "Fracture suspected at L1: wedge deformity, grade 2,",
+                   "t2_tse_sag (series 3)", "Fracture suspected at L1: wedge fracture, Genant grade 2,",
                    "unet-test", "ab" * 32, "Eastell", "Genant", "Germann",
                    "L3 AH: 25.5 mm (algorithm) -> 26.7 mm (corrected)",
                    "PROVISIONAL test table"):
         assert needle in text, needle
     assert text.count(spineviewer.DISCLAIMER[:40]) >= 2  # header/footer of every page
-    # the table row of L1: AH 16.5, PH 25.5, ratio 0.65, grade 2
-    assert re.search(r"L1 16\.5 25\.5 21\.0 0\.4 0\.9 14\.6 0\.65 0\.82 1\.00 wedge 2", text)
+    # the table row of L1: AH 16.5, PH 25.5, ratio 0.65, algorithm wedge G2, no reader call
+    assert re.search(r"L1 16\.5 25\.5 21\.0 0\.4 0\.9 14\.6 0\.65 0\.82 1\.00 wedge G2 -", text)
     assert re.search(r"L3 26\.7\* 25\.5 ", text)  # the corrected AH is starred
 
 
@@ -91,8 +96,8 @@ def test_figure_draws_overlays_on_the_slice(study_result):
     img = imread(BytesIO(png))
     assert img.shape[1] == 200 and abs(img.shape[0] / img.shape[1] - aspect) < 0.02
     rgb = img[..., :3]
-    # the fracture colour (vermillion #D55E00) appears: L1 is outlined and labelled as fracture
-    vermillion = np.all(np.abs(rgb - np.array([0xD5, 0x5E, 0x00]) / 255) < 0.08, axis=-1)
+    # the app's fracture colour (#FF5A1F, io.palette) appears: L1 is outlined and labelled
+    vermillion = np.all(np.abs(rgb - np.array([0xFF, 0x5A, 0x1F]) / 255) < 0.08, axis=-1)
     assert vermillion.sum() > 30
 
 

@@ -21,6 +21,8 @@ REFERENCE_PROTOCOL = {
 }
 #: Fewer slices than this rarely cover the mid-sagittal plane well; such series rank lower.
 PREFERRED_MIN_SLICES = 5
+#: Study flag of a result whose series is not a sagittal T2 (see `mark_unsuitable_series`).
+UNSUITABLE_FLAG = "unsuitable_series"
 
 _T2_HINT = re.compile(r"t2|frfse|haste|ssfse", re.IGNORECASE)
 _T1_HINT = re.compile(r"(?<![a-z])t1|(?<![a-z])pd(?![a-z])|flash|spgr|mprage|vibe", re.IGNORECASE)
@@ -93,6 +95,32 @@ def choose_series(index: StudyIndex, series_uid: str | None = None) -> SeriesCho
                                             -(a.series.series_number or 0)))
             return SeriesChoice(best.series, _reason(best, len(pool)), candidates)
     raise NoSagittalT2Series(_none_message(assessed))
+
+
+def series_unsuitability(series: SeriesInfo) -> str:
+    """Why ``series`` is no sagittal T2 for the model ('' when it is one).
+
+    E.g. ``"axial plane, not sagittal"`` or ``"TE 10 ms < 80 ms (not T2-weighted)"``; a
+    fat-suppressed or inversion-recovery T2 (the automatic fallback) counts as suitable.
+    """
+    a = assess(series)
+    return a.why if a.tier == 2 else ""
+
+
+def mark_unsuitable_series(result: Any, reason: str) -> None:
+    """Mark ``result`` as the analysis of an unsuitable series, analysed on request.
+
+    Adds the study flag ``unsuitable_series``, keeps ``reason`` in
+    ``result.series_choice["unsuitable"]`` and a warning, so that the app, the PDF, the CSV
+    (``study_flags``) and the JSON all carry it.
+    """
+    if UNSUITABLE_FLAG not in result.flags:
+        result.flags.insert(0, UNSUITABLE_FLAG)
+    result.series_choice = {**(result.series_choice or {}), "unsuitable": reason}
+    warning = (f"analysed on request although the series is unsuitable ({reason}): the model "
+               "is made for sagittal T2 images")
+    if warning not in result.warnings:
+        result.warnings.insert(0, warning)
 
 
 def assess(series: SeriesInfo) -> _Assessment:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spineviewer.core.dicom.index import scan_folder
-from spineviewer.core.dicom.select import choose_series
+from spineviewer.core.dicom.select import choose_series, series_unsuitability
 from spineviewer.core.errors import NoSagittalT2Series, SeriesNotFound
 
 
@@ -110,3 +110,12 @@ def test_user_series_is_used_even_if_not_t2(typical_study):
     assert "chosen by the user (note: axial plane, not sagittal)" in choice.reason
     with pytest.raises(SeriesNotFound, match="series 1.2.3 is not in the study"):
         choose_series(index, series_uid="1.2.3")
+
+
+def test_series_unsuitability_names_t1_and_axial(typical_study):
+    root, specs, _ = typical_study
+    by_uid = {s.series_uid: s for s in scan_folder(root).series}
+    assert series_unsuitability(by_uid[specs[0].series_uid]) == ""
+    assert series_unsuitability(by_uid[specs[1].series_uid]) == \
+        "TE 10 ms < 80 ms (not T2-weighted)"
+    assert series_unsuitability(by_uid[specs[2].series_uid]) == "axial plane, not sagittal"
