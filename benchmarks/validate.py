@@ -191,9 +191,8 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
         masks = np.load(Path(t.out_dir) / "truth_labels.npy") if mode == "masks" else None
         t0 = time.perf_counter()
         try:
-            kw = {} if refine else {"refine_endplates": False}
             res = analyze_study(t.dicom_dir, masks_override=masks, threads=threads,
-                                provider=provider, **kw)
+                                provider=provider, refine_endplates=refine)
         except ModelError:
             raise
         except SpineViewerError as exc:

@@ -3,7 +3,8 @@
     QT_QPA_PLATFORM=offscreen python installer/guide_screenshots.py
 
 Writes ``assets/screenshots/guide_*.png``: the window after opening the study, a vertebra
-under review (ruler on its anterior wall), a correction, the export panel, the reading layout
+under review (ruler on its anterior wall), a corner correction, a reader's override with type,
+grade and age, the export panel, the reading layout
 with the T2 and the STIR side by side (acute L1 fracture: oedema bright on STIR), and the
 layout at 1024x700. The demo study carries an acute grade-2 wedge fracture of L1 and a STIR
 series (``spineviewer.cli.demo_study_options``). Segmentation is the shipped ONNX model when
@@ -121,6 +122,22 @@ def main(argv: list[str] | None = None) -> int:
         tools.autozoom.zoom_to_spine()
         settle(app, win)
         save(win, "correct")
+        win.undo()
+        settle(app, win)
+
+        # the reader confirms the fracture and records its type, grade and age (STIR oedema)
+        panel = win.results
+        panel.select_level(fracture)
+        panel.reader_type.setCurrentText("wedge")
+        panel.reader_grade.setCurrentText("grade 2")
+        panel.reader_age.setCurrentText("acute")
+        panel.comment.setText("marrow oedema on STIR")
+        panel.btn_fracture.click()
+        settle(app, win)
+        panel.select_level(fracture)
+        tools.autozoom.zoom_to_spine()
+        settle(app, win)
+        save(win, "override")
         win.undo()
         settle(app, win)
 

@@ -30,7 +30,7 @@ STAGES = ("index", "select", "load", "preprocess", "segment", "label", "corners"
 # Flags that come from labelling / geometry and survive a re-measurement.
 PERSISTENT_FLAGS = frozenset({
     "label_uncertain", "partial_body", "corners_failed", "transitional_anatomy",
-    "sacrum_not_visible", "corrected",
+    "sacrum_not_visible", "corrected", "endplate_from_mask",
 })
 
 _MODEL_CACHE: dict[tuple, Any] = {}
@@ -111,7 +111,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   cancel: CancelFn | None = None,
                   masks_override: np.ndarray | None = None,
                   files: list[str] | None = None,
-                  slice_mode: str = "per-vertebra") -> StudyResult:
+                  slice_mode: str = "per-vertebra",
+                  refine_endplates: bool = True) -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
     Parameters
@@ -130,6 +131,9 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     files : index exactly these files instead of walking ``path`` (batch: one study's files).
     slice_mode : ``per-vertebra`` (every slice segmented, each body measured on the slice
         nearest its own mid-sagittal plane) or ``centre`` (the paper: the centre slice only).
+    refine_endplates : move each body's endplates and corners to the outer cortical margin
+        its measurement slice shows (``core.endplates``; on by default: see
+        docs/VALIDATION-development.md); False measures the mask's border as it is.
 
     Returns
     -------
@@ -187,7 +191,9 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     _set_analysed_slice(result, volume, ref)
 
     st.start("corners")
-    result.vertebrae = find_all_corners(labelling, prep, transform_spacing(model), volume)
+    result.vertebrae = find_all_corners(labelling, prep, transform_spacing(model), volume,
+                                        refine=refine_endplates,
+                                        source_spacing_mm=result.pixel_spacing_mm)
     st.start("morphometry")
     measured = measure_all(result)
     st.start("genant")
@@ -303,39 +309,54 @@ def _override_to_class_map(labels, transform, source_shape):
 
 
 def find_all_corners(labelling, prep: PreparedSeries, spacing_mm: float,
-                     volume=None) -> list[VertebraResult]:
+                     volume=None, *, refine: bool = True,
+                     source_spacing_mm: tuple[float, float] | None = None
+                     ) -> list[VertebraResult]:
     """Corners stage: one `VertebraResult` per named body, on its measurement slice.
 
     Each body's mask (``body.mask``, model grid) and the pre-processed image of its slice
     (``prep.image(body.position)``) go to `corners_for_body`; coordinates come back in
-    source pixels through ``prep.transform``.
+    source pixels through ``prep.transform``. The column's direction at each body (from the
+    neighbours' mask centroids, ``corners.column_directions``) tells a steeply tilted body's
+    SI axis. With ``refine`` and a ``volume``, each body's endplates and corners are then
+    moved to the outer cortical margin shown by its source slice (``endplates``).
     """
+    from scipy import ndimage
+
+    from spineviewer.core.corners import column_directions
+    from spineviewer.core.endplates import refine_vertebra
+
+    hints = column_directions([ndimage.center_of_mass(b.mask) for b in labelling.bodies])
+    spacing_src = source_spacing_mm if source_spacing_mm is not None else (
+        tuple(float(x) for x in volume.pixel_spacing_mm) if volume is not None else None)
     vertebrae = []
-    for body in labelling.bodies:
+    for body, hint in zip(labelling.bodies, hints):
         v = VertebraResult(level=body.level, flags=list(getattr(body, "flags", [])))
         src = prep.slice_indices[body.position]
         v.measurement_slice = int(src)
         if volume is not None:
             v.measurement_sop_uid = str(volume.sop_instance_uids[src])
-        if "partial_body" not in v.flags:
-            corners_for_body(v, body.mask, prep.image(body.position), prep.transform,
-                             spacing_mm)
+        if "partial_body" not in v.flags and corners_for_body(
+                v, body.mask, prep.image(body.position), prep.transform, spacing_mm,
+                si_hint=hint) and refine and volume is not None:
+            refine_vertebra(v, volume.pixels[src], spacing_src)
         vertebrae.append(v)
     return vertebrae
 
 
 def corners_for_body(v: VertebraResult, mask: np.ndarray, image: np.ndarray | None,
-                     transform, spacing_mm: float) -> bool:
+                     transform, spacing_mm: float, *, si_hint=None) -> bool:
     """Fill ``v``'s corners, outline and corner strategy from one body ``mask`` (model grid).
 
     ``image`` is the pre-processed model-grid slice the mask was segmented from (for
-    image-based refinements). Returns False (and flags ``corners_failed``) on a degenerate
+    image-based refinements); ``si_hint`` the column's superior->inferior direction there
+    (``corners.find_corners``). Returns False (and flags ``corners_failed``) on a degenerate
     mask.
     """
     from spineviewer.core.corners import find_corners
 
     try:
-        cr = find_corners(mask, (spacing_mm, spacing_mm))
+        cr = find_corners(mask, (spacing_mm, spacing_mm), si_hint=si_hint)
     except (ValueError, RuntimeError) as exc:  # degenerate mask
         log.warning("corners failed for %s: %s", v.level, exc)
         v.flags.append("corners_failed")

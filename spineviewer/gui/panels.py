@@ -37,6 +37,8 @@ class Panels(QtCore.QObject):
                 dock.setWidget(scroll)
         disclaimer = getattr(window, "disclaimer", None)
         self._disclaimer = (disclaimer, disclaimer.text()) if disclaimer is not None else None
+        # a status message (e.g. "Call changed: ...") must not be cut by the disclaimer
+        window.statusBar().messageChanged.connect(lambda _m: self.fit_disclaimer())
         self._hidden_for_reading: list[str] = []
         self._last_width = 0
         window.installEventFilter(self)
@@ -63,9 +65,7 @@ class Panels(QtCore.QObject):
         """Shrink the side panels so that each stays within its share of the window (and the
         disclaimer to its short form on a narrow window)."""
         width = self.window.width()
-        if self._disclaimer is not None:
-            label, full = self._disclaimer
-            label.setText(full if width >= SHORT_DISCLAIMER_BELOW else SHORT_DISCLAIMER)
+        self.fit_disclaimer()
         docks, sizes = [], []
         for title, dock in self.docks.items():
             if dock.isVisible() and not dock.isFloating():
@@ -76,6 +76,23 @@ class Panels(QtCore.QObject):
             sizes = [int(s * free / sum(sizes)) for s in sizes]
         if docks:
             self.window.resizeDocks(docks, sizes, QtCore.Qt.Orientation.Horizontal)
+
+    def fit_disclaimer(self) -> None:
+        """The full disclaimer when the window is wide enough for it beside the status message,
+        else its short form (the full text stays in its tooltip)."""
+        if self._disclaimer is None:
+            return
+        label, full = self._disclaimer
+        bar = self.window.statusBar()
+        fm = label.fontMetrics()
+        others = sum(w.sizeHint().width() for w in bar.findChildren(QtWidgets.QWidget)
+                     if w is not label and w.isVisible() and w.parent() is bar)
+        message = bar.currentMessage()
+        needed = (fm.horizontalAdvance(full) + 24 + others
+                  + (bar.fontMetrics().horizontalAdvance(message) + 24 if message else 0))
+        width = self.window.width()
+        short = width < SHORT_DISCLAIMER_BELOW or needed > width
+        label.setText(SHORT_DISCLAIMER if short else full)
 
     def eventFilter(self, obj: Any, ev: QtCore.QEvent) -> bool:
         if (obj is self.window and ev.type() in (QtCore.QEvent.Type.Resize,

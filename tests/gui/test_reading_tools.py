@@ -347,6 +347,20 @@ def test_canvas_keeps_room_from_1024x700_to_4k(qtbot, window, lumbar_study, size
     assert scroll is not None and scroll.widget().isAncestorOf(window.results)
 
 
+def test_a_status_message_is_not_cut_by_the_disclaimer(qtbot, window):
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: window.width() == 1600, timeout=2000)
+    label = window.disclaimer
+    qtbot.waitUntil(lambda: "qualified reader" in label.text(), timeout=2000)
+    full = label.text()
+    message = ("Call changed: L4 (was L5): now crush fracture, Genant grade 1; was no fracture;"
+               " L3: now wedge fracture, Genant grade 2")
+    window.statusBar().showMessage(message)
+    assert "medical device" in label.text() and label.text() != full  # the short form
+    window.statusBar().clearMessage()
+    assert label.text() == full
+
+
 @pytest.fixture(scope="module")
 def phantom_study(tmp_path_factory):
     """The demo phantom (448 x 314 pixels of 0.6 mm, L1 wedge), three slices, T2 only."""
