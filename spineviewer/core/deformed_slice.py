@@ -1,7 +1,7 @@
 """Each body's most deformed slice: a fracture off the centre line is still a fracture.
 
 A body is measured on the slice nearest its mid-sagittal plane (``core.slices``). Its other
-central sections (within ``MAX_STEPS`` slices, at least ``MIN_AREA`` of its largest
+central sections (the slices next to it, at least ``MIN_AREA`` of its largest
 section, not cut by the image edge, and passing the mask checks of ``core.qc``) are measured
 as well; the one with the lowest height ratio (AH/PH or MH/PH) is the most deformed slice,
 and the Genant rules are run on it (with the other levels as measured). When that call is a
@@ -16,7 +16,7 @@ import numpy as np
 
 from spineviewer.core.results import VertebraResult
 
-MAX_STEPS = 2
+MAX_STEPS = 1
 MIN_AREA = 0.6
 FLAG = "off_centre_deformity"
 

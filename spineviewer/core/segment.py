@@ -216,7 +216,8 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     Returns
     -------
     class_maps : (N, H, W) uint8 post-processed class maps (`postprocess`).
-    margins : (N, H, W) float16 softmax margin (top probability minus the second).
+    margins : (N, H, W) float16 softmax margin (top probability minus the second) on the
+        pixels of the body and sacrum classes (0 elsewhere: only they are checked).
     """
     from spineviewer.core.errors import Cancelled
 
@@ -229,10 +230,13 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
         if cancel is not None and cancel():
             raise Cancelled("analysis cancelled by the user")
         probs = model.predict_batch(x[sl])
+        keep = [names.index(k) for k in ("body", "sacrum") if k in names]
         for j, p in enumerate(probs):
-            class_maps[sl.start + j] = postprocess(p, spacing, class_names=names)
-            top2 = np.partition(p, -2, axis=0)[-2:]
-            margins[sl.start + j] = top2[1] - top2[0]
+            cmap = postprocess(p, spacing, class_names=names)
+            class_maps[sl.start + j] = cmap
+            sel = np.isin(cmap, keep)
+            q = np.sort(p[:, sel], axis=0)
+            margins[sl.start + j][sel] = q[-1] - q[-2]
     return class_maps, margins
 
 
