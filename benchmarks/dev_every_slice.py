@@ -170,18 +170,23 @@ def evaluate_phantoms(n, seed, threads):
                         continue
                     s["mid_slice_right"] += v.measurement_slice == truth.mid_slice_by_level[lv]
                     s["not_assessable"] += v.deformity == "not assessable - review"
+                    off = "off_centre_deformity" in v.flags
                     if lv not in fx:
                         s["healthy"] += 1
                         s["false_fracture"] += bool(v.fracture)
+                        s["healthy_off_centre_flag"] += off
                     else:
                         s["fractured"] += 1
                         s["fracture_found"] += bool(v.fracture)
+                        s["fracture_missed_but_flagged"] += (not v.fracture) and off
     print(f"\nPhantom cohort, seed {seed}, {n} studies (DEVELOPMENT figures)")
     for mode, s in stats.items():
         print(f"  {mode:13s} L1-L5 on their own mid-sagittal slice {s['mid_slice_right']}/"
               f"{s['bodies']} (missing {s['missing']}), fractures called "
-              f"{s['fracture_found']}/{s['fractured']}, false fracture calls "
-              f"{s['false_fracture']}/{s['healthy']}, not assessable {s['not_assessable']}, "
+              f"{s['fracture_found']}/{s['fractured']} (missed but flagged off-centre "
+              f"{s['fracture_missed_but_flagged']}), false fracture calls "
+              f"{s['false_fracture']}/{s['healthy']} (healthy flagged off-centre "
+              f"{s['healthy_off_centre_flag']}), not assessable {s['not_assessable']}, "
               f"median {np.median(times[mode]):.1f} s per study")
 
 
