@@ -1,6 +1,6 @@
 """Batch throughput against separate `analyze` processes, worker memory, no-op re-run time.
 
-    python benchmarks/bench_batch.py [--n 20] [--seed 11] [--analyze-n 8]
+    python benchmarks/bench_batch.py [--n 20] [--seed 11] [--analyze-n 8] [--slices N]
 
 Writes ``--n`` varied phantom studies (synth.write_cohort: vendors, matrices, 11-17 slices,
 distractor series) plus two broken folders, then times, each as a fresh process:
@@ -37,10 +37,10 @@ def _cli(*args: str) -> float:
     return time.perf_counter() - t0
 
 
-def _archive(base: Path, n: int, seed: int) -> list[Path]:
+def _archive(base: Path, n: int, seed: int, slices: int | None) -> list[Path]:
     from spineviewer.synth.study import write_cohort
 
-    truths = write_cohort(base / "gen", n, seed)
+    truths = write_cohort(base / "gen", n, seed, n_slices=slices)
     root = base / "archive"
     root.mkdir()
     for k, t in enumerate(truths):
@@ -73,13 +73,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--analyze-n", type=int, default=8,
                     help="studies timed with separate analyze processes")
+    ap.add_argument("--slices", type=int, default=None,
+                    help="T2 slices per study (default: the cohort's 11-17)")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         t0 = time.perf_counter()
-        studies = _archive(base, args.n, args.seed)
-        print(f"archive: {args.n} phantom studies + 2 broken folders "
+        studies = _archive(base, args.n, args.seed, args.slices)
+        print(f"archive: {args.n} phantom studies ({args.slices or '11-17'} slices) + 2 broken "
+              f"folders "
               f"(written in {time.perf_counter() - t0:.1f} s)")
         sample = studies[: args.analyze_n]
         seq = _analyze_rate(sample, base / "single", 1)

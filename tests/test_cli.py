@@ -94,3 +94,29 @@ def test_gui_is_the_default_command(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: spineviewer gui") and "--exit-after-analysis" in out
+
+
+def test_series_that_is_not_t2_needs_force_series(tmp_path, capsys, monkeypatch):
+    """Issue 15: `analyze --series <T1>` is refused with the reason; --force-series analyses it
+    and the output carries the warning."""
+    import numpy as np
+
+    from spineviewer.core import pipeline
+
+    sys.path.insert(0, str(ROOT))
+    from tests.dicom_factory import typical_study, write_study
+
+    specs = typical_study()
+    write_study(tmp_path / "s", specs)
+    real = pipeline.analyze_study
+    monkeypatch.setattr(pipeline, "analyze_study", lambda path, **kw: real(
+        path, masks_override=np.zeros((specs[1].rows, specs[1].cols), np.uint8), **kw))
+    args = ["analyze", str(tmp_path / "s"), "-q", "--series", specs[1].series_uid]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not a sagittal T2" in err and "TE 10 ms < 80 ms" in err and "--force-series" in err
+    out_json = tmp_path / "r.json"
+    assert main([*args, "--force-series", "--json", str(out_json)]) == 0
+    assert '"unsuitable_series"' in out_json.read_text()
+    assert main([*args, "--force-series"]) == 0
+    assert capsys.readouterr().out.startswith("WARNING: the analysed series is unsuitable")

@@ -125,7 +125,8 @@ class BarReporter(LineReporter):
         self.bar = tqdm(total=total, unit="study", desc="batch", file=self.stream,
                         dynamic_ncols=True)
         if skipped:
-            self.bar.write(f"batch: {skipped} studies unchanged since the last run (skipped)")
+            self.bar.write(f"batch: {skipped} studies unchanged since the last run (skipped)",
+                           file=self.stream)
 
     def update(self, record: dict[str, Any]) -> None:
         self.failed += record["status"] != "done"

@@ -24,6 +24,9 @@ READER_TYPES = ("wedge", "biconcave", "crush")
 READER_GRADES = (1, 2, 3)
 #: Fracture age a reader may record (oedema on STIR: acute).
 READER_AGES = ("acute", "chronic", "indeterminate")
+#: The algorithm's call (``deformity``) on a body whose mask failed quality control
+#: (``core.qc``): no confident call either way.
+NOT_ASSESSABLE = "not assessable - review"
 
 
 def describe(fracture: Any, deformity: Any = None, grade: Any = None) -> str:
@@ -33,7 +36,7 @@ def describe(fracture: Any, deformity: Any = None, grade: Any = None) -> str:
     20%)"``; a negative call is ``"no fracture"``.
     """
     if not fracture:
-        return "no fracture"
+        return NOT_ASSESSABLE if deformity == NOT_ASSESSABLE else "no fracture"
     kind = str(deformity) if deformity and deformity != "none" else ""
     try:
         g = int(grade) if grade is not None else 0
@@ -136,7 +139,7 @@ def change_text(change: dict[str, str]) -> str:
 def short(fracture: Any, deformity: Any = None, grade: Any = None) -> str:
     """Table form of :func:`describe`: ``"wedge G2"``, ``"mild wedge"``, ``"none"``."""
     if not fracture:
-        return "none"
+        return "not assessable" if deformity == NOT_ASSESSABLE else "none"
     kind = str(deformity) if deformity and deformity != "none" else "fracture"
     try:
         g = int(grade) if grade is not None else 0

@@ -277,6 +277,21 @@ def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
     return masks, sacrum, notes
 
 
+def body_instances(class_map: np.ndarray, class_names: Sequence[str],
+                   spacing_mm: float = 0.6) -> list[np.ndarray]:
+    """The body instances of a class map, top to bottom, as `label_vertebrae` splits them
+    (touching bodies, bodies joined around a disc's end) - without naming them or settling
+    the sacrum: cheap enough to follow bodies over every slice of a series."""
+    kb = _index(class_names, "body")
+    if kb is None:
+        return []
+    masks, _ = _instances(class_map == kb, spacing_mm)
+    kd = _index(class_names, "disc")
+    if kd is not None:
+        masks, _ = split_at_discs(masks, class_map == kd, spacing_mm)
+    return masks
+
+
 def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
                     spacing_mm: float = 0.6, in_view: np.ndarray | None = None) -> Labelling:
     """Split, order and name the vertebral bodies of a post-processed class map.

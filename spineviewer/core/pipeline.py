@@ -30,7 +30,8 @@ STAGES = ("index", "select", "load", "preprocess", "segment", "label", "corners"
 # Flags that come from labelling / geometry and survive a re-measurement.
 PERSISTENT_FLAGS = frozenset({
     "label_uncertain", "partial_body", "corners_failed", "transitional_anatomy",
-    "sacrum_not_visible", "corrected", "endplate_from_mask",
+    "sacrum_not_visible", "corrected", "endplate_from_mask", "segmentation_uncertain",
+    "off_centre_deformity",
 })
 
 _MODEL_CACHE: dict[tuple, Any] = {}
@@ -125,9 +126,9 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     model_path, provider, threads : ONNX model file, "auto"|"cpu"|"cuda", intra-op threads.
     progress : called as ``progress(stage, fraction)``.
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
-    masks_override : label map on the *source* centre slice (0 none, 1..6 T12..L5, 7 sacrum)
-        that replaces the network (validation with ground-truth masks); implies the centre
-        slice only.
+    masks_override : label map (0 none, 1..6 T12..L5, 7 sacrum) that replaces the network
+        (validation with ground-truth masks): on the *source* centre slice (rows, cols), which
+        implies the centre slice only, or on every slice of the series (n, rows, cols).
     files : index exactly these files instead of walking ``path`` (batch: one study's files).
     slice_mode : ``per-vertebra`` (every slice segmented, each body measured on the slice
         nearest its own mid-sagittal plane) or ``centre`` (the paper: the centre slice only).
@@ -153,7 +154,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     if slice_mode not in SLICE_MODES:
         raise errors.SpineViewerError(
             f"slice mode must be one of {', '.join(SLICE_MODES)}, not {slice_mode!r}")
-    if masks_override is not None:
+    if masks_override is not None and np.ndim(masks_override) == 2:
         slice_mode = "centre"
     st = _Stages(progress, cancel)
     st.start("index")
@@ -198,6 +199,10 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     measured = measure_all(result)
     st.start("genant")
     classify_all(result, measured)
+    from spineviewer.core.deformed_slice import most_deformed_all
+
+    most_deformed_all(result, labelling.bodies, prep, transform_spacing(model), measured,
+                      seg.margins, volume=volume if refine_endplates else None)
     st.done()
     result.timings_s = st.timings
     return result
@@ -272,9 +277,16 @@ def segment_series(prep: PreparedSeries, model, masks_override: np.ndarray | Non
                    cancel: CancelFn | None = None) -> SeriesSegmentation:
     """Segment stage: every prepared slice in batched ONNX calls (or the truth masks)."""
     if masks_override is not None:
-        cmap, names = _override_to_class_map(np.asarray(masks_override), prep.transform,
-                                             prep.transform.source_shape)
-        return SeriesSegmentation(class_maps=cmap[None].astype(np.uint8), class_names=names)
+        labels = np.asarray(masks_override)
+        if labels.ndim == 3:
+            if len(labels) < max(prep.slice_indices) + 1:
+                raise errors.SpineViewerError(
+                    f"override masks hold {len(labels)} slices; the series has more")
+            labels = labels[prep.slice_indices]
+        maps = [_override_to_class_map(lab, prep.transform, prep.transform.source_shape)
+                for lab in labels.reshape(-1, *labels.shape[-2:])]
+        return SeriesSegmentation(class_maps=np.stack([m for m, _ in maps]).astype(np.uint8),
+                                  class_names=maps[0][1])
     from spineviewer.core.segment import segment_volume
 
     names = list(model.card.get("classes", ["background", "body", "sacrum", "disc"]))
@@ -286,11 +298,14 @@ def segment_series(prep: PreparedSeries, model, masks_override: np.ndarray | Non
 def label_series_stage(prep: PreparedSeries, seg: SeriesSegmentation, spacing_mm: float,
                        slice_mode: str):
     """Label stage: name the bodies, follow them over the slices, pick their slices."""
+    from spineviewer.core.qc import check_all
     from spineviewer.core.slices import label_series
 
-    return label_series(seg.class_maps, seg.class_names, spacing_mm=spacing_mm,
-                        centre=prep.centre, in_view=prep.transform.in_view(),
-                        mode=slice_mode if len(seg.class_maps) > 1 else "centre")
+    labelling = label_series(seg.class_maps, seg.class_names, spacing_mm=spacing_mm,
+                             centre=prep.centre, in_view=prep.transform.in_view(),
+                             mode=slice_mode if len(seg.class_maps) > 1 else "centre")
+    check_all(labelling.bodies, seg.margins)
+    return labelling
 
 
 def _override_to_class_map(labels, transform, source_shape):
@@ -334,6 +349,7 @@ def find_all_corners(labelling, prep: PreparedSeries, spacing_mm: float,
         v = VertebraResult(level=body.level, flags=list(getattr(body, "flags", [])))
         src = prep.slice_indices[body.position]
         v.measurement_slice = int(src)
+        v.qc_reasons = list(getattr(body, "qc_reasons", []))
         if volume is not None:
             v.measurement_sop_uid = str(volume.sop_instance_uids[src])
         if "partial_body" not in v.flags and corners_for_body(
@@ -422,6 +438,12 @@ def classify_all(result: StudyResult, measured: list) -> None:
         v.genant_grade = int(call.genant_grade)
         v.reasons = list(call.reasons)
         v.flags.extend(f for f in call.flags if f not in v.flags)
+        if "segmentation_uncertain" in v.flags:
+            if v.ai is None:  # not edited: no confident call from the doubtful mask
+                _not_assessable(v)
+            else:
+                v.reasons.append("the segmentation was uncertain; this call uses the "
+                                 "reader-corrected corners")
     result.parameters = {
         "reference_table": getattr(table, "source", ""),
         "threshold_sd": getattr(table, "threshold_sd", None),
@@ -432,6 +454,19 @@ def classify_all(result: StudyResult, measured: list) -> None:
     }
     if hasattr(table, "to_dict"):
         result.parameters["reference"] = table.to_dict()
+
+
+def _not_assessable(v: VertebraResult) -> None:
+    """An uncertain mask gives no confident call: keep the measurements, say why."""
+    from spineviewer.core.qc import NOT_ASSESSABLE
+
+    would = (f"{v.deformity} grade {v.genant_grade}" if v.fracture else "no fracture")
+    v.reasons = ([f"{NOT_ASSESSABLE}: segmentation uncertain - {r}" for r in v.qc_reasons]
+                 or [f"{NOT_ASSESSABLE}: segmentation uncertain"])
+    v.reasons.append(f"the rules on this mask would read: {would} (not reported)")
+    v.fracture, v.deformity, v.genant_grade = False, NOT_ASSESSABLE, 0
+    if "needs_review" not in v.flags:
+        v.flags.append("needs_review")
 
 
 def _opt(x) -> float | None:

@@ -7,10 +7,11 @@ contracts that other tools parse: keep the names exactly.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +84,17 @@ class VertebraResult:
         return self.fracture
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # As dataclasses.asdict, without its recursive copy of the long outline (asdict took
+        # ~10 ms per vertebra: every correction's snapshot and autosave stalled the GUI).
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("corners_rc", "outline_rc"):
+                continue
+            value = getattr(self, f.name)
+            d[f.name] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
         d["corners_rc"] = {k: [float(v[0]), float(v[1])] for k, v in self.corners_rc.items()}
         d["outline_rc"] = [[round(float(r), 3), round(float(c), 3)] for r, c in self.outline_rc]
-        return d
+        return {f.name: d[f.name] for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VertebraResult:
@@ -215,7 +223,7 @@ def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
             if "fracture" in row and row["fracture"] not in ("", None):
                 row["fracture"] = int(float(row["fracture"]))
             for name in ("genant_grade", "algorithm_fracture", "reader_override",
-                         "reader_grade"):
+                         "reader_grade", "measurement_slice", "most_deformed_slice"):
                 if name in row and row[name] not in ("", None):
                     row[name] = int(float(row[name]))
             for key in ("flags", "qc_reasons", "study_flags"):

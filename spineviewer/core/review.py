@@ -278,8 +278,11 @@ class ReviewSession:
         return True
 
     def _snapshot(self) -> dict[str, Any]:
-        # to_dict shares lists (edits, flags) with the live result: copy them.
-        return copy.deepcopy(self.result.to_dict())
+        # StudyResult.to_dict shares lists (edits, flags) with the live result: copy them;
+        # the vertebra dicts are fresh copies already (VertebraResult.to_dict), and copying
+        # their long outlines again made every correction stall the GUI.
+        d = self.result.to_dict()
+        return {k: v if k == "vertebrae" else copy.deepcopy(v) for k, v in d.items()}
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         # Copy fields into the existing object so views holding ``self.result`` stay valid.

@@ -80,8 +80,23 @@ class VertebraOverlay(QtCore.QObject):
         """True when ``update(v)`` can show ``v`` (same level and corner set)."""
         return v.level == self.level and set(v.corners_rc) == set(self.handles)
 
+    @staticmethod
+    def _signature(v: VertebraResult) -> tuple:
+        """Everything the overlay draws from ``v``: an unchanged vertebra is not redrawn."""
+        outline = v.outline_rc
+        return (v.level, tuple(sorted((k, tuple(map(float, p))) for k, p in v.corners_rc.items())),
+                len(outline), tuple(map(float, outline[0])) if outline else (),
+                tuple(map(float, outline[-1])) if outline else (), calls.final_call(v),
+                style.call_status(v), tuple(v.flags), v.ai is not None,
+                v.AH_mm, v.MH_mm, v.PH_mm)
+
     def update(self, v: VertebraResult) -> None:
         """Show ``v`` with the existing items (after an edit: cheap, no items re-created)."""
+        sig = self._signature(v)
+        if sig == getattr(self, "_drawn", None):
+            self.vertebra = v
+            return
+        self._drawn = sig
         self.vertebra = v
         self.colour = style.status_colour(v)
         self.corners = {k: np.asarray(p, dtype=float) for k, p in v.corners_rc.items()}
@@ -113,6 +128,8 @@ class VertebraOverlay(QtCore.QObject):
             text += " &#9998;"
         if v.final_fracture:  # core.calls wording: "wedge G2", "mild crush", never "G0"
             text += f" {calls.reader_short(v) or calls.algorithm_short(v)}"
+        elif v.deformity == calls.NOT_ASSESSABLE and not calls.has_override(v):
+            text += " not assessable"
         elif "schmorl_node" in v.flags:
             text += " Schmorl"
         doubt = ""
@@ -173,6 +190,7 @@ class VertebraOverlay(QtCore.QObject):
         return h
 
     def _on_drag(self, name: str, item: pg.TargetItem) -> None:
+        self._drawn = None  # the screen no longer shows the result: the next update redraws
         p = item.pos()
         self.corners[name] = np.array([p.y(), p.x()])
         self._update_lines()

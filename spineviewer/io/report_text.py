@@ -119,6 +119,8 @@ def review_cause(v: VertebraResult) -> str:
         return "level label uncertain"
     if "partial_body" in v.flags:
         return "body only partly in view"
+    if "segmentation_uncertain" in v.flags:
+        return "segmentation uncertain, fracture not assessable"
     if "schmorl_node" in v.flags:
         return SCHMORL_CAUSE
     if "corner overlap" in text:
@@ -155,6 +157,9 @@ def summary_lines(result: StudyResult) -> list[str]:
         if "schmorl_node" in v.flags:
             lines.append(f"{v.level}: focal endplate notch, possibly a Schmorl node; not "
                          "called a fracture. Review advised.")
+        if v.deformity == calls.NOT_ASSESSABLE and not v.final_fracture:
+            why = "; ".join(v.qc_reasons) or "segmentation uncertain"
+            lines.append(f"{v.level}: {calls.NOT_ASSESSABLE} ({why}).")
         if "mild_deformity" in v.flags:
             lines.append(f"{v.level}: mild deformity (height loss below 20%).")
         cause = review_cause(v)

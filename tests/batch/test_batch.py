@@ -225,3 +225,17 @@ def test_a_worker_with_another_model_is_refused(archive, tmp_path, monkeypatch):
     assert "another model" in _csv(out / "failures.csv")[0]["reason"]
     assert _csv(out / "results.csv") == []
     assert not list((out / "manifest" / "studies").glob("*.json"))  # retried next time
+
+
+def test_progress_bar_counts_failures_and_stays_on_its_stream(capsys):
+    from spineviewer.batch.cli import BarReporter
+
+    bar = BarReporter()
+    bar.stream = io.StringIO()
+    bar.start(3, 1)
+    for status in ("failed", "done", "done"):
+        bar.update({"status": status, "key": "k"})
+    bar.close()
+    text = bar.stream.getvalue()
+    assert "3/3" in text and "failed=1" in text and "1 studies unchanged" in text
+    assert capsys.readouterr().out == ""

@@ -36,10 +36,10 @@ def test_midplane_is_the_vertex_of_the_section_profile_even_when_the_series_ends
     # sections of a body centred at stack position 6.8 (x0); the series stops at 8
     def disc(area):
         m = np.zeros((60, 60), bool)
-        m[:max(1, int(round(area / 50))), :50] = True
+        m[:max(1, round(area / 50)), :50] = True
         return m
 
-    track = {p: disc(2500 * np.sqrt(max(0.02, 1 - ((p - 6.8) / 5.0) ** 2))) for p in range(0, 9)}
+    track = {p: disc(2500 * np.sqrt(max(0.02, 1 - ((p - 6.8) / 5.0) ** 2))) for p in range(9)}
     assert midplane_position(track) == 7
     # the plain area-weighted centre would be biased towards the long side
     pos = np.array(sorted(track))
@@ -92,3 +92,20 @@ def test_unknown_slice_mode_is_a_clear_error(tmp_path):
 
     with pytest.raises(errors.SpineViewerError, match="slice mode"):
         analyze_study(tmp_path, slice_mode="diagonal")
+
+
+@needs_model
+def test_most_deformed_slice_and_its_call_are_recorded(tmp_path):
+    params = PhantomParams(deformities={"L2": ("wedge", 2)}, midline_offset_mm=10.0)
+    truth = write_study(tmp_path, 91, params=params, n_slices=11, distractors=False)
+    result = analyze_study(truth.dicom_dir, threads=2)
+    v = result.vertebra("L2")
+    assert v.fracture and v.deformity == "wedge"
+    assert v.most_deformed_slice is not None and v.most_deformed_call.startswith("wedge grade")
+    for u in result.vertebrae:
+        if u.AH_mm is not None:
+            track_ok = abs(u.most_deformed_slice - u.measurement_slice) <= 2
+            assert track_ok and u.most_deformed_call, u.level
+    healthy = [u for u in result.vertebrae if u.level in ("L3", "L4", "L5")]
+    assert all(u.most_deformed_call == "no fracture" for u in healthy)
+    assert all("off_centre_deformity" not in u.flags for u in healthy)

@@ -26,7 +26,6 @@ from spineviewer.core.dicom import headers as hdr
 from spineviewer.core.dicom import reading
 from spineviewer.core.dicom.index import slice_normal
 from spineviewer.core.errors import NoPixelSpacing, UnreadableSeries
-from spineviewer.core.results import INPUT_FLAG_NAMES
 
 #: Plausible in-plane pixel spacing of an MR image, mm (anything else is a broken header).
 SPACING_RANGE_MM = (0.05, 5.0)

@@ -28,14 +28,14 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
+    JPEG2000,
+    JPEG2000MC,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLSNearLossless,
-    JPEG2000,
-    JPEG2000MC,
 )
 
 log = logging.getLogger(__name__)
