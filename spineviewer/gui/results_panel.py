@@ -12,7 +12,7 @@ from spineviewer.core import calls
 from spineviewer.core.dicom.select import UNSUITABLE_FLAG
 from spineviewer.core.results import StudyResult, VertebraResult
 from spineviewer.gui import style
-from spineviewer.io.report_text import study_flag_text, unsuitable_series_line
+from spineviewer.io.report_text import edit_text, study_flag_text, unsuitable_series_line
 
 #: (header, attribute or callable, tooltip)
 COLUMNS = [
@@ -101,8 +101,8 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
         parts.append(f"<p>Corners: {e(how)}, overlap {ov}</p>")
     edits = [x for x in result.edits if x.get("level") in (v.level, "all")]
     if edits:
-        rows = "".join(f"<li>{e(str(x['field']))}: AI {e(str(x['ai_value']))} &rarr; "
-                       f"{e(str(x['new_value']))}"
+        spacing = getattr(result, "pixel_spacing_mm", None)
+        rows = "".join(f"<li>{e(edit_text(x, spacing)).replace(' -&gt; ', ' &rarr; ')}"
                        + "".join(f"<br>call {e(c)}" for c in x.get("call_changes", []))
                        + "</li>" for x in edits[-6:])
         parts.append(f"<p><b>Corrections</b></p><ul>{rows}</ul>")

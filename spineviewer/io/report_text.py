@@ -219,6 +219,39 @@ def _vertebra_corrections(v: VertebraResult) -> list[str]:
     return out
 
 
+def _fmt_edit_value(field: str, value: Any) -> str:
+    """An audit-trail value as a reader reads it: pixel positions rounded, calls in words,
+    other numbers to 1 decimal (the JSON keeps full precision)."""
+    if field == "fracture":
+        return {True: "fracture", False: "no fracture", None: "override cleared"}.get(
+            value, str(value))
+    if field.startswith("corner_") and isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"(row {float(value[0]):.0f}, col {float(value[1]):.0f})"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt_edit_value(field, x) for x in value)
+    if isinstance(value, float):
+        label_unit = _FIELD_LABEL.get(field)
+        return _fmt_value(value, label_unit[1] if label_unit else "mm")
+    return "-" if value is None else str(value)
+
+
+def edit_text(entry: dict[str, Any], pixel_spacing_mm: Any = None) -> str:
+    """One audit-trail entry in words, e.g. ``"corner AS: (row 197, col 85) -> (row 199,
+    col 86), moved 1.8 mm"``; the stored entry keeps full precision."""
+    field = str(entry.get("field", ""))
+    old, new = entry.get("ai_value"), entry.get("new_value")
+    name = f"corner {field[len('corner_'):]}" if field.startswith("corner_") else field
+    text = f"{name}: AI {_fmt_edit_value(field, old)} -> {_fmt_edit_value(field, new)}"
+    try:  # how far a corner moved, in mm, when the spacing is known
+        dr, dc = float(new[0]) - float(old[0]), float(new[1]) - float(old[1])
+        sr, sc = (float(x) for x in pixel_spacing_mm)
+    except (TypeError, ValueError, IndexError, KeyError):
+        return text
+    if field.startswith("corner_"):
+        text += f", moved {((dr * sr) ** 2 + (dc * sc) ** 2) ** 0.5:.1f} mm"
+    return text
+
+
 def corrections(result: StudyResult) -> list[str]:
     """What a clinician changed, AI value against corrected value, and the audit-trail size.
 

@@ -186,3 +186,25 @@ def test_results_panel_says_when_nothing_was_found(qtbot):
     assert panel.table.rowCount() == 0
     assert "No vertebral body found" in panel.summary.text()
     assert "sacrum not visible" in panel.summary.text()
+
+
+def test_why_view_lists_corrections_rounded_not_as_raw_floats(qtbot):
+    from spineviewer.core import review
+
+    r = box_result()
+    v = r.vertebrae[0]
+    old = v.corners_rc["AS"]
+    review.move_corner(r, "L1", "AS", (old[0] + 2.14334135298924, old[1] + 0.0001234),
+                       remeasure=lambda _r: None)
+    assert r.edits[-1]["new_value"][0] == pytest.approx(old[0] + 2.14334135298924)  # JSON: full
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.set_result(r)
+    panel.select_level("L1")
+    text = panel.why.toPlainText()
+    line = next(x for x in text.splitlines() if x.startswith("corner AS"))
+    assert line.startswith(f"corner AS: AI (row {old[0]:.0f}, col {old[1]:.0f}) \u2192 "
+                           f"(row {old[0] + 2.14:.0f}, col {old[1]:.0f})")
+    dr, dc = 2.14334135298924 * r.pixel_spacing_mm[0], 0.0001234 * r.pixel_spacing_mm[1]
+    assert line.endswith(f"moved {(dr * dr + dc * dc) ** 0.5:.1f} mm")
+    assert "2.1433" not in text and "0.0001" not in text
