@@ -21,9 +21,9 @@ class JobsMixin:
 
     def _start_job(self, name: str, job: QtCore.QObject) -> None:
         self._cancel_job(name)
-        thread = workers.start(job, self)
+        # the end handler is connected before the thread starts: a quick job can end first
+        thread = workers.start(job, self, on_finished=lambda n=name, j=job: self._job_ended(n, j))
         self._jobs[name] = (job, thread)
-        thread.finished.connect(lambda n=name, j=job: self._job_ended(n, j))
         self._update_actions()
 
     def _job_ended(self, name: str, job: QtCore.QObject) -> None:

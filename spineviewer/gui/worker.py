@@ -130,16 +130,22 @@ class TaskWorker(QtCore.QObject):
             self.done.emit()
 
 
-def start(worker: QtCore.QObject, parent: QtCore.QObject | None = None) -> QtCore.QThread:
+def start(worker: QtCore.QObject, parent: QtCore.QObject | None = None,
+          on_finished: Callable[[], Any] | None = None) -> QtCore.QThread:
     """Move ``worker`` to a new thread and start it; the thread quits when the worker is done.
 
-    The caller keeps references to both until ``thread.finished`` (Python owns them).
+    ``on_finished`` is connected to ``thread.finished`` *before* the thread starts: a quick
+    job (an empty folder) can end before ``start`` returns, and a connection made after that
+    would never fire. The caller keeps references to both until ``thread.finished`` (Python
+    owns them).
     """
     thread = QtCore.QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     # Direct: quit() is thread-safe, and the thread ends even while the GUI thread waits on it.
     worker.done.connect(thread.quit, QtCore.Qt.ConnectionType.DirectConnection)
+    if on_finished is not None:
+        thread.finished.connect(on_finished)
     thread.start()
     return thread
 

@@ -135,6 +135,26 @@ def test_2_failed_open_clears_the_previous_study(qtbot, window, lumbar_study, tm
     assert window.results.table.rowCount() == 0 and not _exportable(window)
 
 
+def test_2_failed_open_of_a_quick_job_is_not_lost(qtbot, window, tmp_path, monkeypatch):
+    """The empty folder is indexed so fast that, under load, its thread can end before
+    ``start`` returns: the end of the job must still be seen (the flaky-timeout cause)."""
+    from PySide6 import QtCore
+
+    started = QtCore.QThread.start
+
+    def start_and_finish(thread, *args):  # the worst case: the job ends before start returns
+        started(thread, *args)
+        assert thread.wait(10000)
+
+    monkeypatch.setattr(QtCore.QThread, "start", start_and_finish)
+    empty = tmp_path / "no-dicom"
+    empty.mkdir()
+    window.open_folder(empty)
+    qtbot.waitUntil(lambda: not window.is_busy("index") and bool(window.last_error),
+                    timeout=5000)
+    assert window.banner.isVisible() and window.act_cancel.isEnabled() is False
+
+
 # ---- 3. the T2 network on a T1 or an axial series -----------------------------------------
 @pytest.mark.parametrize("kind,reason", [("t1", "TE 10 ms < 80 ms"),
                                          ("axial", "axial plane, not sagittal")])
