@@ -69,15 +69,15 @@ class ExportPanel(QtWidgets.QWidget):
         form.addWidget(self.csv, 0, 1)
         form.addWidget(QtWidgets.QLabel("Paper"), 0, 2)
         form.addWidget(self.paper, 0, 3)
-        form.addWidget(self.dicom, 1, 0, 1, 2)
-        form.addWidget(self.deidentify, 1, 2, 1, 2)
+        form.addWidget(self.dicom, 1, 0, 1, 4)  # one per row: fits a 1024 x 700 screen's dock
+        form.addWidget(self.deidentify, 2, 0, 1, 4)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         row.addWidget(self.export_button)
-        form.addLayout(row, 2, 0, 1, 4)
-        form.addWidget(self.target, 3, 0, 1, 4)
-        form.addWidget(self.status, 4, 0, 1, 4)
+        form.addLayout(row, 3, 0, 1, 4)
+        form.addWidget(self.target, 4, 0, 1, 4)
+        form.addWidget(self.status, 5, 0, 1, 4)
         order = (self.pdf, self.csv, self.paper, self.dicom, self.deidentify, self.folder,
                  browse, self.export_button)
         for a, b in itertools.pairwise(order):  # keyboard reach, in reading order

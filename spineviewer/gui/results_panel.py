@@ -38,7 +38,8 @@ FLAG_SHORT = {"needs_review": "review", "schmorl_node": "Schmorl", "label_uncert
               "endplate_from_mask": "endplate?"}
 #: Columns hidden, in this order, while the table is too narrow for all of them (no horizontal
 #: scrolling at 1024 x 700); the "why" view of the selected vertebra lists every value.
-OPTIONAL_COLUMNS = ("crush_ratio", "IC_mm", "SC_mm", "VA_deg", "biconcavity_ratio")
+OPTIONAL_COLUMNS = ("crush_ratio", "IC_mm", "SC_mm", "VA_deg", "biconcavity_ratio", "wedge_ratio",
+                    "MH_mm")
 #: Width left for the flags column before optional columns are hidden.
 MIN_FLAGS_PX = 60
 _DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
@@ -214,16 +215,17 @@ class ResultsPanel(QtWidgets.QWidget):
         self.btn_clear.clicked.connect(lambda: self.request_override(None))
         self.btn_up.clicked.connect(lambda: self.shiftRequested.emit(-1))
         self.btn_down.clicked.connect(lambda: self.shiftRequested.emit(+1))
+        # three columns, the level shift on its own row: fits a 1024 x 700 screen's dock
         grid = QtWidgets.QGridLayout(box)
         label = QtWidgets.QLabel("Co&mment")
         label.setBuddy(self.comment)  # Alt+M reaches the comment box
         grid.addWidget(label, 0, 0)
-        grid.addWidget(self.comment, 0, 1, 1, 4)
-        for i, c in enumerate((self.reader_type, self.reader_grade, self.reader_age)):
-            grid.addWidget(c, 1, i + 1 if i else 0, 1, 2 if i == 0 else 1)
-        for i, b in enumerate((self.btn_fracture, self.btn_no_fracture, self.btn_clear,
-                               self.btn_up, self.btn_down)):
-            grid.addWidget(b, 2, i)
+        grid.addWidget(self.comment, 0, 1, 1, 2)
+        for row, widgets in enumerate(((self.reader_type, self.reader_grade, self.reader_age),
+                                       (self.btn_fracture, self.btn_no_fracture, self.btn_clear),
+                                       (self.btn_up, self.btn_down)), start=1):
+            for col, w in enumerate(widgets):
+                grid.addWidget(w, row, col)
         order = (self.comment, self.reader_type, self.reader_grade, self.reader_age,
                  self.btn_fracture, self.btn_no_fracture, self.btn_clear, self.btn_up,
                  self.btn_down)

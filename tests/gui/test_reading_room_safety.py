@@ -348,6 +348,12 @@ def test_6_layout_at_1024x700(qtbot, window, lumbar_study):
     _open(qtbot, window, lumbar_study.path)
     qtbot.wait(50)
     assert window.canvas.width() >= 420
+    # the results dock (table, correction and export boxes) never scrolls sideways
+    from PySide6 import QtWidgets
+
+    scroll = window.findChild(QtWidgets.QScrollArea, "results scroll")
+    assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
+    assert not scroll.horizontalScrollBar().isVisible()
     table = window.results.table
     assert not table.horizontalScrollBar().isVisible()
     visible = [i for i in range(table.columnCount()) if not table.isColumnHidden(i)]
