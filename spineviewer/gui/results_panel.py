@@ -42,6 +42,8 @@ OPTIONAL_COLUMNS = ("crush_ratio", "IC_mm", "SC_mm", "VA_deg", "biconcavity_rati
                     "MH_mm")
 #: Width left for the flags column before optional columns are hidden.
 MIN_FLAGS_PX = 60
+#: Table rows always visible (the results dock scrolls vertically on a short screen).
+MIN_TABLE_ROWS = 5.5
 _DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
 
 
@@ -154,6 +156,13 @@ class ResultsPanel(QtWidgets.QWidget):
         split.addWidget(self.table)
         split.addWidget(self.why)
         split.setSizes([260, 160])
+        split.setStretchFactor(0, 3)  # on a short screen the table keeps most of the height
+        split.setStretchFactor(1, 1)
+        split.setCollapsible(0, False)
+        # a lumbar study's T12..L5 (about five rows) stay readable: the dock scrolls instead
+        rows = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
+                                    + int(MIN_TABLE_ROWS * rows) + 2 * self.table.frameWidth())
         lay.addWidget(split, 1)
         lay.addWidget(self._correction_box())
         self._set_enabled(False)

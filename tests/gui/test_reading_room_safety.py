@@ -355,6 +355,8 @@ def test_6_layout_at_1024x700(qtbot, window, lumbar_study):
     assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
     assert not scroll.horizontalScrollBar().isVisible()
     table = window.results.table
+    # and its table shows five vertebrae at once (T12..L5), not two
+    assert table.viewport().height() >= 5 * table.verticalHeader().defaultSectionSize()
     assert not table.horizontalScrollBar().isVisible()
     visible = [i for i in range(table.columnCount()) if not table.isColumnHidden(i)]
     assert sum(table.horizontalHeader().sectionSize(i) for i in visible[:-1]) \
