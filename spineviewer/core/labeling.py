@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from spineviewer.core.maskops import argwhere, component_areas
+from spineviewer.core.maskops import argwhere, component_areas, dilate
 from spineviewer.core.sacral_cues import (
     SACRUM_ROOM_MM,
     looks_like_s1,
@@ -270,7 +270,7 @@ def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
         masks = [m for i, m in enumerate(masks) if i not in below]
     if len(masks) >= 2:
         low = masks[-1]
-        touching = (ndi.binary_dilation(low, iterations=2) & sacrum).any()
+        touching = (dilate(low, iterations=2) & sacrum).any()
         median_area = np.median([m.sum() for m in masks[:-1]])
         if touching and low.sum() < S1_FRAGMENT * median_area:
             notes.append("a small body cluster fused to the sacrum was taken as part of S1")
@@ -353,7 +353,7 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         warnings.append("sacrum not in the field of view: levels counted from the lowest "
                         "visible body as L5 and uncertain")
     cut = [_touches_border(m) or (in_view is not None and bool(
-        (ndi.binary_dilation(m) & ~np.asarray(in_view, bool)).any())) for m in masks]
+        (dilate(m) & ~np.asarray(in_view, bool)).any())) for m in masks]
     cues = transitional_cues(masks, sacrum, cut)
     if cues:
         flags.append("transitional_anatomy")

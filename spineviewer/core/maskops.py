@@ -52,3 +52,37 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     c0, c1 = max(c0 - 1, 0), min(c1 + 1, mask.shape[1])
     out[r0:r1, c0:c1] = ndi.binary_fill_holes(mask[r0:r1, c0:c1])
     return out
+
+
+def dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
+    """``ndi.binary_dilation(mask, iterations=iterations)`` (cross structure) of a 2-D mask.
+
+    Run on the bounding box grown by ``iterations`` pixels: the dilation reaches no further.
+    """
+    out = np.zeros(mask.shape, bool)
+    box = _bbox(mask)
+    if box is None:
+        return out
+    r0, r1, c0, c1 = box
+    r0, r1 = max(r0 - iterations, 0), min(r1 + iterations, mask.shape[0])
+    c0, c1 = max(c0 - iterations, 0), min(c1 + iterations, mask.shape[1])
+    out[r0:r1, c0:c1] = ndi.binary_dilation(mask[r0:r1, c0:c1], iterations=iterations)
+    return out
+
+
+def centres_of_mass(mask: np.ndarray, lab: np.ndarray, index) -> list[tuple[float, float]]:
+    """``ndi.center_of_mass(mask, lab, index)`` of a 2-D bool ``mask`` and its labels ``lab``
+    (nonzero only inside ``mask``), summed over the mask's bounding box only.
+
+    The same numbers bit for bit: each label's pixels are summed in the same (row-major)
+    order with the same global coordinates.
+    """
+    box = _bbox(mask)
+    if box is None:
+        return ndi.center_of_mass(mask, lab, index)
+    r0, r1, c0, c1 = box
+    sub, labs = mask[r0:r1, c0:c1], lab[r0:r1, c0:c1]
+    normalizer = ndi.sum_labels(sub, labs, index)
+    grids = np.ogrid[r0:r1, c0:c1]
+    results = [ndi.sum_labels(sub * g.astype(float), labs, index) / normalizer for g in grids]
+    return [tuple(v) for v in np.array(results).T]

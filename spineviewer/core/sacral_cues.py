@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from spineviewer.core.maskops import argwhere
+from spineviewer.core.maskops import argwhere, dilate
 
 __all__ = ["body_depths", "looks_like_s1", "rudimentary_disc_below", "sacrum_room_mm",
            "transitional_cues"]
@@ -126,7 +126,7 @@ def _disc_at_lowest(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
     centre = argwhere(low).mean(axis=0)
     axis = centre - argwhere(masks[-2]).mean(axis=0)
     axis = axis / np.linalg.norm(axis)
-    near = ndi.binary_dilation(low, iterations=max(2, round(5.0 / spacing_mm))) & disc
+    near = dilate(low, iterations=max(2, round(5.0 / spacing_mm))) & disc
     pts = argwhere(near)
     width_px = int(np.ptp(np.nonzero(low.any(axis=0))[0])) + 1
     return near, pts, (pts - centre) @ axis, width_px
@@ -167,7 +167,7 @@ def rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm
     if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
         return False, nan, nan          # a disc beneath could be out of view
     reach = max(2, round(2.4 / spacing_mm))
-    grown = [ndi.binary_dilation(m, iterations=reach) for m in masks]
+    grown = [dilate(m, iterations=reach) for m in masks]
     comps = _disc_components(disc)
     cents = np.array([argwhere(m).mean(axis=0) for m in masks])
 
@@ -225,7 +225,7 @@ def _disc_further_down(disc: np.ndarray, first: np.ndarray, row: int) -> bool:
     """A disc component (not the one under the lowest body) lying wholly below ``row``, at
     least a third the size of that one."""
     size = max(int(first.sum()), 1)
-    for comp in _disc_components(disc & ~ndi.binary_dilation(first, iterations=3)):
+    for comp in _disc_components(disc & ~dilate(first, iterations=3)):
         if argwhere(comp)[:, 0].min() > row and comp.sum() >= size / 3:
             return True
     return False

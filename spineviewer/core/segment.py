@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spineviewer.core.errors import ModelError
-from spineviewer.core.maskops import component_areas, fill_holes
+from spineviewer.core.maskops import centres_of_mass, component_areas, fill_holes
 from spineviewer.core.resources import data_dir
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ def _drop_off_column(body: np.ndarray, spacing_mm: float) -> np.ndarray:
     if n < 3:
         return body
     idx = np.arange(1, n + 1)
-    cents = np.array(ndi.center_of_mass(body, lab, idx))
+    cents = np.array(centres_of_mass(body, lab, idx))
     areas = component_areas(lab, n)
     big = areas >= 0.3 * np.median(areas[areas >= 0.5 * areas.max()])
     if big.sum() < 3:
@@ -298,7 +298,7 @@ def _keep_sacrum(sacrum: np.ndarray, body: np.ndarray) -> np.ndarray:
         return sacrum
     idx = np.arange(1, n + 1)
     areas = component_areas(lab, n)
-    cents = np.array(ndi.center_of_mass(sacrum, lab, idx))
+    cents = np.array(centres_of_mass(sacrum, lab, idx))
     if body.any():
         low_row = np.nonzero(body.any(axis=1))[0].max()
         below = cents[:, 0] >= low_row - 0.1 * body.shape[0]

@@ -34,3 +34,17 @@ def test_same_as_numpy_and_scipy(i):
     lab, n = ndi.label(m)
     assert np.array_equal(maskops.component_areas(lab, n),
                           ndi.sum(m, lab, np.arange(1, n + 1)))
+
+
+@pytest.mark.parametrize("i", range(34))
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_dilate_and_centres_same_as_scipy(i, iterations):
+    m = _masks()[i]
+    assert np.array_equal(maskops.dilate(m, iterations=iterations),
+                          ndi.binary_dilation(m, iterations=iterations))
+    lab, n = ndi.label(m)
+    if n:
+        idx = np.arange(1, n + 1)
+        got = np.array(maskops.centres_of_mass(m, lab, idx))
+        want = np.array(ndi.center_of_mass(m, lab, idx))
+        assert got.tobytes() == want.tobytes()        # bit for bit
