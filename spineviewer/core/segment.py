@@ -98,9 +98,10 @@ def read_card(model_path: Path) -> dict[str, Any]:
 
 
 def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+    e = logits - logits.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)  # in place: the same numbers, one array fewer of (N, C, H, W)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 class SegmentationModel:
