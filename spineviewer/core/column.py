@@ -128,11 +128,13 @@ def drop_off_column(class_map: np.ndarray, class_names: Sequence[str], spacing_m
     if n < MIN_CLUSTERS:
         return class_map, []
     idx = np.arange(1, n + 1)
-    areas = ndi.sum(body, lab, idx) * spacing_mm ** 2
+    from spineviewer.core.maskops import centres_of_mass, component_areas
+
+    areas = component_areas(lab, n) * spacing_mm ** 2
     big = idx[areas >= MIN_CLUSTER_MM2]
     if len(big) < MIN_CLUSTERS:
         return class_map, []
-    centres = np.array(ndi.center_of_mass(body, lab, big))
+    centres = np.array(centres_of_mass(body, lab, big))
     gone = off_column(centres, spacing_mm, areas[big - 1])
     if not gone:
         return class_map, []

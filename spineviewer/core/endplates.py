@@ -217,16 +217,22 @@ def _endplate_offsets(img, sp, a, p, path, inside, height, marrow, n_profiles):
     x = np.arange(-_OUT_MM - 2.5, _IN_FRACTION * height + 1e-9, _STEP_MM)   # inward depth
     across = np.array([-_BAND_MM, 0.0, _BAND_MM])
     off = np.full(n_profiles, np.nan)
+    hits, bases = [], []
     for i, f in enumerate(fr):
         q = a + f * length * t_hat
         s_b = _line_hit(q, n_out, path)
-        if s_b is None:
-            continue
-        base = q + s_b * n_out
-        pts = (base[None, None, :] - x[None, :, None] * n_out[None, None, :]
-               + across[:, None, None] * t_hat[None, None, :])
-        prof = _sample(img, pts, sp).mean(axis=0)
-        prof = ndimage.gaussian_filter1d(prof, _SMOOTH_MM / _STEP_MM)
+        if s_b is not None:
+            hits.append(i)
+            bases.append(q + s_b * n_out)
+    if not hits:
+        return fr, off
+    # every profile in one sampling and one smoothing call (per profile the same numbers)
+    base = np.array(bases)
+    pts = (base[:, None, None, :] - x[None, None, :, None] * n_out
+           + across[None, :, None, None] * t_hat)
+    profs = ndimage.gaussian_filter1d(_sample(img, pts, sp).mean(axis=1),
+                                      _SMOOTH_MM / _STEP_MM, axis=-1)
+    for i, prof in zip(hits, profs):
         edge = _outer_edge(x, prof, marrow)
         if edge is not None:
             off[i] = edge

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
+from spineviewer.core.maskops import argwhere, component_areas, dilate
 from spineviewer.core.sacral_cues import (
     SACRUM_ROOM_MM,
     looks_like_s1,
@@ -90,7 +91,7 @@ def _index(class_names: Sequence[str], name: str) -> int | None:
 
 def _extent_along(mask: np.ndarray, tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates of ``mask`` and their projection on the unit ``tangent``."""
-    pts = np.argwhere(mask).astype(float)
+    pts = argwhere(mask).astype(float)
     return pts, pts @ tangent
 
 
@@ -141,13 +142,13 @@ def split_touching(mask: np.ndarray, k: int, tangent: np.ndarray) -> list[np.nda
 def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], list[str]]:
     """Connected components of the body class, touching bodies split; top to bottom."""
     lab, n = ndi.label(body)
-    sizes = ndi.sum(body, lab, np.arange(1, n + 1))
+    sizes = component_areas(lab, n)
     big = [i + 1 for i in range(n) if sizes[i] * spacing_mm ** 2 >= MIN_BODY_AREA_MM2]
     if not big:
         return [], []
     comps = [lab == i for i in big]
     n = len(comps)
-    cents = np.array([np.argwhere(c).mean(axis=0) for c in comps])
+    cents = np.array([argwhere(c).mean(axis=0) for c in comps])
     areas = np.array([c.sum() for c in comps], float)
     coef = column_curve(cents, weights=areas) if n >= 2 else np.array([cents[0, 1]])
     extents = np.array([np.ptp(_extent_along(c, _tangent(coef, r))[1]) + 1
@@ -162,7 +163,7 @@ def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], l
                             "cross-sections")
         else:
             out.append(c)
-    out.sort(key=lambda m: np.argwhere(m)[:, 0].mean())
+    out.sort(key=lambda m: argwhere(m)[:, 0].mean())
     return out, warnings
 
 
@@ -186,7 +187,7 @@ def split_at_discs(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
     min_px = MIN_BODY_AREA_MM2 / spacing_mm ** 2
     axes = []                                   # per disc: centre, long axis, normal, extent
     for i in range(n):
-        d = np.argwhere(lab == i + 1).astype(float)
+        d = argwhere(lab == i + 1).astype(float)
         if len(d) * spacing_mm ** 2 < SPLIT_MIN_DISC_AREA_MM2:
             continue
         centre = d.mean(axis=0)
@@ -197,7 +198,7 @@ def split_at_discs(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
         axes.append((centre, u, normal, along.min(), along.max()))
     out, warnings = [], []
     for m in masks:
-        pts = np.argwhere(m).astype(float)
+        pts = argwhere(m).astype(float)
         for centre, u, normal, lo, hi in axes:
             along_m = (pts - centre) @ u
             if hi - lo < SPLIT_DISC_LENGTH * np.ptp(along_m):
@@ -216,7 +217,7 @@ def split_at_discs(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
             break
         else:
             out.append(m)
-    out.sort(key=lambda mm: np.argwhere(mm)[:, 0].mean())
+    out.sort(key=lambda mm: argwhere(mm)[:, 0].mean())
     return out, warnings
 
 
@@ -241,7 +242,7 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     lab, n = ndi.label(mask)
     if n <= 1:
         return mask
-    return lab == (1 + int(np.argmax(ndi.sum(mask, lab, np.arange(1, n + 1)))))
+    return lab == (1 + int(np.argmax(component_areas(lab, n))))
 
 
 def _find_sacrum(class_map: np.ndarray, k: int | None, spacing_mm: float) -> np.ndarray | None:
@@ -262,14 +263,14 @@ def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
     small body cluster fused to the top of the sacrum is part of S1 read as body.
     """
     notes = []
-    centre = np.argwhere(sacrum)[:, 0].mean()
-    below = [i for i, m in enumerate(masks) if np.argwhere(m)[:, 0].mean() > centre]
+    centre = argwhere(sacrum)[:, 0].mean()
+    below = [i for i, m in enumerate(masks) if argwhere(m)[:, 0].mean() > centre]
     if below:
         notes.append(f"{len(below)} body cluster(s) below the sacrum ignored")
         masks = [m for i, m in enumerate(masks) if i not in below]
     if len(masks) >= 2:
         low = masks[-1]
-        touching = (ndi.binary_dilation(low, iterations=2) & sacrum).any()
+        touching = (dilate(low, iterations=2) & sacrum).any()
         median_area = np.median([m.sum() for m in masks[:-1]])
         if touching and low.sum() < S1_FRAGMENT * median_area:
             notes.append("a small body cluster fused to the sacrum was taken as part of S1")
@@ -352,7 +353,7 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         warnings.append("sacrum not in the field of view: levels counted from the lowest "
                         "visible body as L5 and uncertain")
     cut = [_touches_border(m) or (in_view is not None and bool(
-        (ndi.binary_dilation(m) & ~np.asarray(in_view, bool)).any())) for m in masks]
+        (dilate(m) & ~np.asarray(in_view, bool)).any())) for m in masks]
     cues = transitional_cues(masks, sacrum, cut)
     if cues:
         flags.append("transitional_anatomy")
@@ -367,7 +368,7 @@ def _name(masks: list[np.ndarray], no_sacrum: bool, transitional: bool) -> list[
     for i, m in enumerate(masks):
         k = n - 1 - i  # position from the bottom
         level = NAMES_FROM_BOTTOM[k] if k < len(NAMES_FROM_BOTTOM) else f"T?{k}"
-        rc = np.argwhere(m).mean(axis=0)
+        rc = argwhere(m).mean(axis=0)
         body = Body(level=level, mask=m, centroid_rc=(float(rc[0]), float(rc[1])))
         if _touches_border(m):
             body.flags.append("partial_body")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from spineviewer.core.maskops import argwhere, dilate
+
 __all__ = ["body_depths", "looks_like_s1", "rudimentary_disc_below", "sacrum_room_mm",
            "transitional_cues"]
 
@@ -48,7 +50,7 @@ def _gap_px(upper: np.ndarray, lower: np.ndarray) -> float:
     """Vertical gap between the bottom of ``upper`` and the top of ``lower`` (median over cols)."""
     cols = np.nonzero(upper.any(axis=0) & lower.any(axis=0))[0]
     if cols.size == 0:
-        return float(np.argwhere(lower)[:, 0].min() - np.argwhere(upper)[:, 0].max() - 1)
+        return float(argwhere(lower)[:, 0].min() - argwhere(upper)[:, 0].max() - 1)
     h = upper.shape[0]
     bottom = h - 1 - np.argmax(upper[::-1, cols], axis=0)
     top = np.argmax(lower[:, cols], axis=0)
@@ -67,8 +69,8 @@ def _extent_across(pts: np.ndarray, cents: np.ndarray, i: int) -> float:
 
 def body_depths(masks: list[np.ndarray]) -> np.ndarray:
     """AP depth (px) of each body: 2-98 % extent perpendicular to the local column direction."""
-    cents = np.array([np.argwhere(m).mean(axis=0) for m in masks])
-    return np.array([_extent_across(np.argwhere(m), cents, i) for i, m in enumerate(masks)])
+    cents = np.array([argwhere(m).mean(axis=0) for m in masks])
+    return np.array([_extent_across(argwhere(m), cents, i) for i, m in enumerate(masks)])
 
 
 def _room_below_mm(mask: np.ndarray, spacing_mm: float) -> float:
@@ -121,11 +123,11 @@ def _disc_at_lowest(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
     """Disc pixels within 5 mm of the lowest body: their mask, (row, col) points and offsets
     along the column (negative above the body's centre), and the body's width (px)."""
     low = masks[-1]
-    centre = np.argwhere(low).mean(axis=0)
-    axis = centre - np.argwhere(masks[-2]).mean(axis=0)
+    centre = argwhere(low).mean(axis=0)
+    axis = centre - argwhere(masks[-2]).mean(axis=0)
     axis = axis / np.linalg.norm(axis)
-    near = ndi.binary_dilation(low, iterations=max(2, round(5.0 / spacing_mm))) & disc
-    pts = np.argwhere(near)
+    near = dilate(low, iterations=max(2, round(5.0 / spacing_mm))) & disc
+    pts = argwhere(near)
     width_px = int(np.ptp(np.nonzero(low.any(axis=0))[0])) + 1
     return near, pts, (pts - centre) @ axis, width_px
 
@@ -165,14 +167,14 @@ def rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm
     if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
         return False, nan, nan          # a disc beneath could be out of view
     reach = max(2, round(2.4 / spacing_mm))
-    grown = [ndi.binary_dilation(m, iterations=reach) for m in masks]
+    grown = [dilate(m, iterations=reach) for m in masks]
     comps = _disc_components(disc)
-    cents = np.array([np.argwhere(m).mean(axis=0) for m in masks])
+    cents = np.array([argwhere(m).mean(axis=0) for m in masks])
 
     def ap_length(pieces: list[np.ndarray], i: int) -> float:
         if not pieces:
             return 0.0
-        return _extent_across(np.concatenate([np.argwhere(c) for c in pieces]), cents, i)
+        return _extent_across(np.concatenate([argwhere(c) for c in pieces]), cents, i)
 
     areas, lengths = [], []
     for i in range(max(0, len(masks) - 5), len(masks) - 2):
@@ -182,7 +184,7 @@ def rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm
     if not areas or np.median(areas) <= 0 or np.median(lengths) <= 0:
         return False, nan, nan
     pieces = [c for c in comps if (c & grown[-1]).any() and not (c & grown[-2]).any()
-              and np.argwhere(c)[:, 0].mean() > cents[-1][0]]
+              and argwhere(c)[:, 0].mean() > cents[-1][0]]
     area = sum(int(c.sum()) for c in pieces) / float(np.median(areas))
     length = ap_length(pieces, len(masks) - 1) / float(np.median(lengths))
     rudimentary = small_body and area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH
@@ -223,7 +225,7 @@ def _disc_further_down(disc: np.ndarray, first: np.ndarray, row: int) -> bool:
     """A disc component (not the one under the lowest body) lying wholly below ``row``, at
     least a third the size of that one."""
     size = max(int(first.sum()), 1)
-    for comp in _disc_components(disc & ~ndi.binary_dilation(first, iterations=3)):
-        if np.argwhere(comp)[:, 0].min() > row and comp.sum() >= size / 3:
+    for comp in _disc_components(disc & ~dilate(first, iterations=3)):
+        if argwhere(comp)[:, 0].min() > row and comp.sum() >= size / 3:
             return True
     return False

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spineviewer.core.errors import ModelError
+from spineviewer.core.maskops import centres_of_mass, component_areas, fill_holes
 from spineviewer.core.resources import data_dir
 
 logger = logging.getLogger(__name__)
@@ -97,9 +98,10 @@ def read_card(model_path: Path) -> dict[str, Any]:
 
 
 def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+    e = logits - logits.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)  # in place: the same numbers, one array fewer of (N, C, H, W)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 class SegmentationModel:
@@ -248,7 +250,7 @@ def _drop_small(mask: np.ndarray, min_px: float) -> np.ndarray:
     lab, n = ndi.label(mask)
     if n == 0:
         return mask
-    areas = ndi.sum(mask, lab, index=np.arange(1, n + 1))
+    areas = component_areas(lab, n)
     keep = np.r_[False, areas >= min_px]
     return keep[lab]
 
@@ -279,8 +281,8 @@ def _drop_off_column(body: np.ndarray, spacing_mm: float) -> np.ndarray:
     if n < 3:
         return body
     idx = np.arange(1, n + 1)
-    cents = np.array(ndi.center_of_mass(body, lab, idx))
-    areas = ndi.sum(body, lab, idx)
+    cents = np.array(centres_of_mass(body, lab, idx))
+    areas = component_areas(lab, n)
     big = areas >= 0.3 * np.median(areas[areas >= 0.5 * areas.max()])
     if big.sum() < 3:
         return body
@@ -296,8 +298,8 @@ def _keep_sacrum(sacrum: np.ndarray, body: np.ndarray) -> np.ndarray:
     if n <= 1:
         return sacrum
     idx = np.arange(1, n + 1)
-    areas = ndi.sum(sacrum, lab, idx)
-    cents = np.array(ndi.center_of_mass(sacrum, lab, idx))
+    areas = component_areas(lab, n)
+    cents = np.array(centres_of_mass(sacrum, lab, idx))
     if body.any():
         low_row = np.nonzero(body.any(axis=1))[0].max()
         below = cents[:, 0] >= low_row - 0.1 * body.shape[0]
@@ -334,7 +336,7 @@ def postprocess(probs: np.ndarray, spacing_mm: float = 0.6,
         k = _class_index(class_names, name)
         if k is None:
             continue
-        m = ndi.binary_fill_holes(labels == k)
+        m = fill_holes(labels == k)
         m = _drop_small(m, MIN_AREA_MM2[name] / px_mm2)
         masks[name] = m
     if "body" in masks:
