@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from spineviewer.core.morphometry import split_endplates
+from spineviewer.core.morphometry import split_endplates, to_mm
 
 __all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates", "refine_vertebra"]
 
@@ -112,14 +112,7 @@ def refine_endplates(image: np.ndarray, corners_rc: Mapping[str, Sequence[float]
     img = np.asarray(image, dtype=np.float32)
     if img.ndim != 2:
         raise ValueError(f"image must be 2-D, got shape {img.shape}")
-    sp = np.asarray(spacing_mm, dtype=float).reshape(2)
-    if np.any(sp <= 0):
-        raise ValueError(f"pixel spacing must be positive, got {tuple(sp)}")
-    c = {k: np.asarray(corners_rc[k], dtype=float).reshape(2) * sp
-         for k in ("AS", "AI", "PS", "PI")}
-    outline = np.asarray(outline_rc, dtype=float).reshape(-1, 2) * sp
-    if len(outline) < 8:
-        raise ValueError("outline needs at least 8 points")
+    sp, c, outline = to_mm(corners_rc, outline_rc, spacing_mm, min_points=8)
     closed = len(outline) > 1 and np.allclose(outline[0], outline[-1])
     ring = outline[:-1] if closed else outline
     sup, inf = split_endplates(c, ring)

@@ -47,6 +47,24 @@ class Measurements:
     ic_chord_mm: float = 0.0
 
 
+def to_mm(corners_rc: Mapping[str, Sequence[float]], outline_rc: np.ndarray | Sequence,
+          spacing_mm: Sequence[float], *, min_points: int):
+    """Spacing, corners and outline converted from (row, col) pixels to millimetres, checked.
+
+    Returns ``(spacing, corners, outline)``: spacing as a 2-vector, corners as a dict of
+    2-vectors keyed ``AS``, ``AI``, ``PS``, ``PI``, outline as an (N, 2) array.
+    """
+    sp = np.asarray(spacing_mm, dtype=float).reshape(2)
+    if np.any(sp <= 0):
+        raise ValueError(f"pixel spacing must be positive, got {tuple(sp)}")
+    c = {k: np.asarray(corners_rc[k], dtype=float).reshape(2) * sp
+         for k in ("AS", "AI", "PS", "PI")}
+    outline = np.asarray(outline_rc, dtype=float).reshape(-1, 2) * sp
+    if len(outline) < min_points:
+        raise ValueError(f"outline needs at least {min_points} points")
+    return sp, c, outline
+
+
 def measure(corners_rc: Mapping[str, Sequence[float]], outline_rc: np.ndarray | Sequence,
             spacing_mm: Sequence[float]) -> Measurements:
     """Measure one vertebral body.
@@ -69,14 +87,7 @@ def measure(corners_rc: Mapping[str, Sequence[float]], outline_rc: np.ndarray | 
     -----
     Frame-independent: mirroring or flipping the points leaves every value unchanged.
     """
-    sp = np.asarray(spacing_mm, dtype=float).reshape(2)
-    if np.any(sp <= 0):
-        raise ValueError(f"pixel spacing must be positive, got {tuple(sp)}")
-    c = {k: np.asarray(corners_rc[k], dtype=float).reshape(2) * sp
-         for k in ("AS", "AI", "PS", "PI")}
-    outline = np.asarray(outline_rc, dtype=float).reshape(-1, 2) * sp
-    if len(outline) < 4:
-        raise ValueError("outline needs at least 4 points")
+    sp, c, outline = to_mm(corners_rc, outline_rc, spacing_mm, min_points=4)
     ah = float(np.linalg.norm(c["AS"] - c["AI"]))
     ph = float(np.linalg.norm(c["PS"] - c["PI"]))
     sup, inf = split_endplates(c, outline)
