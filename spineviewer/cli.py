@@ -203,7 +203,8 @@ def format_summary(result) -> str:
     warning = unsuitable_series_line(result)
     lines = ([warning] if warning else []) + [(f"Series: {result.series_choice.get('description', '')} "
               f"({result.series_choice.get('reason', '')})"),
-             f"Slice {result.slice_index}, model {result.model.get('name', '')}",
+             (f"Slice {result.slice_index + 1} (numbered from 1, as in the viewer and the PDF), "
+              f"model {result.model.get('name', '')}"),
              (f"{'level':<6}{'AH':>7}{'PH':>7}{'MH':>7}{'SC':>6}{'IC':>6}{'VA':>7}  "
               f"{'call':<22}flags")]
     for v in result.vertebrae:

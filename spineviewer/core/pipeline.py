@@ -444,7 +444,9 @@ def classify_all(result: StudyResult, measured: list) -> None:
             else:
                 v.reasons.append("the segmentation was uncertain; this call uses the "
                                  "reader-corrected corners")
+    kept = {k: result.parameters[k] for k in ("slice_mode",) if k in result.parameters}
     result.parameters = {
+        **kept,  # provenance set by analyze_study (how the slices were chosen)
         "reference_table": getattr(table, "source", ""),
         "threshold_sd": getattr(table, "threshold_sd", None),
         "rules": "Genant quantitative: wedge AH/PH, biconcave MH/PH, crush PH/neighbours' PH; "

@@ -278,6 +278,13 @@ def _reference_source(result: StudyResult) -> str:
         return "default reference table (not readable)"
 
 
+_SLICE_MODE_TEXT = {
+    "centre": "the centre slice of the sagittal T2 series (the paper's mode)",
+    "per-vertebra": ("every slice of the sagittal T2 series, each body measured on the slice "
+                     "nearest its own mid-sagittal plane"),
+}
+
+
 def method_lines(result: StudyResult) -> list[str]:
     """Method, model and reference provenance for the report's last section."""
     m = result.model or {}
@@ -288,8 +295,9 @@ def method_lines(result: StudyResult) -> list[str]:
     if m.get("version"):
         model += f" version {m['version']}"
     lines = [
-        ("Method: U-Net segmentation of the vertebral bodies on the mid-sagittal T2 slice, "
-         "four corners per body (each the median of three strategies: basin-hopping, hull "
+        ("Method: U-Net segmentation of the vertebral bodies on "
+         + (_SLICE_MODE_TEXT.get(params.get("slice_mode"), "the mid-sagittal T2 slice") + ", ")
+         + "four corners per body (each the median of three strategies: basin-hopping, hull "
          "curvature, line fits), heights, endplate concavities and angle, after "
          + PAPER_CITATION),
         f"Heights: {EDGE_CONVENTION} (flag 'endplate_from_mask').",

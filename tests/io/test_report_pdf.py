@@ -109,3 +109,28 @@ def test_many_corrections_flow_onto_a_second_page(study_result, tmp_path):
     assert len(_media_boxes(pdf)) == 2
     text = pdf_text(pdf, tmp_path)
     assert "L5 IC: 1.0 mm (algorithm) -> 0.9 mm (corrected)" in text
+
+
+def test_method_line_names_the_slice_mode(study_result):
+    """The report's method says how slices were chosen, so a per-vertebra result is never
+    described as measured on the mid-sagittal slice alone."""
+    from spineviewer.io.report_text import method_lines
+
+    study_result.parameters["slice_mode"] = "per-vertebra"
+    per = method_lines(study_result)[0]
+    assert "each body measured on the slice nearest its own mid-sagittal plane" in per
+    study_result.parameters["slice_mode"] = "centre"
+    assert "centre slice" in method_lines(study_result)[0]
+
+
+def test_analysis_records_its_slice_mode_through_the_fracture_stage(tmp_path):
+    """slice_mode survives the Genant stage, so the JSON and the report can name it."""
+    from spineviewer import cli
+    from spineviewer.core.pipeline import analyze_study
+    from spineviewer.io.report_text import method_lines
+    from spineviewer.synth.study import write_study
+
+    write_study(tmp_path, seed=3, **cli.demo_study_options())
+    result = analyze_study(tmp_path, slice_mode="centre")
+    assert result.parameters["slice_mode"] == "centre"
+    assert "centre slice" in method_lines(result)[0]
