@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     # keep the user's recent-folder list free of this run's temporary study
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="spineviewer-settings-")
 
-    from PySide6 import QtCore, QtWidgets
+    # the guide's helpers (installer/ is this script's folder, first on sys.path)
+    from guide_screenshots import open_demo
+    from guide_screenshots import settle as _settle
+    from PySide6 import QtWidgets
 
     from spineviewer.gui import style
     from spineviewer.gui.demo import prepare_demo
@@ -46,16 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         win = MainWindow(analyze=analyze)
         win.resize(w, h)
         win.show()
-        loop = QtCore.QEventLoop()
-        win.resultsShown.connect(lambda _r: loop.quit())
-        win.analysisFailed.connect(lambda m: (print(m, file=sys.stderr), loop.quit()))
-        QtCore.QTimer.singleShot(180000, loop.quit)
-        win.open_folder(dicom)
-        loop.exec()
-        if win.session is None:
+        if not open_demo(app, win, dicom):
             print("analysis did not finish; no screenshot", file=sys.stderr)
             return 1
-        _settle(app, win)
         result = win.session.result
         level = args.select or next((v.level for v in result.vertebrae if v.final_fracture),
                                     result.vertebrae[0].level if result.vertebrae else "")
@@ -82,18 +78,6 @@ def main(argv: list[str] | None = None) -> int:
             review.discard_autosave(dicom, result.series_uid)
         win.shutdown()
     return 0
-
-
-def _settle(app, win, rounds: int = 20) -> None:
-    import time
-
-    for _ in range(rounds):
-        app.processEvents()
-        time.sleep(0.02)
-    while win.is_busy("load"):
-        app.processEvents()
-        time.sleep(0.02)
-    app.processEvents()
 
 
 if __name__ == "__main__":
