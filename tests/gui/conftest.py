@@ -100,3 +100,16 @@ def masks_analyze(lumbar_study):
         return analyze_study(path, masks_override=lumbar_study.labels, **kw)
 
     return analyze
+
+
+ANALYSIS_TIMEOUT_MS = 60000
+
+
+def open_and_wait(qtbot, w, path, *, drawn: bool = True):
+    """Open ``path`` in window ``w``, wait for its result (and, with ``drawn``, for the canvas
+    to show the analysed slice); returns the result."""
+    with qtbot.waitSignal(w.resultsShown, timeout=ANALYSIS_TIMEOUT_MS) as blocker:
+        w.open_folder(path)
+    if drawn:
+        qtbot.waitUntil(lambda: w.canvas.analysed_here(), timeout=10000)
+    return blocker.args[0]

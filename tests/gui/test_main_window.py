@@ -12,8 +12,7 @@ from PySide6 import QtCore
 from spineviewer.core import review
 from spineviewer.core.errors import NoSagittalT2Series
 from spineviewer.gui.main_window import MainWindow
-
-ANALYSIS_TIMEOUT_MS = 60000
+from tests.gui.conftest import ANALYSIS_TIMEOUT_MS, open_and_wait
 
 
 @pytest.fixture
@@ -23,13 +22,6 @@ def window(qtbot, masks_analyze):
     w.show()
     yield w
     w.shutdown()
-
-
-def open_and_wait(qtbot, w: MainWindow, path) -> object:
-    with qtbot.waitSignal(w.resultsShown, timeout=ANALYSIS_TIMEOUT_MS) as blocker:
-        w.open_folder(path)
-    qtbot.waitUntil(lambda: w.canvas.analysed_here(), timeout=10000)
-    return blocker.args[0]
 
 
 def cell(w: MainWindow, level: str, header: str) -> str:

@@ -13,6 +13,7 @@ from spineviewer.core.results import read_csv_rows
 from spineviewer.gui.browser import STAR
 from spineviewer.gui.main_window import MainWindow
 from tests import dicom_factory as df
+from tests.gui.conftest import open_and_wait
 
 SPACING_MM = (0.8, 0.8)  # as conftest's lumbar study
 TIMEOUT_MS = 60000
@@ -68,13 +69,6 @@ def two_patients(tmp_path, lumbar_study):
     return root, a, b
 
 
-def _open(qtbot, w, path):
-    with qtbot.waitSignal(w.resultsShown, timeout=TIMEOUT_MS) as blocker:
-        w.open_folder(path)
-    qtbot.waitUntil(lambda: w.canvas.analysed_here(), timeout=10000)
-    return blocker.args[0]
-
-
 def _show(qtbot, w, uid):
     with qtbot.waitSignal(w.volumeShown, timeout=10000):
         w.show_series(uid)
@@ -93,7 +87,7 @@ def _exportable(w) -> bool:
 # ---- 1. another patient's results ---------------------------------------------------------
 def test_1_results_follow_the_patient_on_the_canvas(qtbot, window, two_patients):
     root, a, b = two_patients
-    first = _open(qtbot, window, root)
+    first = open_and_wait(qtbot, window, root)
     mine, other = (a, b) if first.series_uid == a["t2"] else (b, a)
     other_pid = "PAT-B" if mine is a else "PAT-A"
     assert window.results.table.rowCount() > 0 and _exportable(window)
@@ -121,7 +115,7 @@ def test_1_results_follow_the_patient_on_the_canvas(qtbot, window, two_patients)
 
 # ---- 2. a failed open leaves the old study on screen --------------------------------------
 def test_2_failed_open_clears_the_previous_study(qtbot, window, lumbar_study, tmp_path):
-    _open(qtbot, window, lumbar_study.path)
+    open_and_wait(qtbot, window, lumbar_study.path)
     empty = tmp_path / "no-dicom"
     empty.mkdir()
     (empty / "notes.txt").write_text("not DICOM")
@@ -161,7 +155,7 @@ def test_2_failed_open_of_a_quick_job_is_not_lost(qtbot, window, tmp_path, monke
 def test_3_unsuitable_series_refused_or_marked(qtbot, window, tmp_path, lumbar_study, kind,
                                                reason):
     uids = _write_patient(tmp_path / "s", "PAT-C", "Gamma^Carl", lumbar_study.labels)
-    _open(qtbot, window, tmp_path / "s")
+    open_and_wait(qtbot, window, tmp_path / "s")
     _show(qtbot, window, uids[kind])
     asked = []
     window.confirm_unsuitable = lambda label, why: asked.append(why) or False
@@ -206,7 +200,7 @@ def test_4_relabel_announces_the_calls_it_changes(qtbot, lumbar_study, analyze):
     w = MainWindow(analyze=analyze, remeasure=level_aware)
     qtbot.addWidget(w)
     w.show()
-    _open(qtbot, w, lumbar_study.path)
+    open_and_wait(qtbot, w, lumbar_study.path)
     with qtbot.waitSignal(w.callsChanged, timeout=5000) as blocker:
         w.act_up.trigger()  # "Levels up": the body that was L3 is now L2
     assert any(line.startswith("L2 (was L3): now crush fracture, Genant grade 1")
@@ -221,7 +215,7 @@ def test_4_relabel_announces_the_calls_it_changes(qtbot, lumbar_study, analyze):
 
 
 def test_4_override_records_type_grade_age_and_never_grade_0(qtbot, window, lumbar_study):
-    _open(qtbot, window, lumbar_study.path)
+    open_and_wait(qtbot, window, lumbar_study.path)
     window.results.select_level("L3")
     window.results.comment.setText("oedema on STIR")
     window.results.reader_type.setCurrentText("wedge")
@@ -254,7 +248,7 @@ def test_5_exports_go_to_a_per_study_folder(qtbot, window, two_patients, tmp_pat
     written = []
     for n in range(2):
         if n == 0:
-            first = _open(qtbot, window, root)
+            first = open_and_wait(qtbot, window, root)
             uid = b["t2"] if first.series_uid == a["t2"] else a["t2"]
         else:
             _show(qtbot, window, uid)
@@ -284,7 +278,7 @@ def test_6_series_choice_text_escapes_less_than(qtbot, window, tmp_path):
 
 
 def test_6_redo_presets_and_keyboard_reach(qtbot, window, lumbar_study):
-    _open(qtbot, window, lumbar_study.path)
+    open_and_wait(qtbot, window, lumbar_study.path)
     assert QtGui.QKeySequence("Ctrl+Y") in window.act_redo.shortcuts()
     window.override_call("L2", True)
     window.act_undo.trigger()
@@ -305,7 +299,7 @@ def test_6_redo_presets_and_keyboard_reach(qtbot, window, lumbar_study):
 # ---- 7. report and CSV --------------------------------------------------------------------
 def test_7_report_after_override_and_csv_reader_columns(qtbot, window, lumbar_study,
                                                          tmp_path):
-    result = _open(qtbot, window, lumbar_study.path)
+    result = open_and_wait(qtbot, window, lumbar_study.path)
     l1 = result.vertebra("L1")
     assert l1.fracture  # the algorithm calls the wedge
     window.results.select_level("L1")
@@ -345,7 +339,7 @@ def test_6_partial_body_label_sits_on_the_body(qtbot):
 
 def test_6_layout_at_1024x700(qtbot, window, lumbar_study):
     window.resize(1024, 700)
-    _open(qtbot, window, lumbar_study.path)
+    open_and_wait(qtbot, window, lumbar_study.path)
     qtbot.wait(50)
     assert window.canvas.width() >= 420
     # the results dock (table, correction and export boxes) never scrolls sideways
@@ -373,7 +367,7 @@ def test_6_layout_at_1024x700(qtbot, window, lumbar_study):
 
 
 def test_6_corner_handles_shrink_instead_of_overlapping(qtbot, window, lumbar_study):
-    _open(qtbot, window, lumbar_study.path)
+    open_and_wait(qtbot, window, lumbar_study.path)
     window.canvas.fit_handles()
     big = window.canvas.corner_handle("L3", "AS").scale
     window.canvas.vb.scaleBy((6.0, 6.0))  # zoom far out: bodies a few pixels tall on screen

@@ -20,7 +20,7 @@ from spineviewer.gui.canvas import SliceCanvas
 from spineviewer.gui.main_window import MainWindow
 from spineviewer.gui.ruler import RulerTool
 from spineviewer.gui.view_markers import ViewMarkers
-from tests.gui.conftest import SPACING_MM
+from tests.gui.conftest import SPACING_MM, open_and_wait
 
 ANALYSIS_TIMEOUT_MS = 60000
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +34,6 @@ def window(qtbot, masks_analyze):
     w.show()
     yield w
     w.shutdown()
-
-
-def open_and_wait(qtbot, w, path):
-    with qtbot.waitSignal(w.resultsShown, timeout=ANALYSIS_TIMEOUT_MS) as blocker:
-        w.open_folder(path)
-    qtbot.waitUntil(lambda: w.canvas.analysed_here(), timeout=10000)
-    return blocker.args[0]
 
 
 class _Drag:

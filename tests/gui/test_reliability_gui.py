@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from spineviewer.gui.main_window import MainWindow
-
-ANALYSIS_TIMEOUT_MS = 60000
+from tests.gui.conftest import open_and_wait
 
 
 @pytest.fixture
@@ -20,12 +19,6 @@ def window(qtbot, masks_analyze, tmp_path, monkeypatch):
     w.shutdown()
 
 
-def _open(qtbot, w, path):
-    with qtbot.waitSignal(w.resultsShown, timeout=ANALYSIS_TIMEOUT_MS) as blocker:
-        w.open_folder(path)
-    return blocker.args[0]
-
-
 @pytest.mark.parametrize("content", ["null", "[]", '{"schema": 1, "vertebrae": [null]}',
                                      "truncated"])
 def test_bad_autosave_is_kept_and_reported_and_the_study_analysed(qtbot, window, lumbar_study,
@@ -33,7 +26,8 @@ def test_bad_autosave_is_kept_and_reported_and_the_study_analysed(qtbot, window,
     saved = lumbar_study.path / ".spineviewer" / f"{lumbar_study.t2_uid}.autosave.json"
     saved.parent.mkdir()
     saved.write_text('{"schema": 1, "series_uid": "' if content == "truncated" else content)
-    result = _open(qtbot, window, lumbar_study.path)  # before the fix: exception in the slot
+    # before the fix: exception in the slot
+    result = open_and_wait(qtbot, window, lumbar_study.path, drawn=False)
     assert result.series_uid == lumbar_study.t2_uid and result.edits == []
     kept = list(saved.parent.glob("*.corrupt-*.json"))
     assert len(kept) == 1
@@ -42,7 +36,7 @@ def test_bad_autosave_is_kept_and_reported_and_the_study_analysed(qtbot, window,
 
 def test_correction_in_force_but_not_saved_says_so(qtbot, window, lumbar_study, tmp_path,
                                                     monkeypatch):
-    _open(qtbot, window, lumbar_study.path)
+    open_and_wait(qtbot, window, lumbar_study.path, drawn=False)
     (lumbar_study.path / ".spineviewer").write_text("a file: the folder cannot be made")
     (tmp_path / "blocked").write_text("x")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "blocked"))
@@ -54,7 +48,7 @@ def test_correction_in_force_but_not_saved_says_so(qtbot, window, lumbar_study, 
 
 
 def test_fallback_folder_is_named(qtbot, window, lumbar_study, tmp_path):
-    _open(qtbot, window, lumbar_study.path)
+    open_and_wait(qtbot, window, lumbar_study.path, drawn=False)
     (lumbar_study.path / ".spineviewer").write_text("a file: the folder cannot be made")
     window.override_call("L2", True)
     where = window.session.last_save.path.parent
