@@ -87,7 +87,7 @@ def measure(corners_rc: Mapping[str, Sequence[float]], outline_rc: np.ndarray | 
     -----
     Frame-independent: mirroring or flipping the points leaves every value unchanged.
     """
-    sp, c, outline = to_mm(corners_rc, outline_rc, spacing_mm, min_points=4)
+    _, c, outline = to_mm(corners_rc, outline_rc, spacing_mm, min_points=4)
     ah = float(np.linalg.norm(c["AS"] - c["AI"]))
     ph = float(np.linalg.norm(c["PS"] - c["PI"]))
     sup, inf = split_endplates(c, outline)
