@@ -12,6 +12,7 @@ from spineviewer.core import calls, genant
 from spineviewer.core.dicom.checks import INPUT_FLAGS, MISSING_SLICE
 from spineviewer.core.dicom.select import UNSUITABLE_FLAG
 from spineviewer.core.endplates import EDGE_CONVENTION
+from spineviewer.core.labeling import NAMING_CONVENTION
 from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
 
 NO_FRACTURE = "No vertebral fracture detected by the algorithm"
@@ -301,6 +302,7 @@ def method_lines(result: StudyResult) -> list[str]:
          "curvature, line fits), heights, endplate concavities and angle, after "
          + PAPER_CITATION),
         f"Heights: {EDGE_CONVENTION} (flag 'endplate_from_mask').",
+        f"Level names: {NAMING_CONVENTION}.",
         f"Model: {model}; sha256 {m.get('sha256') or 'unknown'}"
         + (f"; run on {m['provider']}" if m.get("provider") else ""),
         (f"Fracture rule: a ratio (AH/PH wedge, MH/PH biconcave, PH/neighbours' PH crush) "
