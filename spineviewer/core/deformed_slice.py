@@ -34,8 +34,9 @@ def call_text(fracture: bool, deformity: str, grade: int) -> str:
 
 
 def candidate_positions(track: dict[int, np.ndarray], position: int, in_view=None,
-                        margins=None) -> list[int]:
-    """Central sections of a tracked body other than its measurement slice (see module)."""
+                        margins=None, solidities: dict[int, float] | None = None) -> list[int]:
+    """Central sections of a tracked body other than its measurement slice (see module);
+    ``solidities`` is the track's cache of ``qc.solidity`` (``slices.TrackedBody``)."""
     from spineviewer.core.qc import body_checks
     from spineviewer.core.slices import is_cut
 
@@ -47,7 +48,8 @@ def candidate_positions(track: dict[int, np.ndarray], position: int, in_view=Non
             continue
         if is_cut(track[p], in_view):
             continue
-        if body_checks(track, p, margin=None if margins is None else margins[p]):
+        if body_checks(track, p, margin=None if margins is None else margins[p],
+                       solidities=solidities):
             continue
         out.append(p)
     return out
@@ -88,7 +90,8 @@ def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
             continue
         i = index[id(v)]
         best_p, best_m, best = body.position, ms[i], deformation(ms[i])
-        for p in candidate_positions(body.track, body.position, in_view, margins):
+        for p in candidate_positions(body.track, body.position, in_view, margins,
+                                     getattr(body, "solidities", None)):
             tmp = VertebraResult(level=v.level)
             if not corners_for_body(tmp, body.track[p], prep.image(p), prep.transform,
                                     spacing_mm, si_hint=hint):

@@ -113,7 +113,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   masks_override: np.ndarray | None = None,
                   files: list[str] | None = None,
                   slice_mode: str = "per-vertebra",
-                  refine_endplates: bool = True) -> StudyResult:
+                  refine_endplates: bool = True, index=None, volume=None) -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
     Parameters
@@ -135,6 +135,10 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     refine_endplates : move each body's endplates and corners to the outer cortical margin
         its measurement slice shows (``core.endplates``; on by default: see
         docs/VALIDATION-development.md); False measures the mask's border as it is.
+    index : the ``StudyIndex`` of ``path`` when the caller has scanned it already (the
+        viewer's browser): the folder is not walked again.
+    volume : the chosen series when the caller has loaded it already (the viewer's canvas):
+        used only when its series is the one chosen here, else the series is loaded.
 
     Returns
     -------
@@ -158,7 +162,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         slice_mode = "centre"
     st = _Stages(progress, cancel)
     st.start("index")
-    index = scan_folder(path, cancel=cancel, files=files)
+    if index is None:
+        index = scan_folder(path, cancel=cancel, files=files)
     st.start("select")
     choice = choose_series(index, series_uid=series_uid)
     unsuitable = series_unsuitability(choice.series) if series_uid is not None else ""
@@ -167,7 +172,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                                f"({unsuitable}); the model is made for sagittal T2 images. "
                                "Analyse it anyway only on purpose (--force-series).")
     st.start("load")
-    volume = load_series(choice.series)
+    if volume is None or volume.series.series_uid != choice.series.series_uid:
+        volume = load_series(choice.series)
     from spineviewer.core.dicom.checks import check_input
     checked = check_input(volume)  # refuses no spacing / missing centre; flags the doubtful
     centre = int(checked.centre)

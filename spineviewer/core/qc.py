@@ -77,7 +77,8 @@ def aspect(mask: np.ndarray) -> float:
 
 def body_checks(track: dict[int, np.ndarray], position: int, *,
                 margin: np.ndarray | None = None,
-                neighbour_level_areas: Sequence[float] = ()) -> list[str]:
+                neighbour_level_areas: Sequence[float] = (),
+                solidities: dict[int, float] | None = None) -> list[str]:
     """Failed checks of the body at stack ``position`` (empty: the mask looks sound).
 
     Parameters
@@ -87,6 +88,8 @@ def body_checks(track: dict[int, np.ndarray], position: int, *,
     margin : (H, W) softmax margin map of that slice (None: not checked).
     neighbour_level_areas : mask areas (pixels) of the levels above and below on their own
         measurement slices.
+    solidities : the track's solidity per stack position, filled as computed (the checks of
+        neighbouring positions of one track share most of their sections).
     """
     mask = track[position]
     out: list[str] = []
@@ -96,12 +99,19 @@ def body_checks(track: dict[int, np.ndarray], position: int, *,
         if d < DICE_MIN:
             out.append(f"mask disagrees with the neighbouring slices: Dice {d:.2f} "
                        f"< {DICE_MIN:.2f}")
-    sol = solidity(mask)
+    def solidity_at(p: int) -> float:
+        if solidities is None:
+            return solidity(track[p])
+        if p not in solidities:
+            solidities[p] = solidity(track[p])
+        return solidities[p]
+
+    sol = solidity_at(position)
     if sol < SOLIDITY_MIN:
         out.append(f"implausible shape: solidity {sol:.2f} < {SOLIDITY_MIN:.2f}")
     else:
-        around = [solidity(track[p]) for p in (position - 2, position - 1, position + 1,
-                                                position + 2) if p in track]
+        around = [solidity_at(p) for p in (position - 2, position - 1, position + 1,
+                                           position + 2) if p in track]
         if around and np.median(around) - sol > SOLIDITY_DROP:
             out.append(f"implausible shape: solidity {sol:.2f} is {np.median(around) - sol:.2f} "
                        f"below the same body on the neighbouring slices (limit "
@@ -133,6 +143,7 @@ def check_all(bodies, margins: np.ndarray | None = None) -> None:
         nb = [areas[j] for j in (i - 1, i + 1) if 0 <= j < len(bodies) and np.isfinite(areas[j])]
         b.qc_reasons = body_checks(b.track, b.position,
                                    margin=None if margins is None else margins[b.position],
-                                   neighbour_level_areas=nb)
+                                   neighbour_level_areas=nb,
+                                   solidities=getattr(b, "solidities", None))
         if b.qc_reasons:
             b.flags += [f for f in (FLAG, "needs_review") if f not in b.flags]

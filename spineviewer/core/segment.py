@@ -144,6 +144,9 @@ class SegmentationModel:
         self.output_kind = str(self.card.get("output", "probabilities"))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting of the intra-op threads between and after runs: on a small machine
+        # they would spin against the post-processing that follows each run (same numbers)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
         self.threads = threads

@@ -50,6 +50,7 @@ class TrackedBody:
     flags: list[str] = field(default_factory=list)
     track: dict[int, np.ndarray] = field(default_factory=dict)
     qc_reasons: list[str] = field(default_factory=list)  # failed checks (core.qc)
+    solidities: dict[int, float] = field(default_factory=dict)  # core.qc's, per position
 
     def areas(self) -> dict[int, int]:
         return {p: int(m.sum()) for p, m in sorted(self.track.items())}

@@ -17,10 +17,14 @@ from spineviewer.gui import worker as workers
 class AnalysisMixin:
     """Running the analysis in the background and installing its result."""
 
-    def start_analysis(self, series_uid: str | None = None, force: bool = False) -> bool:
+    def start_analysis(self, series_uid: str | None = None, force: bool = False, *,
+                       keep_banner: bool = False) -> bool:
         """Analyse ``series_uid`` (default: the series on the canvas, else the auto-chosen one)
         in the background.
 
+        The folder's index and, when it is the series on the canvas, the loaded volume go to
+        the analysis: the folder is not walked again nor the series read twice.
+        ``keep_banner`` leaves a message on the banner (one reported when the folder opened).
         A series that is not a sagittal T2 is refused with the reason unless the reader
         confirms "Analyse anyway" (`confirm_unsuitable`) or ``force`` is set; such a result
         carries a warning into every output. Returns True when an analysis started.
@@ -36,9 +40,12 @@ class AnalysisMixin:
                             f"({reason}). The model is made for sagittal T2 images.")
                 return False
             force = True
+        loaded = self.volume if (self.volume is not None
+                                 and self.volume.series.series_uid == uid) else None
         job = workers.AnalysisWorker(self.folder.path, series_uid=uid, provider=self.provider,
                                      threads=self.threads, analyze=self._analyze,
-                                     force_series=bool(reason and force))
+                                     force_series=bool(reason and force),
+                                     index=self.folder.index, volume=loaded)
         job.progressChanged.connect(self._on_progress)
         job.analysisFinished.connect(self._on_analysis_finished)
         job.analysisFailed.connect(self._on_analysis_failed)
@@ -46,7 +53,8 @@ class AnalysisMixin:
         self.progress.setValue(0)
         self.progress.setFormat("analysis\u2026")
         self.progress.show()
-        self.banner.hide()
+        if not keep_banner:
+            self.banner.hide()
         self._start_job("analysis", job)
         return True
 

@@ -55,6 +55,8 @@ class StudyMixin:
     folder: IndexedFolder | None
     volume: Any
     settings: Any
+    #: series to analyse once it is loaded (open with ``analyse_on_open``), else None
+    _analyse_when_loaded: str | None = None
 
     # ---- folder ---------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -67,6 +69,7 @@ class StudyMixin:
     def open_folder(self, path: str | Path) -> None:
         """Index ``path`` in the background; then show and analyse (or restore) its series."""
         path = str(path)
+        self._analyse_when_loaded = None
         for name in list(self._jobs):
             self._cancel_job(name)
         self._set_result(None)
@@ -107,8 +110,11 @@ class StudyMixin:
             self.statusBar().showMessage(
                 f"Restored the autosaved result with {len(restored.edits)} correction(s)", 10000)
         elif self.analyse_on_open:
-            self.start_analysis(uid)
-        if loaded.problems:  # after start_analysis, which clears the banner
+            # analysed as soon as the series is loaded, with the canvas's own volume
+            # (`_on_volume`): the series is read once, not by the viewer and the analysis both
+            self._analyse_when_loaded = uid
+            self.banner.hide()
+        if loaded.problems:  # after the banner is cleared for the analysis
             self._error(" ".join(loaded.problems))
 
     def _on_index_failed(self, message: str) -> None:
@@ -130,6 +136,10 @@ class StudyMixin:
         info = self.folder.index.get(series_uid) if self.folder else None
         if info is None or (self.is_busy("load") and self._loading_uid == series_uid):
             return
+        pending = self._analyse_when_loaded
+        if pending is not None and pending != series_uid:  # another series replaces its load:
+            self._analyse_when_loaded = None               # the analysis reads it itself
+            self.start_analysis(pending, keep_banner=True)
         self._loading_uid = series_uid
         job = workers.TaskWorker(_load_volume, info, what="Loading the series",
                                  with_progress=False)
@@ -142,6 +152,9 @@ class StudyMixin:
             return
         self.volume = volume
         uid = volume.series.series_uid
+        if self._analyse_when_loaded == uid:  # before painting: the analysis starts first
+            self._analyse_when_loaded = None
+            self.start_analysis(uid, keep_banner=True)  # the open's messages stay up
         r = self.session.result if self.session else None
         index = r.slice_index if r is not None and r.series_uid == uid else None
         self.canvas.set_volume(volume.pixels, volume.pixel_spacing_mm, uid, index=index,
@@ -158,6 +171,9 @@ class StudyMixin:
             self.canvas.clear()  # never leave another series on screen under this one's name
             self._apply_binding()
             self._error(message)
+            if self._analyse_when_loaded is not None:  # the analysis says why on its own
+                uid, self._analyse_when_loaded = self._analyse_when_loaded, None
+                self.start_analysis(uid, keep_banner=True)
 
     # ---- recent folders and drops ---------------------------------------------------------
     def _remember_folder(self, path: str) -> None:

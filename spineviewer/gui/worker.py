@@ -36,6 +36,9 @@ class AnalysisWorker(QtCore.QObject):
         Study folder or file.
     series_uid, provider, threads : passed to ``analyze_study``.
     force_series : passed only when True (analyse a series that is not a sagittal T2).
+    index, volume : the folder's index and the series already loaded by the viewer, passed
+        on only when given (``analyze_study`` then neither walks the folder nor reads the
+        series again).
     analyze : callable, optional
         Replacement for ``analyze_study`` (same keyword arguments), e.g. with
         ``masks_override`` bound; defaults to the real pipeline.
@@ -49,13 +52,16 @@ class AnalysisWorker(QtCore.QObject):
 
     def __init__(self, path: str, *, series_uid: str | None = None, provider: str = "auto",
                  threads: int | None = None, analyze: Callable[..., Any] | None = None,
-                 force_series: bool = False) -> None:
+                 force_series: bool = False, index: Any = None, volume: Any = None) -> None:
         super().__init__()
         self.path = str(path)
         self.kwargs: dict[str, Any] = {"series_uid": series_uid, "provider": provider,
                                        "threads": threads}
         if force_series:
             self.kwargs["force_series"] = True
+        for key, value in (("index", index), ("volume", volume)):
+            if value is not None:
+                self.kwargs[key] = value
         self._analyze = analyze
         self._cancel = threading.Event()
 

@@ -87,3 +87,41 @@ def test_onnx_end_to_end_finds_five_lumbar_bodies(wedge_study):
     errs = [abs(got[lv].AH_mm - truth[lv].AH_mm) for lv in ("L2", "L3", "L4", "L5")
             if got[lv].AH_mm is not None]
     assert len(errs) == 4 and max(errs) < 2.5
+
+
+def test_an_index_and_volume_already_read_give_the_same_result(wedge_study, monkeypatch):
+    # The viewer hands its browser's index and its canvas's volume to the analysis (the folder
+    # is walked and the series read once); the result must not change, and a volume of
+    # another series must not be used.
+    from spineviewer.core.dicom import index as index_mod
+    from spineviewer.core.dicom import volume as volume_mod
+    from spineviewer.core.dicom.select import choose_series
+
+    labels = np.load(Path(wedge_study.out_dir) / "truth_labels.npy")
+    plain = analyze_study(wedge_study.dicom_dir, masks_override=labels)
+    index = index_mod.scan_folder(wedge_study.dicom_dir)
+    volume = volume_mod.load_series(choose_series(index).series)
+    other = next(s for s in index.series if s.series_uid != volume.series.series_uid)
+    loads = []
+    real_load = volume_mod.load_series
+
+    def counting_load(info):
+        loads.append(info.series_uid)
+        return real_load(info)
+
+    def no_scan(*a, **k):
+        raise AssertionError("the folder was walked again")
+
+    monkeypatch.setattr(index_mod, "scan_folder", no_scan)
+    monkeypatch.setattr(volume_mod, "load_series", counting_load)
+    reused = analyze_study(wedge_study.dicom_dir, masks_override=labels, index=index,
+                           volume=volume)
+    assert loads == []
+    def without_timings(r):
+        return {k: v for k, v in r.to_dict().items() if k != "timings_s"}
+
+    assert without_timings(reused) == without_timings(plain)
+    # a volume of another series is not taken for the chosen one
+    wrong = real_load(other)
+    analyze_study(wedge_study.dicom_dir, masks_override=labels, index=index, volume=wrong)
+    assert loads == [volume.series.series_uid]

@@ -106,3 +106,23 @@ def test_a_damaged_mask_on_one_slice_gives_no_confident_call(study, tmp_path):
     clean = analyze_study(study.dicom_dir, masks_override=_volume_labels(study))
     assert clean.vertebra("L4").deformity != qc.NOT_ASSESSABLE
     assert not clean.vertebra("L4").qc_reasons
+
+
+def test_solidity_of_a_section_is_computed_once_per_track(monkeypatch):
+    # check_all and the most-deformed search check neighbouring positions of one track,
+    # which share most of their sections: each section's solidity is computed once.
+    rng = np.random.default_rng(3)
+    track = {}
+    for p in range(6):
+        m = np.zeros((80, 80), bool)
+        m[20:60, 15 + p:60] = True
+        m[rng.integers(20, 60, 5), rng.integers(15, 60, 5)] = False
+        track[p] = m
+    plain = [qc.body_checks(track, p) for p in (2, 3)]
+    calls = []
+    real = qc.solidity
+    monkeypatch.setattr(qc, "solidity", lambda m: calls.append(1) or real(m))
+    cache: dict[int, float] = {}
+    cached = [qc.body_checks(track, p, solidities=cache) for p in (2, 3)]
+    assert cached == plain
+    assert len(calls) == len(cache) == 6  # positions 0..5, each once (not 5 + 5)

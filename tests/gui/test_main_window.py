@@ -271,3 +271,29 @@ def test_indexing_can_be_cancelled_from_the_browser(qtbot, lumbar_study, masks_a
     qtbot.waitUntil(lambda: not w.is_busy("index"), timeout=5000)
     assert not w.browser.progress.isVisible() and w.folder is None
     w.shutdown()
+
+
+def test_opening_a_study_walks_the_folder_and_reads_the_series_once(qtbot, window,
+                                                                     lumbar_study, monkeypatch):
+    # The analysis uses the browser's index and the canvas's volume: before, it walked the
+    # folder and read the T2 series a second time while the viewer did the same.
+    from spineviewer.core.dicom import index as index_mod
+    from spineviewer.core.dicom import volume as volume_mod
+
+    scans, loads = [], []
+    real_scan, real_load = index_mod.scan_folder, volume_mod.load_series
+
+    def scan(path, *a, **k):
+        scans.append(str(path))
+        return real_scan(path, *a, **k)
+
+    def load(info):
+        loads.append(info.series_uid)
+        return real_load(info)
+
+    monkeypatch.setattr(index_mod, "scan_folder", scan)
+    monkeypatch.setattr(volume_mod, "load_series", load)
+    result = open_and_wait(qtbot, window, lumbar_study.path)
+    assert result.series_uid == lumbar_study.t2_uid
+    assert len(scans) == 1
+    assert loads == [lumbar_study.t2_uid]
