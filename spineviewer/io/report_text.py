@@ -35,6 +35,9 @@ _STUDY_FLAG_TEXT = {
                     "be S1 read as a body. Confirm the level names.",
     "sacrum_inferred": "Sacrum not segmented; S1 inferred from the segment below the lowest "
                        "disc: confirm the level names.",
+    "naming_disagrees_between_slices": "Neighbouring slices count the levels differently "
+                                       "(S1 read as a body, or a body missed, on one of "
+                                       "them): confirm the level names.",
     "sacrum_unsegmented": "Sacrum not outlined by the network; the lowest body sits on a full "
                           "disc with the image going on below it, so that disc was taken as "
                           "L5-S1.",
