@@ -40,6 +40,14 @@ from spineviewer.core.segment import column_curve
 
 logger = logging.getLogger(__name__)
 
+#: How levels are named, for the report's method section. A lumbar series shows neither C2 nor
+#: the ribs, so the count cannot be checked from the top; transitional anatomy with 4 or 6
+#: lumbar-type vertebrae that no cue on the image reveals shifts every name by one.
+NAMING_CONVENTION = ("level names are counted upwards from the sacrum (the body directly above "
+                     "S1 is L5), assuming five lumbar vertebrae; the series cannot show the "
+                     "count from C2 or the ribs, so with 4 or 6 lumbar-type vertebrae every "
+                     "name may be off by one where no transitional cue was found - confirm "
+                     "the count on a whole-spine or rib-showing image if it matters")
 NAMES_FROM_BOTTOM = ("L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9", "T8")
 #: Expected body height along the column when too few bodies to measure it (lumbar ~ 26 mm).
 DEFAULT_BODY_HEIGHT_MM = 26.0

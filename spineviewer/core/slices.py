@@ -209,14 +209,48 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
             flags.append("partial_body")
         bodies.append(TrackedBody(level=b.level, position=pos, mask=mask, flags=flags,
                                   track=track))
-    warnings = list(dropped[ref]) + list(lab.warnings)
+    flags = list(lab.flags)
+    disagree = naming_disagreements(bodies, labellings, ref)
+    if disagree:
+        flags.append("naming_disagrees_between_slices")
+        for b in bodies:
+            b.flags += [f for f in ("label_uncertain", "needs_review") if f not in b.flags]
+    warnings = list(dropped[ref]) + list(lab.warnings) + disagree
     for msg in dropped[ref]:
         log.warning(msg)
     if ref != centre:
         warnings.append(f"levels named on slice {ref + 1} of {n} (the column's best view), "
                         f"not the centre slice {centre + 1}")
     return SeriesLabelling(bodies=bodies, reference=ref, labellings=labellings,
-                           flags=list(lab.flags), warnings=warnings)
+                           flags=flags, warnings=warnings)
+
+
+def naming_disagreements(bodies: Sequence[TrackedBody], labellings: Sequence[Labelling | None],
+                         ref: int) -> list[str]:
+    """Where another labelled slice names a followed body differently from the reference.
+
+    The candidate slices labelled to choose the reference name their bodies on their own
+    (from their own sacrum up); a body that the reference calls L5 and a neighbouring slice
+    calls L4 means the count itself is in doubt (S1 read as a body on one of them, a body
+    missed on the other), so the names need a reader. One line per disagreeing slice.
+    """
+    out = []
+    for p, lab in enumerate(labellings):
+        if p == ref or lab is None or not lab.bodies:
+            continue
+        diffs = []
+        for b in bodies:
+            m = b.track.get(p)
+            if m is None:
+                continue
+            ious = [_iou(m, o.mask) for o in lab.bodies]
+            k = int(np.argmax(ious))
+            if ious[k] >= TRACK_MIN_IOU and lab.bodies[k].level != b.level:
+                diffs.append(f"{b.level} is {lab.bodies[k].level}")
+        if diffs:
+            out.append(f"slice {p + 1} names the levels differently ({', '.join(diffs)}): "
+                       "the count from the sacrum is in doubt - confirm the level names")
+    return out
 
 
 def is_cut(mask: np.ndarray, in_view: np.ndarray | None = None) -> bool:

@@ -12,6 +12,7 @@ from spineviewer.core import calls, genant
 from spineviewer.core.dicom.checks import INPUT_FLAGS, MISSING_SLICE
 from spineviewer.core.dicom.select import UNSUITABLE_FLAG
 from spineviewer.core.endplates import EDGE_CONVENTION
+from spineviewer.core.labeling import NAMING_CONVENTION
 from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
 
 NO_FRACTURE = "No vertebral fracture detected by the algorithm"
@@ -34,6 +35,9 @@ _STUDY_FLAG_TEXT = {
                     "be S1 read as a body. Confirm the level names.",
     "sacrum_inferred": "Sacrum not segmented; S1 inferred from the segment below the lowest "
                        "disc: confirm the level names.",
+    "naming_disagrees_between_slices": "Neighbouring slices count the levels differently "
+                                       "(S1 read as a body, or a body missed, on one of "
+                                       "them): confirm the level names.",
     "sacrum_unsegmented": "Sacrum not outlined by the network; the lowest body sits on a full "
                           "disc with the image going on below it, so that disc was taken as "
                           "L5-S1.",
@@ -301,6 +305,7 @@ def method_lines(result: StudyResult) -> list[str]:
          "curvature, line fits), heights, endplate concavities and angle, after "
          + PAPER_CITATION),
         f"Heights: {EDGE_CONVENTION} (flag 'endplate_from_mask').",
+        f"Level names: {NAMING_CONVENTION}.",
         f"Model: {model}; sha256 {m.get('sha256') or 'unknown'}"
         + (f"; run on {m['provider']}" if m.get("provider") else ""),
         (f"Fracture rule: a ratio (AH/PH wedge, MH/PH biconcave, PH/neighbours' PH crush) "

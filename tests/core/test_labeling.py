@@ -314,3 +314,31 @@ def test_body_cut_by_the_field_of_view_is_not_read_as_thoracic_sized():
     assert "transitional_anatomy" in label_vertebrae(cut, CLASSES, 0.6).flags   # looks small
     lab = label_vertebrae(cut, CLASSES, 0.6, in_view=view)
     assert "transitional_anatomy" not in lab.flags
+
+
+def _s1_read_as_body(cm: np.ndarray) -> np.ndarray:
+    """The same slice with the top of the sacrum read as a full-size body over a thin disc."""
+    out = cm.copy()
+    rows = np.nonzero((cm == 2).any(axis=1))[0]
+    top = rows[0]
+    out[top:top + 34][cm[top:top + 34] == 2] = 1
+    out[top + 34:top + 38][cm[top + 34:top + 38] == 2] = 3
+    return out
+
+
+def test_slices_that_count_the_levels_differently_flag_the_names():
+    """A neighbouring slice on which S1 reads as a body names every level one higher: the
+    series labelling says so and puts every body up for review, whichever slice names."""
+    from spineviewer.core.slices import label_series
+
+    cm, _ = _column(6, top=40)
+    odd = _s1_read_as_body(cm)
+    assert len(label_vertebrae(odd, CLASSES, 0.6).bodies) == 7
+    lab = label_series(np.stack([cm, odd, cm]), CLASSES, spacing_mm=0.6, centre=1)
+    assert "naming_disagrees_between_slices" in lab.flags
+    assert all({"label_uncertain", "needs_review"} <= set(b.flags) for b in lab.bodies)
+    assert any("names the levels differently" in w for w in lab.warnings)
+    # slices that agree raise nothing
+    same = label_series(np.stack([cm, cm, cm]), CLASSES, spacing_mm=0.6, centre=1)
+    assert "naming_disagrees_between_slices" not in same.flags
+    assert not any("label_uncertain" in b.flags for b in same.bodies)

@@ -134,3 +134,16 @@ def test_analysis_records_its_slice_mode_through_the_fracture_stage(tmp_path):
     result = analyze_study(tmp_path, slice_mode="centre")
     assert result.parameters["slice_mode"] == "centre"
     assert "centre slice" in method_lines(result)[0]
+
+
+def test_report_states_how_levels_are_named(study_result, tmp_path):
+    """A lumbar series cannot show the count from C2 or the ribs: the report says the names
+    are counted from the sacrum assuming five lumbar vertebrae, so a reader knows that
+    transitional anatomy can shift them."""
+    lines = report_text.method_lines(study_result)
+    naming = [ln for ln in lines if ln.startswith("Level names:")]
+    assert len(naming) == 1
+    assert "counted upwards from the sacrum" in naming[0]
+    assert "4 or 6 lumbar-type vertebrae" in naming[0]
+    text = " ".join(pdf_text(report_pdf.build_report_pdf(study_result), tmp_path).split())
+    assert "assuming five lumbar vertebrae" in text
