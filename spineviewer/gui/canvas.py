@@ -215,17 +215,38 @@ class SliceCanvas(QtWidgets.QWidget):
     def _update_slice_label(self) -> None:
         n = 0 if self.pixels is None else len(self.pixels)
         text = f"Slice {self.index + 1} / {n}"
+        here = self.levels_measured_here()
         if self.analysed_here():
             text += (f"  <b style='color:{style.ANALYSED_SLICE_COLOUR}'>&#9679; analysed slice</b>")
+            if here and len(here) < len(self.result.vertebrae):
+                text += f" (measured here: {', '.join(here)})"
+        elif here:
+            text += (f"  <b style='color:{style.ANALYSED_SLICE_COLOUR}'>&#9679; measured here: "
+                     f"{', '.join(here)}</b>")
         elif self.result is not None and self.result.series_uid == self.series_uid:
             text += f"  (analysed: {self.result.slice_index + 1})"
         self.slice_label.setText(text)
         self._place_legend()
 
     def analysed_here(self) -> bool:
-        """True when the shown slice is the analysed slice of the shown result."""
+        """True when the shown slice is the analysed slice of the shown result (the slice
+        whose labelling named the levels)."""
         r = self.result
         return r is not None and r.series_uid == self.series_uid and r.slice_index == self.index
+
+    def measurement_slice(self, v) -> int:
+        """The slice a vertebra of the shown result was measured on (its outline, corners
+        and heights belong to it); the analysed slice when the result names none."""
+        k = getattr(v, "measurement_slice", None)
+        return int(self.result.slice_index if k is None else k)
+
+    def levels_measured_here(self) -> list[str]:
+        """Levels of the shown result measured on the shown slice (empty when the result
+        belongs to another series)."""
+        r = self.result
+        if r is None or r.series_uid != self.series_uid:
+            return []
+        return [v.level for v in r.vertebrae if self.measurement_slice(v) == self.index]
 
     # ---- window / level -------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
@@ -308,9 +329,18 @@ class SliceCanvas(QtWidgets.QWidget):
         self._update_overlay_visibility()
 
     def _update_overlay_visibility(self) -> None:
-        here = self.analysed_here()
-        for ov in self.overlays.values():
-            ov.set_visible({k: here and on for k, on in self.visible.items()})
+        """Each vertebra's overlays on the slice it was measured on; on the analysed slice the
+        level names of the others too, each with the slice that shows its outline."""
+        named = self.analysed_here()
+        measured = set(self.levels_measured_here())
+        for level, ov in self.overlays.items():
+            here = level in measured
+            kinds = {k: here and on for k, on in self.visible.items()}
+            if named and not here:
+                kinds["labels"] = self.visible.get("labels", True)
+            ov.set_visible(kinds)
+            ov.set_elsewhere(None if here or self.result is None
+                             else self.measurement_slice(ov.vertebra) + 1)
 
     def select_level(self, level: str, centre: bool = True) -> None:
         """Highlight ``level`` and (optionally) centre the view on it, keeping the zoom."""
@@ -321,7 +351,7 @@ class SliceCanvas(QtWidgets.QWidget):
             v = self.result.vertebra(level)
             if v is not None and v.corners_rc:
                 if self.result.series_uid == self.series_uid:
-                    self.set_slice(self.result.slice_index)
+                    self.set_slice(self.measurement_slice(v))  # where its outline is drawn
                 pts = np.asarray(list(v.corners_rc.values()), dtype=float)
                 (x0, x1), (y0, y1) = self.vb.viewRange()
                 (r_lo, c_lo), (r_hi, c_hi) = pts.min(axis=0), pts.max(axis=0)
@@ -364,10 +394,12 @@ class SliceCanvas(QtWidgets.QWidget):
 
     def _on_mouse_clicked(self, ev) -> None:
         rc = self.pixel_at(ev.scenePos())
-        if rc is None or self.result is None or not self.analysed_here():
+        if rc is None or self.result is None or self.result.series_uid != self.series_uid:
             return
+        measured = set(self.levels_measured_here())
+        named = self.analysed_here()
         for level, ov in self.overlays.items():
-            if ov.contains_rc(rc):
+            if (level in measured or named) and ov.contains_rc(rc):
                 self.vertebraClicked.emit(level)
                 return
 

@@ -58,6 +58,8 @@ class VertebraOverlay(QtCore.QObject):
         super().__init__()
         self.level = v.level
         self.selected = selected
+        #: 1-based slice of the outline when the label is shown on another slice, else None
+        self.elsewhere: int | None = None
         self.tint = QtWidgets.QGraphicsPolygonItem()
         self.tint.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
         self.outline_item = pg.PlotCurveItem()
@@ -235,11 +237,23 @@ class VertebraOverlay(QtCore.QObject):
             for it in items:
                 it.setVisible(bool(visible.get(kind, True)))
 
+    def set_elsewhere(self, slice_number: int | None) -> None:
+        """The label is shown on a slice other than the vertebra's measurement slice (the
+        analysed slice, where the levels were named): it names the slice of the outline."""
+        if slice_number != self.elsewhere:
+            self.elsewhere = slice_number
+            self.set_selected(self.selected)
+
     def set_selected(self, selected: bool) -> None:
         """Highlight the outline of the selected vertebra."""
         self.selected = selected
         nowhere = getattr(self, "_label_nowhere", False)
-        self.label.setHtml("" if nowhere else self._label_html(self.vertebra, details=selected))
+        html = "" if nowhere else self._label_html(self.vertebra,
+                                                   details=selected and self.elsewhere is None)
+        if html and self.elsewhere is not None:
+            html += (f"<br><span style='color:#d0d0d0;font-size:8pt'>measured on slice "
+                     f"{self.elsewhere}</span>")
+        self.label.setHtml(html)
         colour = QtGui.QColor(style.SELECTED_COLOUR) if selected else self.colour
         self.outline_item.setPen(_pen(colour, 3.0 if selected else 1.6))
         # the selected outline sits above the height and endplate lines

@@ -44,6 +44,9 @@ OPTIONAL_COLUMNS = ("crush_ratio", "IC_mm", "SC_mm", "VA_deg", "biconcavity_rati
 MIN_FLAGS_PX = 60
 #: Table rows always visible (the results dock scrolls vertically on a short screen).
 MIN_TABLE_ROWS = 5.5
+#: Text lines of the "why" view always visible: the call, the values and the first reasons
+#: (at 1024 x 700 it had shrunk to three lines, its flags out of sight).
+MIN_WHY_LINES = 8
 _DECIMALS = {"VA_deg": 1, "wedge_ratio": 2, "biconcavity_ratio": 2, "crush_ratio": 2}
 
 
@@ -84,6 +87,8 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
     values = [f"{h} {cell_text(v, a)}" for h, a, _ in COLUMNS[1:10] if getattr(v, a) is not None]
     if values:  # every measurement, also those the narrow table hides
         parts.append(f"<p>{e(', '.join(values))}</p>")
+    if v.flags:  # before the reasons: in sight without scrolling on a small screen
+        parts.append("<p><b>Flags:</b> " + e(", ".join(v.flags)) + "</p>")
     if calls.has_override(v):
         comment = e(v.override.get("comment") or "no comment")
         parts.append(f"<p><b>Reader's call:</b> {e(calls.reader_call(v))}<br>"
@@ -95,8 +100,6 @@ def why_html(v: VertebraResult, result: StudyResult) -> str:
         parts.append("<ul>" + "".join(f"<li>{e(r)}</li>" for r in v.reasons) + "</ul>")
     else:
         parts.append("<p>No rule fired.</p>")
-    if v.flags:
-        parts.append("<p><b>Flags:</b> " + e(", ".join(v.flags)) + "</p>")
     if v.corner_strategy or v.corner_overlap is not None:
         ov = "-" if v.corner_overlap is None else f"{v.corner_overlap:.2f}"
         how = {"median": "median of the three strategies"}.get(v.corner_strategy,
@@ -142,6 +145,9 @@ class ResultsPanel(QtWidgets.QWidget):
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.why = QtWidgets.QTextBrowser()
         self.why.setPlaceholderText("Select a vertebra to see why it was called.")
+        self.why.setMinimumHeight(int(MIN_WHY_LINES * self.why.fontMetrics().lineSpacing())
+                                  + 2 * self.why.frameWidth()
+                                  + int(2 * self.why.document().documentMargin()))
         self.summary = QtWidgets.QLabel("No analysis yet.")
         self.summary.setWordWrap(True)
         #: whose result this is (patient and series), or where the result on hold belongs
@@ -159,10 +165,15 @@ class ResultsPanel(QtWidgets.QWidget):
         split.setStretchFactor(0, 3)  # on a short screen the table keeps most of the height
         split.setStretchFactor(1, 1)
         split.setCollapsible(0, False)
+        split.setCollapsible(1, False)
         # a lumbar study's T12..L5 (about five rows) stay readable: the dock scrolls instead
         rows = self.table.verticalHeader().defaultSectionSize()
         self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
                                     + int(MIN_TABLE_ROWS * rows) + 2 * self.table.frameWidth())
+        # the table and the "why" view both keep their minimum (a squeezed splitter drew the
+        # table over the top of the "why" view at 1024 x 700)
+        split.setMinimumHeight(self.table.minimumHeight() + self.why.minimumHeight()
+                               + split.handleWidth())
         lay.addWidget(split, 1)
         lay.addWidget(self._correction_box())
         self._set_enabled(False)
@@ -170,6 +181,25 @@ class ResultsPanel(QtWidgets.QWidget):
     def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:
         super().resizeEvent(ev)
         self.fit_columns()
+        self.fit_height()
+
+    def fit_height(self) -> None:
+        """Keep the panel as tall as its parts need at its width (the dock scrolls instead).
+
+        The header and summary wrap, and a minimum counted without that let the correction
+        box and the table overlap the "why" view at 1024 x 700.
+        """
+        lay = self.layout()
+        m = lay.contentsMargins()
+        width = self.width() - m.left() - m.right()
+        parts = [lay.itemAt(i).widget() for i in range(lay.count())]
+        parts = [w for w in parts if w is not None and not w.isHidden()]
+        need = m.top() + m.bottom() + lay.spacing() * max(len(parts) - 1, 0)
+        for w in parts:
+            hfw = w.heightForWidth(width) if w.hasHeightForWidth() else -1
+            need += max(hfw, w.minimumSizeHint().height(), w.minimumHeight())
+        if need != self.minimumHeight():
+            self.setMinimumHeight(need)
 
     def fit_columns(self) -> None:
         """Hide optional columns while the table is too narrow (never a horizontal scroll)."""
@@ -193,6 +223,7 @@ class ResultsPanel(QtWidgets.QWidget):
         colour = style.STATUS_COLOURS["fracture"][0]
         self.header.setText(f"<b style='color:{colour}'>{text}</b>" if warn else f"<b>{text}</b>")
         self.header.setVisible(bool(text))
+        self.fit_height()
 
     def _correction_box(self) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Correct the selected vertebra")
@@ -293,6 +324,7 @@ class ResultsPanel(QtWidgets.QWidget):
             self.select_level(keep, emit=False)
         self._set_enabled(result is not None)
         self.fit_columns()
+        self.fit_height()
         self._update_why()
 
     @classmethod

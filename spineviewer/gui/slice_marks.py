@@ -26,8 +26,15 @@ def measurement_slices(result: Any) -> dict[int, list[str]]:
     return out
 
 
-def _span(levels: list[str]) -> str:
-    return levels[0] if len(levels) == 1 else f"{levels[0]}\u2013{levels[-1]}"
+def span_text(levels: list[str], order: list[str]) -> str:
+    """``"L1\u2013L3"`` for consecutive levels of ``order``, else ``"T12, L4, L5"`` (a dash
+    over a gap would claim the levels between)."""
+    if len(levels) == 1:
+        return levels[0]
+    idx = [order.index(lv) for lv in levels] if all(lv in order for lv in levels) else []
+    if idx and idx == list(range(idx[0], idx[0] + len(idx))):
+        return f"{levels[0]}\u2013{levels[-1]}"
+    return ", ".join(levels)
 
 
 class SliceMarks(QtWidgets.QWidget):
@@ -37,6 +44,7 @@ class SliceMarks(QtWidgets.QWidget):
         super().__init__(canvas)
         self.canvas = canvas
         self.marks: dict[int, list[str]] = {}
+        self._order: list[str] = []  # the result's levels, top to bottom
         self.setMouseTracking(True)
         self.setFixedHeight(max(16, self.fontMetrics().height() + 4))
         lay = canvas.layout()
@@ -52,6 +60,7 @@ class SliceMarks(QtWidgets.QWidget):
         shown = (r is not None and self.canvas.pixels is not None
                  and r.series_uid == self.canvas.series_uid)
         self.marks = measurement_slices(r) if shown else {}
+        self._order = [v.level for v in r.vertebrae] if shown else []
         self.setToolTip("\n".join(f"slice {k + 1}: {', '.join(v)}"
                                   for k, v in sorted(self.marks.items())))
         self.update()
@@ -94,7 +103,7 @@ class SliceMarks(QtWidgets.QWidget):
             p.setBrush(colour if here else colour.darker(130))
             p.drawPolygon(tri)
             p.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
-            text = _span(levels)
+            text = span_text(levels, self._order)
             w = self.fontMetrics().horizontalAdvance(text)
             p.drawText(QtCore.QPointF(min(max(x + 7, 0), self.width() - w), h - 3), text)
         p.end()

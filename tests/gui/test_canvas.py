@@ -189,3 +189,36 @@ def test_new_result_with_same_vertebrae_moves_existing_items(canvas):
     relabelled.vertebrae[0].level = "T12"
     canvas.set_result(relabelled)
     assert list(canvas.overlays) == ["T12", "L2"] and canvas.corner_handle("L2", "PI") is not handle
+
+
+def test_each_vertebra_is_drawn_on_its_measurement_slice(canvas):
+    # Per-vertebra mode: L1 was measured on the analysed slice 3 (where the levels were
+    # named), L2 on slice 1. Before, both outlines were drawn on slice 3 and none on slice 1.
+    r = result()
+    r.vertebrae[0].measurement_slice = 3
+    r.vertebrae[1].measurement_slice = 1
+    canvas.set_result(r)
+    l1, l2 = canvas.overlays["L1"], canvas.overlays["L2"]
+
+    def shown(ov, kind):
+        return all(it.isVisible() for it in ov.items[kind])
+
+    canvas.set_slice(3)  # the analysed slice: L1 drawn, L2 named there but drawn on slice 2
+    assert shown(l1, "outlines") and shown(l1, "corners")
+    assert not shown(l2, "outlines") and not shown(l2, "corners") and not shown(l2, "masks")
+    assert shown(l2, "labels") and "measured on slice 2" in l2.label.toPlainText()
+    assert "measured on slice" not in l1.label.toPlainText()
+    text = canvas.slice_label.text()
+    assert "analysed slice" in text and "measured here: L1" in text
+    canvas.set_slice(1)  # L2's slice: L2 drawn with its corners, nothing of L1
+    assert shown(l2, "outlines") and shown(l2, "corners") and shown(l2, "labels")
+    assert "measured on slice" not in l2.label.toPlainText()
+    assert not any(it.isVisible() for it in l1.all_items())
+    assert "measured here: L2" in canvas.slice_label.text()
+    canvas.set_slice(2)  # a slice nobody was measured on: no overlay
+    assert not any(it.isVisible() for ov in (l1, l2) for it in ov.all_items())
+    # selecting a vertebra shows the slice its outline is drawn on
+    canvas.select_level("L2")
+    assert canvas.index == 1
+    canvas.select_level("L1")
+    assert canvas.index == 3

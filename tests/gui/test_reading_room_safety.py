@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6 import QtGui
+from PySide6 import QtCore, QtGui
 
 from spineviewer.core import calls
 from spineviewer.core.results import read_csv_rows
@@ -377,3 +377,34 @@ def test_6_corner_handles_shrink_instead_of_overlapping(qtbot, window, lumbar_st
     side = abs(v.corners_rc["AI"][0] - v.corners_rc["AS"][0])  # image px
     on_screen = side / window.canvas.vb.viewPixelSize()[1]
     assert h.scale <= max(0.3 * on_screen + 0.5, 4.0)  # handles of AS and AI stay apart
+
+
+def test_6_why_view_is_readable_at_1024x700(qtbot, window, lumbar_study):
+    # At 1024 x 700 the "why" view had shrunk to three lines, the table was drawn over its
+    # heading and its flags were out of sight (the wrapped header and summary were not
+    # counted in the panel's minimum height).
+    window.resize(1024, 700)
+    open_and_wait(qtbot, window, lumbar_study.path)
+    qtbot.wait(50)
+    panel = window.results
+    panel.select_level("L1")
+    qtbot.wait(50)
+    why, table = panel.why, panel.table
+    assert why.viewport().height() >= 7 * why.fontMetrics().lineSpacing()
+
+    def rect_in_panel(w):
+        return QtCore.QRect(w.mapTo(panel, QtCore.QPoint(0, 0)), w.size())
+
+    # nothing of the panel lies over the "why" view
+    for other in (table, panel.header, panel.summary, panel.btn_fracture.parentWidget()):
+        assert not rect_in_panel(other).intersects(rect_in_panel(why)), other
+    # the call's heading and the flags line are in sight without scrolling the view
+    assert why.verticalScrollBar().value() == 0
+    doc, layout = why.document(), why.document().documentLayout()
+    block = doc.firstBlock()
+    tops = {}
+    while block.isValid():
+        tops.setdefault(block.text().split(":")[0], layout.blockBoundingRect(block).bottom())
+        block = block.next()
+    assert tops["L1"] <= why.viewport().height()
+    assert tops["Flags"] <= why.viewport().height()

@@ -433,3 +433,13 @@ def test_shortcut_list_lists_every_bound_key(qtbot, window):
     dialogs[0].close()
     trigger(window, "Ctrl+/")
     assert window.findChildren(ShortcutDialog)
+
+
+def test_slice_mark_text_never_spans_a_gap():
+    # "T12-L5" over a mark of T12, L4 and L5 claimed L1-L3 were measured there too
+    from spineviewer.gui.slice_marks import span_text
+
+    order = ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert span_text(["L1", "L2", "L3"], order) == "L1\u2013L3"
+    assert span_text(["T12", "L4", "L5"], order) == "T12, L4, L5"
+    assert span_text(["L4"], order) == "L4"
