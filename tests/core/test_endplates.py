@@ -112,3 +112,22 @@ def test_bad_input_is_a_clear_error():
         refine_endplates(img[None], cr.corners_rc, cr.outline_rc, SP)
     with pytest.raises(ValueError, match="spacing"):
         refine_endplates(img, cr.corners_rc, cr.outline_rc, (0.0, 0.6))
+
+
+def test_a_dark_line_inside_the_rim_does_not_pull_a_corner_in():
+    """At the rim of a real endplate a dark line a few millimetres inside the bone (ring
+    apophysis, basivertebral vein) is no depression: the corner on the mask's edge moves in
+    by at most 0.5 mm, so the height is not cut short."""
+    truth = make_body(ah=26.0, ph=28.0)
+    img, mask = _scene(truth, erode_mm=0.0, seed=5)
+    r_sup = 100.37 - 14.0 / SP[0]                       # superior endplate row (no tilt)
+    cols = slice(int(90.61 + 12.0 / SP[1]), int(90.61 + 19.0 / SP[1]) + 1)  # posterior rim
+    top = int(np.floor(r_sup))
+    img[top:top + 3, cols] = 0.4                        # no cortical line at the rim ...
+    img[top + 4:top + 7, cols] = 0.1                    # ... but a dark line 2.5-4 mm inside
+    cr = find_corners(mask, SP)
+    ref = refine_endplates(img, cr.corners_rc, cr.outline_rc, SP)
+    moved_in = (ref.corners_rc["PS"][0] - cr.corners_rc["PS"][0]) * SP[0]
+    assert moved_in <= 0.5 + 1e-6
+    after = measure(ref.corners_rc, ref.outline_rc, SP)
+    assert after.PH_mm >= truth.PH_mm - 0.7
