@@ -94,6 +94,9 @@ class SliceMarks(QtWidgets.QWidget):
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         colour = QtGui.QColor(style.ANALYSED_SLICE_COLOUR)
         h = self.height()
+        p.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
+        for x, text in self.text_positions():  # under the marks: no mark is hidden
+            p.drawText(QtCore.QPointF(x, h - 3), text)
         for k in sorted(self.marks):
             x = self.x_of(k)
             tri = QtGui.QPolygonF([QtCore.QPointF(x - 5, h - 9), QtCore.QPointF(x + 5, h - 9),
@@ -101,9 +104,6 @@ class SliceMarks(QtWidgets.QWidget):
             p.setPen(QtGui.QPen(QtGui.QColor("#000000"), 1))
             p.setBrush(colour if k == self.canvas.index else colour.darker(130))
             p.drawPolygon(tri)
-        p.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
-        for x, text in self.text_positions():
-            p.drawText(QtCore.QPointF(x, h - 3), text)
         p.end()
 
     def text_positions(self) -> list[tuple[float, str]]:
