@@ -88,6 +88,41 @@ def _crop_fov(rng: np.random.Generator, img: np.ndarray, target: np.ndarray) -> 
     target[sl] = 0
 
 
+#: Share of samples whose endplate depressions are filled with marrow-like, dark or bright
+#: signal instead of the disc's own (a depression that the network should not fill in).
+FILL_PROB = 0.5
+#: Cortical rim thickness range (mm) and how dark it is (fraction of the local signal removed).
+RIM_WIDTH_MM = (0.5, 2.2)
+RIM_DARKNESS = (0.2, 0.97)
+
+
+def _fill_depressions(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
+                      inst: np.ndarray, values: dict[str, float]) -> None:
+    """Paint each body's endplate depressions (its convex hull minus the body, where the
+    labels say disc) with one fill per body: marrow-like, dark (degenerated disc, sclerosis)
+    or bright (fluid-like disc). Labels stay as they are: a depression is not bone."""
+    from skimage.morphology import convex_hull_image
+
+    disc = cls == CLASS_IDS["disc"]
+    for k in np.unique(inst[cls == CLASS_IDS["body"]]):
+        if k == 0:
+            continue
+        body = (inst == k) & (cls == CLASS_IDS["body"])
+        rows, cols = np.nonzero(body)
+        if rows.size < 50:
+            continue
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+        pit = convex_hull_image(body[box]) & ~body[box] & disc[box]
+        if pit.sum() < 15:
+            continue
+        kind = rng.choice(["marrow", "dark", "bright"])
+        value = (values["marrow"] * rng.uniform(0.7, 1.3) if kind == "marrow"
+                 else rng.uniform(0.02, 0.2) if kind == "dark" else rng.uniform(0.6, 1.0))
+        w = gaussian_filter(pit.astype(np.float32), 0.7) * pit
+        win = img[box]
+        win += w * (value - win)
+
+
 def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
                  ) -> tuple[np.ndarray, np.ndarray]:
     """One domain-randomised training pair in the model grid.
@@ -114,14 +149,17 @@ def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
         anat = lateral_variant(anat, rng.uniform(0.0, 7.0))
     spacing = (MODEL_SPACING_MM, MODEL_SPACING_MM)
     layers = build_layers(anat, spacing, MODEL_SHAPE, ss=2)
-    cls, _ = compose_labels(layers, MODEL_SHAPE)
+    cls, inst = compose_labels(layers, MODEL_SHAPE)
     target = _TARGET_LUT[cls]
     tex = gaussian_filter(rng.standard_normal(MODEL_SHAPE).astype(np.float32), rng.uniform(0.6, 2.0))
     tex /= max(float(tex.std()), 1e-6)
-    img = compose_image(layers, MODEL_SHAPE, _tissue_values(rng), tex,
+    values = _tissue_values(rng)
+    img = compose_image(layers, MODEL_SHAPE, values, tex,
                         texture_amp=float(rng.uniform(0.0, 0.3)))
-    img *= 1.0 - rng.uniform(0.2, 0.9) * bone_rim(layers, MODEL_SHAPE, spacing,
-                                                  width_mm=rng.uniform(0.6, 1.4))
+    if rng.random() < FILL_PROB:
+        _fill_depressions(rng, img, cls, inst, values)
+    img *= 1.0 - rng.uniform(*RIM_DARKNESS) * bone_rim(layers, MODEL_SHAPE, spacing,
+                                                       width_mm=rng.uniform(*RIM_WIDTH_MM))
     img = _degrade(rng, img)
     img = img ** float(np.exp(rng.normal(0.0, 0.25)))
     img *= rng.uniform(1200.0, 3600.0)

@@ -1,4 +1,4 @@
-"""``python -m spineviewer.train {train,export,evaluate,targets} ...``."""
+"""``python -m spineviewer.train {train,export,evaluate,quantize,from-onnx,targets} ...``."""
 
 from __future__ import annotations
 
@@ -74,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--spider", required=True)
     q.add_argument("--n-calib", type=int, default=20)
 
+    o = sub.add_parser("from-onnx", help="a --init checkpoint from a shipped ONNX model "
+                       "(batch-norm unfolded; to fine-tune when the run is gone)")
+    o.add_argument("--onnx", required=True)
+    o.add_argument("--out", required=True, help="runs/<name>/best.pt")
+    o.add_argument("--holdout", type=int, required=True,
+                   help="train patients the model's training held out (its card)")
+    o.add_argument("--holdout-seed", type=int, required=True,
+                   help="seed that chose them (the first stage's --seed, from the card)")
+
     g = sub.add_parser("targets", help="montage of derived SPIDER targets (PNG)")
     g.add_argument("--spider", required=True)
     g.add_argument("--out", default="/tmp/spider_targets.png")
@@ -97,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
                           below_disc=a.below_disc, holdout=a.holdout,
                           select_on_val=a.select_on_spider_val)
         train(cfg)
+    elif a.cmd == "from-onnx":
+        from spineviewer.train.from_onnx import checkpoint_from_onnx
+
+        diff = checkpoint_from_onnx(a.onnx, a.out, holdout=a.holdout,
+                                    holdout_seed=a.holdout_seed)
+        print(f"wrote {a.out}; eval-mode logits vs onnxruntime: max abs diff {diff:.2e}")
     elif a.cmd == "export":
         import json
         from pathlib import Path

@@ -216,3 +216,31 @@ def test_val_every_zero_trains_without_selection_and_keeps_final_weights(tmp_pat
     onnx_path = export_checkpoint(out / "best.pt", tmp_path / "tiny.onnx")
     card = json.loads(onnx_path.with_suffix(".json").read_text())
     assert card["recipe"]["checkpoint_selection"].startswith("none: the final weights")
+
+
+def test_checkpoint_from_onnx_unfolds_batch_norm_exactly(tmp_path):
+    """A shipped ONNX file (batch-norm folded) becomes a --init checkpoint whose eval-mode
+    output is the ONNX model's, and which records the held-out patients' seed."""
+    from spineviewer.train.export import export_onnx
+    from spineviewer.train.from_onnx import checkpoint_from_onnx
+
+    torch.manual_seed(3)
+    m = UNet(1, 4, base=2)
+    with torch.no_grad():  # non-trivial batch-norm so that folding changes the weights
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    onnx_path = export_onnx(m, tmp_path / "m.onnx", shape=(64, 48))
+    diff = checkpoint_from_onnx(onnx_path, tmp_path / "init.pt", holdout=5, holdout_seed=7,
+                                n_samples=2)
+    assert diff < 1e-4
+    ck = torch.load(tmp_path / "init.pt", map_location="cpu", weights_only=False)
+    assert ck["config"]["holdout"] == 5 and ck["config"]["holdout_seed"] == 7
+    back = UNet(1, 4, base=2)
+    back.load_state_dict(ck["model"])
+    x = torch.rand(1, 1, 64, 48)
+    with torch.no_grad():
+        assert torch.allclose(back.eval()(x), m.eval()(x), atol=1e-4)
