@@ -94,19 +94,31 @@ class SliceMarks(QtWidgets.QWidget):
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         colour = QtGui.QColor(style.ANALYSED_SLICE_COLOUR)
         h = self.height()
-        for k, levels in sorted(self.marks.items()):
+        p.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
+        for x, text in self.text_positions():  # under the marks: no mark is hidden
+            p.drawText(QtCore.QPointF(x, h - 3), text)
+        for k in sorted(self.marks):
             x = self.x_of(k)
-            here = k == self.canvas.index
             tri = QtGui.QPolygonF([QtCore.QPointF(x - 5, h - 9), QtCore.QPointF(x + 5, h - 9),
                                    QtCore.QPointF(x, h - 1)])
             p.setPen(QtGui.QPen(QtGui.QColor("#000000"), 1))
-            p.setBrush(colour if here else colour.darker(130))
+            p.setBrush(colour if k == self.canvas.index else colour.darker(130))
             p.drawPolygon(tri)
-            p.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
-            text = span_text(levels, self._order)
-            w = self.fontMetrics().horizontalAdvance(text)
-            p.drawText(QtCore.QPointF(min(max(x + 7, 0), self.width() - w), h - 3), text)
         p.end()
+
+    def text_positions(self) -> list[tuple[float, str]]:
+        """(left x, text) of the level texts beside the marks that fit without overlapping:
+        the shown slice's first, then left to right (the tooltip lists every mark)."""
+        fm = self.fontMetrics()
+        placed: list[tuple[float, float, str]] = []
+        order = sorted(self.marks, key=lambda k: (k != self.canvas.index, k))
+        for k in order:
+            text = span_text(self.marks[k], self._order)
+            w = fm.horizontalAdvance(text)
+            x0 = min(max(self.x_of(k) + 7, 0), self.width() - w)
+            if all(x0 + w + 6 <= a or x0 >= b + 6 for a, b, _ in placed):
+                placed.append((x0, x0 + w, text))
+        return [(a, text) for a, _, text in sorted(placed)]
 
     def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:
         k = self.index_at(ev.position().x())

@@ -31,6 +31,7 @@ class AnalysisMixin:
         """
         if self.folder is None:
             return False
+        self._analyse_when_loaded = None  # an analysis started now replaces the one on hold
         uid = series_uid or self.canvas.series_uid or self.browser.chosen_uid or None
         info = self.folder.index.get(uid) if uid else None
         reason = series_unsuitability(info) if info is not None else ""

@@ -443,3 +443,29 @@ def test_slice_mark_text_never_spans_a_gap():
     assert span_text(["L1", "L2", "L3"], order) == "L1\u2013L3"
     assert span_text(["T12", "L4", "L5"], order) == "T12, L4, L5"
     assert span_text(["L4"], order) == "L4"
+
+
+def test_slice_mark_texts_do_not_overlap(qtbot):
+    # marks on neighbouring slices wrote their level texts over each other ("T12-T11-L3")
+    from spineviewer.core.results import StudyResult, VertebraResult
+    from spineviewer.gui.canvas import SliceCanvas
+    from spineviewer.gui.slice_marks import SliceMarks, span_text
+
+    c = SliceCanvas()
+    qtbot.addWidget(c)
+    c.resize(300, 400)
+    c.show()
+    qtbot.waitExposed(c)
+    c.set_volume(np.zeros((9, 60, 40), np.float32), (1.0, 1.0), "1.2")
+    marks = SliceMarks(c)
+    verts = [VertebraResult(level=lv, measurement_slice=k)
+             for lv, k in (("T12", 3), ("L1", 4), ("L2", 3), ("L3", 4), ("L4", 5))]
+    c.set_result(StudyResult(study_uid="1", series_uid="1.2", sop_instance_uid="1.3",
+                             slice_index=4, pixel_spacing_mm=(1.0, 1.0), vertebrae=verts))
+    c.set_slice(4)
+    assert sorted(marks.marks) == [3, 4, 5]
+    fm = marks.fontMetrics()
+    placed = marks.text_positions()
+    spans = sorted((x, x + fm.horizontalAdvance(t)) for x, t in placed)
+    assert all(b <= c2 for (_, b), (c2, _) in zip(spans, spans[1:]))
+    assert span_text(["L1", "L3"], [v.level for v in verts]) in [t for _, t in placed]
