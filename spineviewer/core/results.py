@@ -135,6 +135,12 @@ class StudyResult:
     def vertebra(self, level: str) -> VertebraResult | None:
         return next((v for v in self.vertebrae if v.level == level), None)
 
+    def slice_of(self, v: VertebraResult) -> int:
+        """Series slice (0-based) that ``v``'s outline, corners and heights belong to: its
+        measurement slice, or the analysed slice when it names none (centre mode, older
+        results)."""
+        return int(self.slice_index if v.measurement_slice is None else v.measurement_slice)
+
     # ---- JSON ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {"schema": SCHEMA}

@@ -234,19 +234,13 @@ class SliceCanvas(QtWidgets.QWidget):
         r = self.result
         return r is not None and r.series_uid == self.series_uid and r.slice_index == self.index
 
-    def measurement_slice(self, v) -> int:
-        """The slice a vertebra of the shown result was measured on (its outline, corners
-        and heights belong to it); the analysed slice when the result names none."""
-        k = getattr(v, "measurement_slice", None)
-        return int(self.result.slice_index if k is None else k)
-
     def levels_measured_here(self) -> list[str]:
         """Levels of the shown result measured on the shown slice (empty when the result
         belongs to another series)."""
         r = self.result
         if r is None or r.series_uid != self.series_uid:
             return []
-        return [v.level for v in r.vertebrae if self.measurement_slice(v) == self.index]
+        return [v.level for v in r.vertebrae if r.slice_of(v) == self.index]
 
     # ---- window / level -------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
@@ -340,7 +334,7 @@ class SliceCanvas(QtWidgets.QWidget):
                 kinds["labels"] = self.visible.get("labels", True)
             ov.set_visible(kinds)
             ov.set_elsewhere(None if here or self.result is None
-                             else self.measurement_slice(ov.vertebra) + 1)
+                             else self.result.slice_of(ov.vertebra) + 1)
 
     def select_level(self, level: str, centre: bool = True) -> None:
         """Highlight ``level`` and (optionally) centre the view on it, keeping the zoom."""
@@ -351,7 +345,7 @@ class SliceCanvas(QtWidgets.QWidget):
             v = self.result.vertebra(level)
             if v is not None and v.corners_rc:
                 if self.result.series_uid == self.series_uid:
-                    self.set_slice(self.measurement_slice(v))  # where its outline is drawn
+                    self.set_slice(self.result.slice_of(v))  # where its outline is drawn
                 pts = np.asarray(list(v.corners_rc.values()), dtype=float)
                 (x0, x1), (y0, y1) = self.vb.viewRange()
                 (r_lo, c_lo), (r_hi, c_hi) = pts.min(axis=0), pts.max(axis=0)

@@ -200,7 +200,7 @@ class LinkedView(QtWidgets.QWidget):
                 continue
             ant = [(c["AS"][0] + c["AI"][0]) / 2, (c["AS"][1] + c["AI"][1]) / 2]
             post = [(c["PS"][0] + c["PI"][0]) / 2, (c["PS"][1] + c["PI"][1]) / 2]
-            src = r.slice_index if v.measurement_slice is None else v.measurement_slice
+            src = r.slice_of(v)
             a = np.array(g_l.to_pixel(g_m.to_patient(src, *ant), k)[1:])
             p = np.array(g_l.to_pixel(g_m.to_patient(src, *post), k)[1:])
             pos = a + 0.25 * (a - p)

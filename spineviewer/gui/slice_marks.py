@@ -20,9 +20,7 @@ def measurement_slices(result: Any) -> dict[int, list[str]]:
     if result is None:
         return out
     for v in result.vertebrae:
-        k = getattr(v, "measurement_slice", None)
-        k = result.slice_index if k is None else int(k)
-        out.setdefault(k, []).append(v.level)
+        out.setdefault(result.slice_of(v), []).append(v.level)
     return out
 
 
