@@ -209,10 +209,10 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
             flags.append("partial_body")
         bodies.append(TrackedBody(level=b.level, position=pos, mask=mask, flags=flags,
                                   track=track))
-    flags = list(lab.flags)
+    study_flags = list(lab.flags)
     disagree = naming_disagreements(bodies, labellings, ref)
     if disagree:
-        flags.append("naming_disagrees_between_slices")
+        study_flags.append("naming_disagrees_between_slices")
         for b in bodies:
             b.flags += [f for f in ("label_uncertain", "needs_review") if f not in b.flags]
     warnings = list(dropped[ref]) + list(lab.warnings) + disagree
@@ -222,7 +222,7 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
         warnings.append(f"levels named on slice {ref + 1} of {n} (the column's best view), "
                         f"not the centre slice {centre + 1}")
     return SeriesLabelling(bodies=bodies, reference=ref, labellings=labellings,
-                           flags=flags, warnings=warnings)
+                           flags=study_flags, warnings=warnings)
 
 
 def naming_disagreements(bodies: Sequence[TrackedBody], labellings: Sequence[Labelling | None],
