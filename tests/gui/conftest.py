@@ -18,6 +18,7 @@ _PRIVATE = tempfile.mkdtemp(prefix="spineviewer-guitest-")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_PRIVATE, "config")
 os.environ["XDG_DATA_HOME"] = os.path.join(_PRIVATE, "data")
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,23 @@ def masks_analyze(lumbar_study):
 
 
 ANALYSIS_TIMEOUT_MS = 60000
+
+
+@contextmanager
+def shown_window(qtbot, analyze, *, size: tuple[int, int] | None = None, **kwargs):
+    """A shown ``MainWindow(analyze=analyze, **kwargs)``, shut down on leaving (its jobs
+    stopped); ``size`` resizes it before it is shown."""
+    from spineviewer.gui.main_window import MainWindow
+
+    w = MainWindow(analyze=analyze, **kwargs)
+    qtbot.addWidget(w)
+    if size is not None:
+        w.resize(*size)
+    w.show()
+    try:
+        yield w
+    finally:
+        w.shutdown()
 
 
 def open_and_wait(qtbot, w, path, *, drawn: bool = True):

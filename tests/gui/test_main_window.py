@@ -12,16 +12,13 @@ from PySide6 import QtCore
 from spineviewer.core import review
 from spineviewer.core.errors import NoSagittalT2Series
 from spineviewer.gui.main_window import MainWindow
-from tests.gui.conftest import ANALYSIS_TIMEOUT_MS, open_and_wait
+from tests.gui.conftest import ANALYSIS_TIMEOUT_MS, open_and_wait, shown_window
 
 
 @pytest.fixture
 def window(qtbot, masks_analyze):
-    w = MainWindow(analyze=masks_analyze)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
+    with shown_window(qtbot, masks_analyze) as w:
+        yield w
 
 
 def cell(w: MainWindow, level: str, header: str) -> str:

@@ -13,7 +13,7 @@ from spineviewer.core.results import read_csv_rows
 from spineviewer.gui.browser import STAR
 from spineviewer.gui.main_window import MainWindow
 from tests import dicom_factory as df
-from tests.gui.conftest import open_and_wait
+from tests.gui.conftest import open_and_wait, shown_window
 
 SPACING_MM = (0.8, 0.8)  # as conftest's lumbar study
 TIMEOUT_MS = 60000
@@ -54,11 +54,8 @@ def analyze(lumbar_study):
 
 @pytest.fixture
 def window(qtbot, analyze):
-    w = MainWindow(analyze=analyze)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
+    with shown_window(qtbot, analyze) as w:
+        yield w
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Each test first shows the state without the tool (or before its key), then with 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from spineviewer.gui.canvas import SliceCanvas
 from spineviewer.gui.main_window import MainWindow
 from spineviewer.gui.ruler import RulerTool
 from spineviewer.gui.view_markers import ViewMarkers
-from tests.gui.conftest import SPACING_MM, open_and_wait
+from tests.gui.conftest import SPACING_MM, open_and_wait, shown_window
 
 ANALYSIS_TIMEOUT_MS = 60000
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def window(qtbot, masks_analyze):
-    w = MainWindow(analyze=masks_analyze)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.shutdown()
+    with shown_window(qtbot, masks_analyze, size=(1400, 900)) as w:
+        yield w
 
 
 class _Drag:
@@ -467,5 +464,5 @@ def test_slice_mark_texts_do_not_overlap(qtbot):
     fm = marks.fontMetrics()
     placed = marks.text_positions()
     spans = sorted((x, x + fm.horizontalAdvance(t)) for x, t in placed)
-    assert all(b <= c2 for (_, b), (c2, _) in zip(spans, spans[1:]))
+    assert all(b <= c2 for (_, b), (c2, _) in itertools.pairwise(spans))
     assert span_text(["L1", "L3"], [v.level for v in verts]) in [t for _, t in placed]

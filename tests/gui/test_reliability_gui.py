@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from spineviewer.gui.main_window import MainWindow
-from tests.gui.conftest import open_and_wait
+from tests.gui.conftest import open_and_wait, shown_window
 
 
 @pytest.fixture
 def window(qtbot, masks_analyze, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "userdata"))
-    w = MainWindow(analyze=masks_analyze)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
+    with shown_window(qtbot, masks_analyze) as w:
+        yield w
 
 
 @pytest.mark.parametrize("content", ["null", "[]", '{"schema": 1, "vertebrae": [null]}',
