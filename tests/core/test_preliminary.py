@@ -91,3 +91,20 @@ def test_no_early_result_without_the_network_or_in_centre_mode(study):
     if HAS_MODEL:
         analyze_study(study.dicom_dir, threads=2, slice_mode="centre", preliminary=early.append)
         assert early == []
+
+
+def test_a_preliminary_result_is_never_corrected(tmp_path):
+    from spineviewer.core import review
+    from spineviewer.core.pipeline import mark_preliminary
+    from tests.core.test_review import make_result, stub_remeasure
+
+    r = make_result(tmp_path)
+    mark_preliminary(r)
+    s = review.ReviewSession(r, remeasure=stub_remeasure)
+    for edit in (lambda: s.override_call("L2", True, "looks broken"),
+                 lambda: s.shift_levels(1),
+                 lambda: s.move_corner("L2", "AS", (10.0, 10.0))):
+        with pytest.raises(errors.SpineViewerError, match="preliminary"):
+            edit()
+    assert not r.edits and not s.can_undo and s.last_autosave_path is None
+    assert [v.level for v in r.vertebrae] == ["L1", "L2", "L3", "L4", "L5"]
