@@ -50,6 +50,9 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
     provider, threads : ONNX Runtime settings passed to the analysis.
     analyse_on_open : bool
         Start the analysis as soon as a folder is indexed (unless an autosave is restored).
+    preliminary : bool
+        Show the analysis's early centre-slice result while the per-vertebra analysis runs
+        (``window_analysis``); False waits for the full result (benchmark baseline).
     """
 
     resultsShown = QtCore.Signal(object)
@@ -65,7 +68,7 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
     def __init__(self, *, analyze: Callable[..., StudyResult] | None = None,
                  remeasure: review.Remeasure = review.default_remeasure,
                  provider: str = "auto", threads: int | None = None,
-                 analyse_on_open: bool = True) -> None:
+                 analyse_on_open: bool = True, preliminary: bool = True) -> None:
         super().__init__()
         self.setWindowTitle("SpineViewer")
         self.resize(1500, 920)
@@ -73,6 +76,7 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self._analyze, self._remeasure = analyze, remeasure
         self.provider, self.threads = provider, threads
         self.analyse_on_open = analyse_on_open
+        self.preliminary = preliminary
         self.settings = QtCore.QSettings("SpineViewer", "SpineViewer")
         self.folder: IndexedFolder | None = None
         self.volume: Any = None

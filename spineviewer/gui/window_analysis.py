@@ -53,7 +53,7 @@ class AnalysisMixin:
                                      threads=self.threads, analyze=self._analyze,
                                      force_series=bool(reason and force),
                                      index=self.folder.index, volume=loaded,
-                                     preliminary=True)
+                                     preliminary=self.preliminary)
         job.progressChanged.connect(self._on_progress)
         job.preliminaryReady.connect(self._on_preliminary)
         job.analysisFinished.connect(self._on_analysis_finished)

@@ -163,3 +163,19 @@ def test_analysis_worker_hands_over_the_preliminary_result_before_the_final(qtbo
     with qtbot.waitSignal(job.analysisFinished, timeout=10000) as blocker:
         thread = workers.start(job)
     assert thread.wait(5000) and "preliminary" not in blocker.args[0]
+
+
+def test_the_viewer_can_wait_for_the_full_result(qtbot, lumbar_study, masks_analyze):
+    asked = []
+
+    def analyze(path, **kw):
+        asked.append("preliminary" in kw)
+        return masks_analyze(path, **kw)
+
+    with shown_window(qtbot, analyze, preliminary=False) as w:
+        early = []
+        w.preliminaryShown.connect(early.append)
+        with qtbot.waitSignal(w.resultsShown, timeout=ANALYSIS_TIMEOUT_MS):
+            w.open_folder(lumbar_study.path)
+        assert early == [] and not w.session.result.preliminary
+    assert asked == [False]
