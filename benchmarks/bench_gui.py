@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     if stalls:
         worst = max(runs, key=lambda r: r.get("max_stall", 0))
         print(f"longest event-loop stall while indexing/analysing: {1000 * max(stalls):.0f} ms "
-              f"(10 ms timer; it ended {worst['stall_end']:.2f} s after the open)")
+              f"(10 ms timer; it ended {worst['stall_end']:.2f} s after the open); per run: "
+              + ", ".join(f"{1000 * r['max_stall']:.0f} ms at {r['stall_end']:.2f} s"
+                          for r in runs if "max_stall" in r))
     print(f"load average at the end: {_load()}")
     return 0
 

@@ -195,11 +195,11 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     st.start("preprocess")
     early = preliminary is not None and model is not None and slice_mode == "per-vertebra"
     prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
-                          centre_only=slice_mode == "centre")
+                          centre_only=slice_mode == "centre" or early)
     st.start("segment")
     if early:
-        seg = _segment_with_preliminary(prep, model, result, volume, refine_endplates, st,
-                                        preliminary)
+        prep, seg = _segment_with_preliminary(prep, volume, model, result, refine_endplates,
+                                              st, preliminary)
     else:
         seg = segment_series(prep, model, masks_override, cancel=cancel)
     _label_to_genant(result, prep, seg, model, volume, slice_mode, refine_endplates, st.start)
@@ -247,22 +247,19 @@ def mark_preliminary(result: StudyResult) -> None:
         result.warnings.insert(0, PRELIMINARY_WARNING)
 
 
-def _segment_with_preliminary(prep: PreparedSeries, model, result: StudyResult, volume,
+def _segment_with_preliminary(centre_prep: PreparedSeries, volume, model, result: StudyResult,
                               refine: bool, st: _Stages,
                               preliminary: Callable[[StudyResult], None]
-                              ) -> SeriesSegmentation:
-    """Segment stage of the per-vertebra mode in two steps: the centre slice, whose
-    centre-mode result goes to ``preliminary``, then the other slices.
+                              ) -> tuple[PreparedSeries, SeriesSegmentation]:
+    """Segment stage of the per-vertebra mode in two steps: the centre slice
+    (``centre_prep``), whose centre-mode result goes to ``preliminary``, then the other slices.
 
-    The centre slice's class map and margins are reused in the series' segmentation (one
-    ONNX run per slice, as without the early result); the series' result is measured later
-    by the caller from the returned segmentation.
+    Returns every slice's preprocessing and segmentation, in which the centre slice's class
+    map and margins are reused (one ONNX run per slice, as without the early result); the
+    caller measures the series' result from them.
     """
     import copy
 
-    c = prep.centre
-    centre_prep = PreparedSeries(x=prep.x[c:c + 1], slice_indices=[prep.slice_indices[c]],
-                                 transform=prep.transform, centre=0)
     early_st = _Stages(None, st.cancel)  # its own stage times; the progress stays at segment
     early_st.start("segment")
     centre_seg = segment_series(centre_prep, model, cancel=st.cancel)
@@ -274,21 +271,25 @@ def _segment_with_preliminary(prep: PreparedSeries, model, result: StudyResult, 
     mark_preliminary(early)
     early.timings_s = {**st.timings, **early_st.timings}
     preliminary(early)
-    # Sequential on purpose: segmenting the other slices meanwhile (a second thread) doubled
-    # the time to the early result on the 2 loaded cores and gained the full one 0.06 s.
     if st.cancel is not None and st.cancel():
         raise errors.Cancelled("analysis cancelled by the user")
+    # The other slices are pre-processed only now: one core's work while the viewer shows the
+    # early result on the other (segmenting them meanwhile in a second thread instead doubled
+    # the time to the early result on 2 cores and gained the full one 0.06 s).
+    prep = prepare_series(volume, model, centre=centre_prep.slice_indices[0],
+                          spacing_mm=result.pixel_spacing_mm)
+    c = prep.centre
     rest = [k for k in range(len(prep.slice_indices)) if k != c]
     if not rest:  # a one-slice series
-        return centre_seg
+        return prep, centre_seg
     rest_prep = PreparedSeries(x=prep.x[rest], slice_indices=[prep.slice_indices[k]
                                                               for k in rest],
                                transform=prep.transform, centre=0)
     rest_seg = segment_series(rest_prep, model, cancel=st.cancel)
     cmaps = np.insert(rest_seg.class_maps, c, centre_seg.class_maps[0], axis=0)
     margins = np.insert(rest_seg.margins, c, centre_seg.margins[0], axis=0)
-    return SeriesSegmentation(class_maps=cmaps, class_names=rest_seg.class_names,
-                              margins=margins)
+    return prep, SeriesSegmentation(class_maps=cmaps, class_names=rest_seg.class_names,
+                                    margins=margins)
 
 
 def _new_result(path, index, choice, volume, model, centre: int, spacing_mm) -> StudyResult:

@@ -92,8 +92,13 @@ class AnalysisMixin:
             self.progress.setFormat(f"{stage} %p%")
 
     def _on_preliminary(self, result: StudyResult) -> None:
-        if self._is_current("analysis"):
-            self._set_result(result)
+        job = self.sender()
+        try:
+            if self._is_current("analysis"):
+                self._set_result(result)
+        finally:  # the analysis waits for this (worker.PRELIMINARY_PAUSE_S at most)
+            if hasattr(job, "preliminary_shown"):
+                job.preliminary_shown()
 
     def _on_analysis_finished(self, result: StudyResult) -> None:
         if not self._is_current("analysis"):

@@ -37,7 +37,9 @@ class Staged:
         v.reasons = []
         assert preliminary is not None, "the viewer asks for the preliminary result"
         self.show_early.wait(30)
+        t0 = time.monotonic()
         preliminary(early)
+        self.paused_s = time.monotonic() - t0  # until the viewer had shown it
         t_end = time.monotonic() + 30
         while not self.release.is_set() and time.monotonic() < t_end:
             if cancel():
@@ -49,7 +51,10 @@ class Staged:
 
 
 @pytest.fixture
-def staged(masks_analyze):
+def staged(masks_analyze, monkeypatch):
+    # the analysis waits for the viewer to show its preliminary result, and the viewer says
+    # when it has (a 60 s bound: a viewer that forgot would fail the test, not wait 0.25 s)
+    monkeypatch.setattr(workers, "PRELIMINARY_PAUSE_S", 60.0)
     return Staged(masks_analyze)
 
 
@@ -86,6 +91,8 @@ def test_preliminary_result_is_shown_first_marked_and_never_exported_or_correcte
         assert "preliminary" in w.last_error and not early.edits
         assert w.session.result.vertebra("L2").override in (None, {})
         assert w.is_busy("analysis") and w.progress.isVisible()
+        qtbot.waitUntil(lambda: hasattr(staged, "paused_s"), timeout=10000)
+        assert staged.paused_s < 30  # released by the viewer, not by the bound
 
         # the full result replaces it and announces the call that changed
         with qtbot.waitSignal(w.resultsShown, timeout=ANALYSIS_TIMEOUT_MS):
@@ -139,6 +146,8 @@ def test_a_preliminary_result_of_another_series_is_not_shown(qtbot, lumbar_study
         assert w.canvas.series_uid == other  # a preliminary result does not take the canvas
         assert w.results.table.rowCount() == 0 and w.canvas.result is None
         assert "belongs to" in w.results.header.text() and not _export_enabled(w)
+        qtbot.waitUntil(lambda: hasattr(staged, "paused_s"), timeout=10000)
+        assert staged.paused_s < 30  # released although not shown
         staged.release.set()
         qtbot.waitUntil(lambda: not w.is_busy("analysis"), timeout=ANALYSIS_TIMEOUT_MS)
 
