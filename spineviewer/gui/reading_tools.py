@@ -84,6 +84,7 @@ class ReadingTools(QtCore.QObject):
             lambda mm: window.statusBar().showMessage(f"Distance {mm:.1f} mm", 8000))
         window.volumeShown.connect(self._on_volume_shown)
         window.resultsShown.connect(self._on_results_shown)
+        window.preliminaryShown.connect(self._on_results_shown)  # zoomed from the first result
         self.linked.loaded.connect(self._on_linked_loaded)
         canvas.cleared.connect(lambda: self.markers.set_orientation(None))
         canvas.resultChanged.connect(lambda: self.linked.set_result(canvas.result))

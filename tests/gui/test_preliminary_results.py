@@ -76,6 +76,7 @@ def test_preliminary_result_is_shown_first_marked_and_never_exported_or_correcte
         # shown at once: table, overlays, summary; visibly marked preliminary
         assert w.results.table.rowCount() == len(early.vertebrae) > 4
         assert w.canvas.result is early
+        assert w.reading_tools.autozoom.zoomed  # zoomed to the spine from the first result
         assert PRELIMINARY_HEADER in w.results.header.text()
         assert "Preliminary" in w.results.summary.text()
         # nothing exported, sent or corrected from it
