@@ -186,8 +186,9 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         mark_unsuitable_series(result, unsuitable)
 
     st.start("preprocess")
+    scale = _intensity_scale(model, checked, result)
     prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
-                          centre_only=slice_mode == "centre")
+                          centre_only=slice_mode == "centre", scale=scale)
     st.start("segment")
     seg = segment_series(prep, model, masks_override, cancel=cancel)
     st.start("label")
@@ -262,19 +263,34 @@ def _preprocess_kwargs(model) -> dict[str, Any]:
             "scale": float(norm.get("scale", 2500.0)), "clip": float(norm.get("clip", 1.0))}
 
 
+def _intensity_scale(model, checked, result: StudyResult) -> float:
+    """The series' intensity divisor (``preprocess.intensity_scale``), recorded in the result."""
+    from spineviewer.core.preprocess import INTENSITY_SCALE, intensity_scale
+
+    default = _preprocess_kwargs(model).get("scale", INTENSITY_SCALE)
+    scale, why = intensity_scale(default, checked.bits_stored,
+                                 checked.full_scale)
+    result.parameters["intensity_scale"] = scale
+    result.parameters["intensity_scale_reason"] = why
+    return scale
+
+
 def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
-                   centre_only: bool = False) -> PreparedSeries:
+                   centre_only: bool = False, scale: float | None = None) -> PreparedSeries:
     """Preprocess stage: the whole field of view of every slice (or the centre one).
 
     ``centre`` and ``spacing_mm`` default to the volume's (``core.dicom.checks`` may settle
-    them otherwise)."""
+    them otherwise); ``scale`` replaces the model card's intensity divisor."""
     from spineviewer.core.preprocess import preprocess_volume
 
     centre = int(volume.centre_index if centre is None else centre)
     indices = [centre] if centre_only else list(range(int(volume.n_slices)))
     spacing = tuple(float(x) for x in (spacing_mm or volume.pixel_spacing_mm))
+    kw = _preprocess_kwargs(model)
+    if scale is not None:
+        kw["scale"] = float(scale)
     x, transform = preprocess_volume(np.asarray(volume.pixels)[indices], spacing,
-                                     volume.image_orientation, **_preprocess_kwargs(model))
+                                     volume.image_orientation, **kw)
     return PreparedSeries(x=x, slice_indices=indices, transform=transform,
                           centre=indices.index(centre))
 
@@ -426,6 +442,11 @@ def measure_all(result: StudyResult) -> list:
     return measured
 
 
+#: Parameters set by ``analyze_study`` that a re-classification keeps (how the slices were
+#: chosen, how the intensities were scaled).
+PROVENANCE_PARAMETERS = ("slice_mode", "intensity_scale", "intensity_scale_reason")
+
+
 def classify_all(result: StudyResult, measured: list) -> None:
     """Genant rules over the measured vertebrae (crush needs the neighbours)."""
     from spineviewer.core.genant import classify, load_reference_table
@@ -450,7 +471,7 @@ def classify_all(result: StudyResult, measured: list) -> None:
             else:
                 v.reasons.append("the segmentation was uncertain; this call uses the "
                                  "reader-corrected corners")
-    kept = {k: result.parameters[k] for k in ("slice_mode",) if k in result.parameters}
+    kept = {k: result.parameters[k] for k in PROVENANCE_PARAMETERS if k in result.parameters}
     result.parameters = {
         **kept,  # provenance set by analyze_study (how the slices were chosen)
         "reference_table": getattr(table, "source", ""),
