@@ -8,6 +8,11 @@ are left out of the comparison.
 
     python benchmarks/check_identical.py --write /tmp/ref
     python benchmarks/check_identical.py /tmp/ref
+    python benchmarks/check_identical.py /tmp/ref --preliminary
+
+``--preliminary`` runs the per-vertebra mode with the viewer's early-result callback
+(``analyze_study(preliminary=...)``): its final result must equal the per-vertebra reference,
+and its early result, without the preliminary marks, the centre-mode reference.
 """
 from __future__ import annotations
 
@@ -51,6 +56,17 @@ def normalised(result, study_dir: Path) -> dict:
     return d
 
 
+def unmarked(d: dict) -> dict:
+    """A normalised preliminary result without its marks (``pipeline.mark_preliminary``)."""
+    from spineviewer.core.pipeline import PRELIMINARY_FLAG, PRELIMINARY_WARNING
+
+    d = json.loads(json.dumps(d))
+    d["parameters"].pop("preliminary", None)
+    d["flags"] = [f for f in d["flags"] if f != PRELIMINARY_FLAG]
+    d["warnings"] = [w for w in d["warnings"] if w != PRELIMINARY_WARNING]
+    return d
+
+
 def diff_keys(a, b, prefix="") -> list[str]:
     if type(a) is not type(b):
         return [prefix or "<root>"]
@@ -80,7 +96,11 @@ def main(argv=None) -> int:
     ap.add_argument("ref_dir")
     ap.add_argument("--write", action="store_true", help="write the reference set")
     ap.add_argument("--only", default="", help="comma-separated case names")
+    ap.add_argument("--preliminary", action="store_true",
+                    help="per-vertebra with the early-result callback (see above)")
     args = ap.parse_args(argv)
+    if args.write and args.preliminary:
+        ap.error("--write runs without --preliminary (the reference is the plain result)")
     ref = Path(args.ref_dir)
     ref.mkdir(parents=True, exist_ok=True)
     only = {s for s in args.only.split(",") if s}
@@ -91,9 +111,19 @@ def main(argv=None) -> int:
                 continue
             d = Path(tmp) / name
             write_study(d, seed=seed, **opts)
+            early: list = []  # the preliminary result of the per-vertebra run
             for mode in ("per-vertebra", "centre"):
-                res = normalised(analyze_study(d, slice_mode=mode), d)
                 f = ref / f"{name}_{mode}.json"
+                if args.preliminary and mode == "centre":
+                    if len(early) != 1:
+                        print(f"{name:18s} preliminary called {len(early)} times")
+                        bad += 1
+                        continue
+                    mode, res = "preliminary", unmarked(normalised(early[0], d))
+                else:
+                    res = normalised(analyze_study(
+                        d, slice_mode=mode, **({"preliminary": early.append}
+                                               if args.preliminary else {})), d)
                 if args.write:
                     f.write_text(json.dumps(res, indent=1, sort_keys=True))
                     print(f"{name:18s} {mode:13s} written ({len(res['vertebrae'])} bodies)")

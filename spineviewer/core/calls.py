@@ -168,3 +168,59 @@ def reader_short(v: Any) -> str:
     if o.get("age") in READER_AGES:
         parts.append(str(o["age"]))
     return " ".join(parts)
+
+
+#: Bodies of two results of one series whose centres lie closer than this are the same body
+#: (neighbouring lumbar bodies' centres are 30-45 mm apart).
+SAME_BODY_MM = 15.0
+
+
+def _centre_mm(v: Any, spacing_mm: Any) -> tuple[float, float] | None:
+    pts = list(v.corners_rc.values()) if len(v.corners_rc) == 4 else list(v.outline_rc)
+    if not pts:
+        return None
+    r = sum(p[0] for p in pts) / len(pts)
+    c = sum(p[1] for p in pts) / len(pts)
+    return r * float(spacing_mm[0]), c * float(spacing_mm[1])
+
+
+def _distance(a: tuple[float, float] | None, b: tuple[float, float] | None,
+              same_name: bool) -> float:
+    """mm between two body centres; without a position, bodies of one name are one body."""
+    if a is None or b is None:
+        return 0.0 if same_name else float("inf")
+    return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
+
+
+def superseded_calls(early: Any, final: Any) -> list[str]:
+    """What the full analysis changed against the early (preliminary) result of the same
+    series, one line per body: its call (fracture or not, type, grade, not assessable) or its
+    level name, and bodies found by only one of them.
+
+    Bodies are matched by position (within ``SAME_BODY_MM``), so a renamed body is one body.
+    E.g. ``"L3: now wedge fracture, Genant grade 1; was no fracture"``,
+    ``"L4 (was L5): no fracture"``, ``"T12: found only by the full analysis (no fracture)"``.
+    """
+    spacing = final.pixel_spacing_mm
+    left = [(v, _centre_mm(v, spacing)) for v in early.vertebrae]
+    lines = []
+    for v in final.vertebrae:
+        here = _centre_mm(v, spacing)
+        found = [(_distance(here, there, u.level == v.level), i)
+                 for i, (u, there) in enumerate(left)]
+        found = [(d, i) for d, i in found if d < SAME_BODY_MM]
+        if not found:
+            lines.append(f"{v.level}: found only by the full analysis ({final_call(v)})")
+            continue
+        u, _ = left.pop(min(found)[1])
+        before, after = final_call(u), final_call(v)
+        if u.level != v.level:
+            change = {"level": v.level, "was_level": u.level, "before": before, "after": after}
+            lines.append(change_text(change) if before != after
+                         else f"{v.level} (was {u.level}): {after}")
+        elif before != after:
+            lines.append(change_text({"level": v.level, "was_level": "", "before": before,
+                                      "after": after}))
+    lines += [f"{u.level} of the preliminary result: not in the full analysis"
+              for u, _ in left]
+    return lines

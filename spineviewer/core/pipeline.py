@@ -113,7 +113,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
                   masks_override: np.ndarray | None = None,
                   files: list[str] | None = None,
                   slice_mode: str = "per-vertebra",
-                  refine_endplates: bool = True, index=None, volume=None) -> StudyResult:
+                  refine_endplates: bool = True, index=None, volume=None,
+                  preliminary: Callable[[StudyResult], None] | None = None) -> StudyResult:
     """Analyse the sagittal T2 series of the study at ``path``.
 
     Parameters
@@ -139,6 +140,12 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         viewer's browser): the folder is not walked again.
     volume : the chosen series when the caller has loaded it already (the viewer's canvas):
         used only when its series is the one chosen here, else the series is loaded.
+    preliminary : called once as ``preliminary(result)`` with an early, complete result of
+        the centre slice alone (centre-mode labelling, corners, morphometry and Genant) marked
+        preliminary (`mark_preliminary`), before the other slices are segmented; only in the
+        per-vertebra mode with the network (otherwise never called). The centre slice's
+        segmentation is reused, not run again: the returned result is the same as without
+        the callback. The viewer shows the early result at once (issue 15: results within 1 s).
 
     Returns
     -------
@@ -187,32 +194,101 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
 
     st.start("preprocess")
     scale = _intensity_scale(model, checked, result)
+    early = preliminary is not None and model is not None and slice_mode == "per-vertebra"
     prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
                           centre_only=slice_mode == "centre", scale=scale)
     st.start("segment")
-    seg = segment_series(prep, model, masks_override, cancel=cancel)
-    st.start("label")
-    labelling = label_series_stage(prep, seg, transform_spacing(model), slice_mode)
-    result.flags.extend(labelling.flags)
-    result.warnings.extend(labelling.warnings)
-    ref = prep.slice_indices[labelling.reference]
-    _set_analysed_slice(result, volume, ref)
-
-    st.start("corners")
-    result.vertebrae = find_all_corners(labelling, prep, transform_spacing(model), volume,
-                                        refine=refine_endplates,
-                                        source_spacing_mm=result.pixel_spacing_mm)
-    st.start("morphometry")
-    measured = measure_all(result)
-    st.start("genant")
-    classify_all(result, measured)
-    from spineviewer.core.deformed_slice import most_deformed_all
-
-    most_deformed_all(result, labelling.bodies, prep, transform_spacing(model), measured,
-                      seg.margins, volume=volume if refine_endplates else None)
+    if early:
+        seg = _segment_with_preliminary(prep, model, result, volume, refine_endplates, st,
+                                        preliminary)
+    else:
+        seg = segment_series(prep, model, masks_override, cancel=cancel)
+    _label_to_genant(result, prep, seg, model, volume, slice_mode, refine_endplates, st.start)
     st.done()
     result.timings_s = st.timings
     return result
+
+
+def _label_to_genant(result: StudyResult, prep: PreparedSeries, seg: SeriesSegmentation,
+                     model, volume, slice_mode: str, refine: bool,
+                     stage: Callable[[str], None]) -> None:
+    """The stages after segmentation, into ``result``: label, corners, morphometry, Genant
+    (and each body's most deformed slice); ``stage(name)`` is called before each."""
+    from spineviewer.core.deformed_slice import most_deformed_all
+
+    stage("label")
+    labelling = label_series_stage(prep, seg, transform_spacing(model), slice_mode)
+    result.flags.extend(labelling.flags)
+    result.warnings.extend(labelling.warnings)
+    _set_analysed_slice(result, volume, prep.slice_indices[labelling.reference])
+    stage("corners")
+    result.vertebrae = find_all_corners(labelling, prep, transform_spacing(model), volume,
+                                        refine=refine,
+                                        source_spacing_mm=result.pixel_spacing_mm)
+    stage("morphometry")
+    measured = measure_all(result)
+    stage("genant")
+    classify_all(result, measured)
+    most_deformed_all(result, labelling.bodies, prep, transform_spacing(model), measured,
+                      seg.margins, volume=volume if refine else None)
+
+
+#: Study-level flag and warning of an early result (``analyze_study(preliminary=...)``).
+PRELIMINARY_FLAG = "preliminary"
+PRELIMINARY_WARNING = ("preliminary: centre slice only, full analysis running - not for "
+                       "reporting; the per-vertebra result replaces it")
+
+
+def mark_preliminary(result: StudyResult) -> None:
+    """Mark ``result`` as the early centre-slice result (``StudyResult.preliminary``)."""
+    result.parameters["preliminary"] = True
+    if PRELIMINARY_FLAG not in result.flags:
+        result.flags.append(PRELIMINARY_FLAG)
+    if PRELIMINARY_WARNING not in result.warnings:
+        result.warnings.insert(0, PRELIMINARY_WARNING)
+
+
+def _segment_with_preliminary(prep: PreparedSeries, model, result: StudyResult, volume,
+                              refine: bool, st: _Stages,
+                              preliminary: Callable[[StudyResult], None]
+                              ) -> SeriesSegmentation:
+    """Segment stage of the per-vertebra mode in two steps: the centre slice, whose
+    centre-mode result goes to ``preliminary``, then the other slices.
+
+    The centre slice's class map and margins are reused in the series' segmentation (one
+    ONNX run per slice, as without the early result); the series' result is measured later
+    by the caller from the returned segmentation.
+    """
+    import copy
+
+    t0 = time.perf_counter()
+    c = prep.centre
+    centre_prep = PreparedSeries(x=prep.x[c:c + 1], slice_indices=[prep.slice_indices[c]],
+                                 transform=prep.transform, centre=0)
+    centre_seg = segment_series(centre_prep, model, cancel=st.cancel)
+    early = copy.deepcopy(result)
+    early.parameters["slice_mode"] = "centre"
+
+    def check(_stage: str) -> None:
+        if st.cancel is not None and st.cancel():
+            raise errors.Cancelled("analysis cancelled by the user")
+
+    _label_to_genant(early, centre_prep, centre_seg, model, volume, "centre", refine, check)
+    mark_preliminary(early)
+    early.timings_s = {**st.timings, "preliminary": round(time.perf_counter() - t0, 4)}
+    preliminary(early)
+    check("segment")
+    rest = [k for k in range(len(prep.slice_indices)) if k != c]
+    if not rest:  # a one-slice series
+        return centre_seg
+    rest_prep = PreparedSeries(x=prep.x[rest], slice_indices=[prep.slice_indices[k]
+                                                              for k in rest],
+                               transform=prep.transform, centre=0)
+    rest_seg = segment_series(rest_prep, model, cancel=st.cancel)
+    cmaps = np.insert(rest_seg.class_maps, c, centre_seg.class_maps[0], axis=0)
+    margins = np.insert(rest_seg.margins, c, centre_seg.margins[0], axis=0)
+    return SeriesSegmentation(class_maps=cmaps, class_names=rest_seg.class_names,
+                              margins=margins)
 
 
 def _new_result(path, index, choice, volume, model, centre: int, spacing_mm) -> StudyResult:
@@ -443,8 +519,9 @@ def measure_all(result: StudyResult) -> list:
 
 
 #: Parameters set by ``analyze_study`` that a re-classification keeps (how the slices were
-#: chosen, how the intensities were scaled).
-PROVENANCE_PARAMETERS = ("slice_mode", "intensity_scale", "intensity_scale_reason")
+#: chosen, whether the result is preliminary, how the intensities were scaled).
+PROVENANCE_PARAMETERS = ("slice_mode", "preliminary", "intensity_scale",
+                         "intensity_scale_reason")
 
 
 def classify_all(result: StudyResult, measured: list) -> None:

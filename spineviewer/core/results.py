@@ -132,6 +132,12 @@ class StudyResult:
     software: dict[str, Any] = field(default_factory=dict)
     image_shape: tuple[int, int] = (0, 0)
 
+    @property
+    def preliminary(self) -> bool:
+        """True for the early centre-slice result shown while the full analysis runs
+        (``core.pipeline.mark_preliminary``): never exported nor corrected."""
+        return bool(self.parameters.get("preliminary"))
+
     def vertebra(self, level: str) -> VertebraResult | None:
         return next((v for v in self.vertebrae if v.level == level), None)
 

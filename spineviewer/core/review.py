@@ -27,6 +27,7 @@ import numpy as np
 
 from spineviewer.core import autosave as autosave_mod
 from spineviewer.core import calls
+from spineviewer.core.errors import SpineViewerError
 from spineviewer.core.results import (
     CORNER_NAMES,
     MEASUREMENT_FIELDS,
@@ -229,6 +230,9 @@ class ReviewSession:
         return bool(self._redo)
 
     def _apply(self, edit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if self.result.preliminary:  # the full analysis replaces it: a correction would be lost
+            raise SpineViewerError("the preliminary (centre-slice) result cannot be corrected; "
+                                   "wait for the full analysis")
         before = self._snapshot()
         calls_before = calls.snapshot(self.result)
         try:

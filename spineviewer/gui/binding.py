@@ -6,6 +6,11 @@ and of the result (analysis finished, restored, corrected). When the result belo
 series on the canvas, the results panel, overlays and Export show it under a header naming
 patient and series. Otherwise the table and overlays are cleared, the header says where the
 result belongs, and Export, overrides and level shifts are disabled.
+
+A preliminary result (the centre slice's, shown while the full analysis runs:
+``StudyResult.preliminary``) is shown under a header that says so, and is never exported or
+corrected: Export, overrides, level shifts and corner drags stay disabled until the full
+result replaces it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from typing import Any
 from spineviewer.core import review
 from spineviewer.core.results import StudyResult
 from spineviewer.io.report_text import fmt_date, fmt_person
+
+#: The results header above a preliminary result.
+PRELIMINARY_HEADER = "Preliminary (centre slice) \u2014 full analysis running\u2026"
 
 
 def owner_text(result: StudyResult) -> str:
@@ -41,6 +49,17 @@ class ResultBinding:
         #: True when the current result belongs to the series on the canvas
         self.bound = False
 
+    @property
+    def preliminary(self) -> bool:
+        """True while the result is the early one of a running analysis (never exported)."""
+        r = self.result()
+        return r is not None and r.preliminary
+
+    @property
+    def final(self) -> bool:
+        """True when a result for the canvas may be exported and corrected."""
+        return self.bound and not self.preliminary
+
     def result(self) -> StudyResult | None:
         s = self.window.session
         return s.result if s is not None else None
@@ -54,6 +73,10 @@ class ResultBinding:
         if r is None:
             w.results.set_header("")
             w.results.set_result(None)
+        elif self.bound and r.preliminary:
+            w.results.set_header(f"{PRELIMINARY_HEADER}<br>Results: "
+                                 f"{html.escape(owner_text(r))}", warn=True)
+            w.results.set_result(r)
         elif self.bound:
             w.results.set_header(f"Results: {html.escape(owner_text(r))}")
             w.results.set_result(r)
@@ -65,8 +88,9 @@ class ResultBinding:
                 "series shown. Show that series to review or export it, or analyse this one.",
                 warn=True)
         w.canvas.set_result(r if self.bound else None)
+        w.canvas.set_editable(not self.preliminary)
         default = str(review.study_folder(r).parent / "spineviewer-export") if r else ""
-        w.export_panel.set_result(r if self.bound else None, default)
+        w.export_panel.set_result(r if self.bound and not self.preliminary else None, default)
         if r is not None:
             w.browser.mark_analysed(r.series_uid)
         w._update_actions()

@@ -301,6 +301,12 @@ class SliceCanvas(QtWidgets.QWidget):
         self._update_slice_label()
         self.resultChanged.emit()
 
+    def set_editable(self, on: bool) -> None:
+        """Let the corner handles be dragged (off for a preliminary result)."""
+        for ov in self.overlays.values():
+            for h in ov.handles.values():
+                h.movable = bool(on)
+
     def fit_handles(self) -> None:
         """Size the corner handles to the bodies as shown (zoom, window size, 2x scaling)."""
         if not self.overlays:

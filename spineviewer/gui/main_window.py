@@ -53,6 +53,8 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
     """
 
     resultsShown = QtCore.Signal(object)
+    #: the early centre-slice result shown while the full analysis runs (issue 15)
+    preliminaryShown = QtCore.Signal(object)
     folderIndexed = QtCore.Signal(object)
     volumeShown = QtCore.Signal(str)
     analysisFailed = QtCore.Signal(str)
@@ -191,7 +193,8 @@ class MainWindow(StudyMixin, AnalysisMixin, CorrectionsMixin, JobsMixin,
         self.act_cancel.setEnabled(busy or self.is_busy("index"))
         self.act_analyse.setEnabled(self.folder is not None and not busy)
         self.act_reanalyse.setEnabled(self.folder is not None and not busy)
-        bound = has and self.binding.bound  # never act on a result that is not on the canvas
+        # never act on a result that is not on the canvas, nor on a preliminary one
+        bound = has and self.binding.final
         for a in (self.act_export, self.act_fracture, self.act_no_fracture, self.act_up,
                   self.act_down):
             a.setEnabled(bound)

@@ -285,6 +285,7 @@ class ResultsPanel(QtWidgets.QWidget):
         return out
 
     def _set_enabled(self, on: bool) -> None:
+        on = on and not (self.result is not None and self.result.preliminary)  # never corrected
         for b in (self.btn_fracture, self.btn_no_fracture, self.btn_clear, self.comment,
                   self.reader_type, self.reader_grade, self.reader_age):
             b.setEnabled(on and bool(self.selected_level()))

@@ -1,5 +1,11 @@
 """Analysis of the main window: start, cancel, progress, and showing a finished result.
 
+A per-vertebra analysis first hands over its centre slice's result (``preliminaryReady``):
+it is shown at once, marked preliminary, and cannot be exported or corrected
+(``gui.binding``). The full result replaces it, and the status line names every call the full
+analysis changed. A full analysis that fails or is cancelled removes the preliminary result
+(nothing on screen looks final when it is not).
+
 A mixin of :class:`~spineviewer.gui.main_window.MainWindow`; handlers here carry no
 ``@QtCore.Slot`` decorator, because a decorated mixin method loses ``sender()``.
 """
@@ -8,7 +14,7 @@ from __future__ import annotations
 
 from PySide6 import QtWidgets
 
-from spineviewer.core import review
+from spineviewer.core import calls, review
 from spineviewer.core.dicom.select import series_unsuitability
 from spineviewer.core.results import StudyResult
 from spineviewer.gui import worker as workers
@@ -46,8 +52,10 @@ class AnalysisMixin:
         job = workers.AnalysisWorker(self.folder.path, series_uid=uid, provider=self.provider,
                                      threads=self.threads, analyze=self._analyze,
                                      force_series=bool(reason and force),
-                                     index=self.folder.index, volume=loaded)
+                                     index=self.folder.index, volume=loaded,
+                                     preliminary=True)
         job.progressChanged.connect(self._on_progress)
+        job.preliminaryReady.connect(self._on_preliminary)
         job.analysisFinished.connect(self._on_analysis_finished)
         job.analysisFailed.connect(self._on_analysis_failed)
         job.analysisCancelled.connect(self._on_analysis_cancelled)
@@ -83,22 +91,48 @@ class AnalysisMixin:
             self.progress.setValue(int(1000 * fraction))
             self.progress.setFormat(f"{stage} %p%")
 
+    def _on_preliminary(self, result: StudyResult) -> None:
+        if self._is_current("analysis"):
+            self._set_result(result)
+
     def _on_analysis_finished(self, result: StudyResult) -> None:
         if not self._is_current("analysis"):
             return
         self.progress.hide()
+        early = self._preliminary_result()
         self._set_result(result)
+        if early is not None and early.series_uid == result.series_uid:
+            self._announce_full_analysis(early, result)
+
+    def _preliminary_result(self) -> StudyResult | None:
+        r = self.session.result if self.session is not None else None
+        return r if r is not None and r.preliminary else None
+
+    def _drop_preliminary(self) -> str:
+        """Remove a preliminary result whose full analysis will not come; says so ('' when
+        there was none)."""
+        if self._preliminary_result() is None:
+            return ""
+        self._set_result(None)
+        return "; the preliminary result was removed"
+
+    def _announce_full_analysis(self, early: StudyResult, final: StudyResult) -> None:
+        """Status line: the calls the full analysis changed against the preliminary result."""
+        lines = calls.superseded_calls(early, final)
+        self.last_announcement = ("Full analysis: " + "; ".join(lines) if lines else
+                                  "Full analysis: no call changed from the preliminary result")
+        self.statusBar().showMessage(self.last_announcement, 20000)
 
     def _on_analysis_failed(self, message: str) -> None:
         if self._is_current("analysis"):
             self.progress.hide()
-            self._error(message)
+            self._error(message + self._drop_preliminary())
             self.analysisFailed.emit(message)
 
     def _on_analysis_cancelled(self) -> None:
         if self._is_current("analysis"):
             self.progress.hide()
-            self.statusBar().showMessage("Analysis cancelled", 5000)
+            self.statusBar().showMessage("Analysis cancelled" + self._drop_preliminary(), 8000)
             self.analysisCancelled.emit()
 
     def analyse_shown_series(self) -> None:
@@ -125,16 +159,20 @@ class AnalysisMixin:
 
     # ---- the result -----------------------------------------------------------------------
     def _set_result(self, result: StudyResult | None) -> None:
+        early = self._preliminary_result()
         self.session = None if result is None else review.ReviewSession(result, self._remeasure)
         self._apply_binding()
         if result is None:
             return
         if self.canvas.series_uid == result.series_uid:
-            self.canvas.set_slice(result.slice_index)
-        elif self.folder is not None:
+            # after a preliminary result, only when the reader has not moved on meanwhile
+            if early is None or early.series_uid != result.series_uid or \
+                    self.canvas.index == early.slice_index:
+                self.canvas.set_slice(result.slice_index)
+        elif self.folder is not None and not result.preliminary:  # the final result only
             self.show_series(result.series_uid)
         self._show_model(result)
-        self.resultsShown.emit(result)
+        (self.preliminaryShown if result.preliminary else self.resultsShown).emit(result)
 
     def _show_model(self, r: StudyResult) -> None:
         m = r.model or {}

@@ -70,6 +70,10 @@ class CorrectionsMixin:
         if not self.binding.bound:
             self._error("Correction not applied: the result is not the series shown.")
             return
+        if self.binding.preliminary:
+            self._error("Correction not applied: this is the preliminary (centre-slice) "
+                        "result; wait for the full analysis.")
+            return
         try:
             fn(self.session)
         except Exception as exc:

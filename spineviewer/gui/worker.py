@@ -42,9 +42,14 @@ class AnalysisWorker(QtCore.QObject):
     analyze : callable, optional
         Replacement for ``analyze_study`` (same keyword arguments), e.g. with
         ``masks_override`` bound; defaults to the real pipeline.
+    preliminary : bool
+        Ask ``analyze`` for its early centre-slice result (``analyze_study(preliminary=)``):
+        it arrives as ``preliminaryReady`` before ``analysisFinished``.
     """
 
     progressChanged = QtCore.Signal(str, float)
+    #: the early result (``StudyResult.preliminary``), while the full analysis still runs
+    preliminaryReady = QtCore.Signal(object)
     analysisFinished = QtCore.Signal(object)
     analysisFailed = QtCore.Signal(str)
     analysisCancelled = QtCore.Signal()
@@ -52,13 +57,16 @@ class AnalysisWorker(QtCore.QObject):
 
     def __init__(self, path: str, *, series_uid: str | None = None, provider: str = "auto",
                  threads: int | None = None, analyze: Callable[..., Any] | None = None,
-                 force_series: bool = False, index: Any = None, volume: Any = None) -> None:
+                 force_series: bool = False, index: Any = None, volume: Any = None,
+                 preliminary: bool = False) -> None:
         super().__init__()
         self.path = str(path)
         self.kwargs: dict[str, Any] = {"series_uid": series_uid, "provider": provider,
                                        "threads": threads}
         if force_series:
             self.kwargs["force_series"] = True
+        if preliminary:
+            self.kwargs["preliminary"] = self._preliminary
         for key, value in (("index", index), ("volume", volume)):
             if value is not None:
                 self.kwargs[key] = value
@@ -73,6 +81,10 @@ class AnalysisWorker(QtCore.QObject):
     def cancel_requested(self) -> bool:
         """True once cancel() was called."""
         return self._cancel.is_set()
+
+    def _preliminary(self, result: Any) -> None:
+        if not self._cancel.is_set():
+            self.preliminaryReady.emit(result)
 
     @QtCore.Slot()
     def run(self) -> None:

@@ -41,6 +41,8 @@ _STUDY_FLAG_TEXT = {
     "sacrum_unsegmented": "Sacrum not outlined by the network; the lowest body sits on a full "
                           "disc with the image going on below it, so that disc was taken as "
                           "L5-S1.",
+    "preliminary": "Preliminary: the centre slice only, while the full per-vertebra "
+                   "analysis runs; not for reporting.",
 }
 
 

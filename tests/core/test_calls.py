@@ -92,3 +92,28 @@ def test_marked_result_warns_in_json_csv_and_report(tmp_path):
     lines = report_text.summary_lines(r)
     assert lines[1].startswith("WARNING: the analysed series is unsuitable (axial plane")
 
+
+
+def test_full_analysis_announces_what_changed_against_the_preliminary_result(tmp_path):
+    import copy
+
+    early = make_result(tmp_path)
+    same = copy.deepcopy(early)
+    assert calls.superseded_calls(early, same) == []
+    final = copy.deepcopy(early)
+    v = final.vertebra("L3")
+    v.fracture, v.deformity, v.genant_grade = True, "wedge", 1
+    final.vertebra("L4").deformity = calls.NOT_ASSESSABLE
+    assert calls.superseded_calls(early, final) == [
+        "L3: now wedge fracture, Genant grade 1; was no fracture",
+        f"L4: now {calls.NOT_ASSESSABLE}; was no fracture"]
+    # renamed bodies are matched by position; a body found by one result only is named
+    renamed = copy.deepcopy(early)
+    for u, name in zip(renamed.vertebrae, ["T12", "L1", "L2", "L3", "L4"]):
+        u.level = name
+    del renamed.vertebrae[0]
+    assert calls.superseded_calls(early, renamed) == [
+        "L1 (was L2): no fracture", "L2 (was L3): no fracture", "L3 (was L4): no fracture",
+        "L4 (was L5): no fracture", "L1 of the preliminary result: not in the full analysis"]
+    assert calls.superseded_calls(renamed, early)[0] == (
+        "L1: found only by the full analysis (no fracture)")
