@@ -81,17 +81,28 @@ PAPER_BA = {"AH_mm": "0.2 (+-2.9)", "PH_mm": "0.5 (+-1.5)", "SC_mm": "0 (+-2.7)"
 
 
 # ---- cohort and runs ---------------------------------------------------------------------------
-def make_cohort(out: Path, n: int, seed: int, reuse: bool, render: str = "a") -> list:
-    """Write (or, with ``reuse``, reload) the phantom cohort under ``out/studies``."""
+def make_cohort(out: Path, n: int, seed: int, reuse: bool, render: str = "a",
+                bits: int = 16) -> list:
+    """Write (or, with ``reuse``, reload) the phantom cohort under ``out/studies``; with
+    ``bits`` 8, also its 8-bit export (``synth.eight_bit``) under ``out/studies8``, which is
+    what the app then analyses."""
     from spineviewer.synth.study import load_truth, write_cohort
 
     studies = out / "studies"
     existing = sorted(studies.glob("study_*/truth.json")) if studies.is_dir() else []
+    truths = None
     if reuse and len(existing) >= n:
         truths = [load_truth(p) for p in existing[:n]]
-        if all(t.renderer == render and t.seed for t in truths):
-            return truths
-    return write_cohort(studies, n, seed, render=render)
+        if not all(t.renderer == render and t.seed for t in truths):
+            truths = None
+    if truths is None:
+        truths = write_cohort(studies, n, seed, render=render)
+    if bits == 8:
+        from spineviewer.synth.eight_bit import export_study
+
+        truths = [load_truth(export_study(t.out_dir, out / "studies8" / Path(t.out_dir).name)
+                             / "truth.json") for t in truths]
+    return truths
 
 
 # ---- the seed registry --------------------------------------------------------------------------
@@ -494,7 +505,11 @@ def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
         (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by "
         f"`python benchmarks/validate.py --purpose {args.purpose} --n {args.n} --seed {args.seed} "
         f"--renderers {args.renderers} --modes {args.modes} --endplates {args.endplates} "
-        f"--site-n {args.site_n}`."), "",
+        f"--site-n {args.site_n}" + (f" --bits {args.bits}" if args.bits != 16 else "")
+        + "`."), "",
+        *([f"Analysed: the cohort's {args.bits}-bit export (each slice through its display "
+           "window to 0..255, as a PACS 8-bit export; synth/eight_bit.py).", ""]
+          if args.bits != 16 else []),
         f"Cohort per renderer: {len(truths)} phantom studies (seed {args.seed}, the same "
         "anatomy drawn by each renderer; no cohort seed is used in training), "
         f"{n_vert} vertebrae with truth, {len(frac)} fractured; vendors "
@@ -616,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--provider", default="auto")
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--reuse", action="store_true", help="reuse a cohort already in --out")
+    p.add_argument("--bits", type=int, choices=(16, 8), default=16,
+                   help="8: analyse the cohort's 8-bit export (each slice through its window "
+                        "to 0..255, as a PACS 8-bit export); default 16 (12-bit stored)")
     p.add_argument("--spider", type=Path, default=ROOT.parent / "shared" / "data" / "spider_t2space",
                    help="SPIDER folder for the real-MRI segmentation/labelling check")
     p.add_argument("--site-n", type=int, default=0,
@@ -655,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out / render
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        truths = make_cohort(out, args.n, args.seed, args.reuse, render)
+        truths = make_cohort(out, args.n, args.seed, args.reuse, render, args.bits)
         all_truths = all_truths or truths
         print(f"cohort {render}: {len(truths)} studies in {time.perf_counter() - t0:.0f} s",
               flush=True)

@@ -193,13 +193,14 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         mark_unsuitable_series(result, unsuitable)
 
     st.start("preprocess")
+    scale = _intensity_scale(model, checked, result)
     early = preliminary is not None and model is not None and slice_mode == "per-vertebra"
     prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
-                          centre_only=slice_mode == "centre" or early)
+                          centre_only=slice_mode == "centre" or early, scale=scale)
     st.start("segment")
     if early:
         prep, seg = _segment_with_preliminary(prep, volume, model, result, refine_endplates,
-                                              st, preliminary)
+                                              st, preliminary, scale)
     else:
         seg = segment_series(prep, model, masks_override, cancel=cancel)
     _label_to_genant(result, prep, seg, model, volume, slice_mode, refine_endplates, st.start)
@@ -249,14 +250,16 @@ def mark_preliminary(result: StudyResult) -> None:
 
 def _segment_with_preliminary(centre_prep: PreparedSeries, volume, model, result: StudyResult,
                               refine: bool, st: _Stages,
-                              preliminary: Callable[[StudyResult], None]
+                              preliminary: Callable[[StudyResult], None],
+                              scale: float | None = None
                               ) -> tuple[PreparedSeries, SeriesSegmentation]:
     """Segment stage of the per-vertebra mode in two steps: the centre slice
     (``centre_prep``), whose centre-mode result goes to ``preliminary``, then the other slices.
 
-    Returns every slice's preprocessing and segmentation, in which the centre slice's class
-    map and margins are reused (one ONNX run per slice, as without the early result); the
-    caller measures the series' result from them.
+    Returns every slice's preprocessing (with the intensity divisor ``scale``, as the centre
+    slice's) and segmentation, in which the centre slice's class map and margins are reused
+    (one ONNX run per slice, as without the early result); the caller measures the series'
+    result from them.
     """
     import copy
 
@@ -277,7 +280,7 @@ def _segment_with_preliminary(centre_prep: PreparedSeries, volume, model, result
     # segmenting them in a second thread while the early result is measured doubled the time
     # to it on 2 cores and gained the full result 0.06 s.
     prep = prepare_series(volume, model, centre=centre_prep.slice_indices[0],
-                          spacing_mm=result.pixel_spacing_mm)
+                          spacing_mm=result.pixel_spacing_mm, scale=scale)
     c = prep.centre
     rest = [k for k in range(len(prep.slice_indices)) if k != c]
     if not rest:  # a one-slice series
@@ -340,19 +343,34 @@ def _preprocess_kwargs(model) -> dict[str, Any]:
             "scale": float(norm.get("scale", 2500.0)), "clip": float(norm.get("clip", 1.0))}
 
 
+def _intensity_scale(model, checked, result: StudyResult) -> float:
+    """The series' intensity divisor (``preprocess.intensity_scale``), recorded in the result."""
+    from spineviewer.core.preprocess import INTENSITY_SCALE, intensity_scale
+
+    default = _preprocess_kwargs(model).get("scale", INTENSITY_SCALE)
+    scale, why = intensity_scale(default, checked.bits_stored,
+                                 checked.full_scale)
+    result.parameters["intensity_scale"] = scale
+    result.parameters["intensity_scale_reason"] = why
+    return scale
+
+
 def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
-                   centre_only: bool = False) -> PreparedSeries:
+                   centre_only: bool = False, scale: float | None = None) -> PreparedSeries:
     """Preprocess stage: the whole field of view of every slice (or the centre one).
 
     ``centre`` and ``spacing_mm`` default to the volume's (``core.dicom.checks`` may settle
-    them otherwise)."""
+    them otherwise); ``scale`` replaces the model card's intensity divisor."""
     from spineviewer.core.preprocess import preprocess_volume
 
     centre = int(volume.centre_index if centre is None else centre)
     indices = [centre] if centre_only else list(range(int(volume.n_slices)))
     spacing = tuple(float(x) for x in (spacing_mm or volume.pixel_spacing_mm))
+    kw = _preprocess_kwargs(model)
+    if scale is not None:
+        kw["scale"] = float(scale)
     x, transform = preprocess_volume(np.asarray(volume.pixels)[indices], spacing,
-                                     volume.image_orientation, **_preprocess_kwargs(model))
+                                     volume.image_orientation, **kw)
     return PreparedSeries(x=x, slice_indices=indices, transform=transform,
                           centre=indices.index(centre))
 
@@ -504,6 +522,12 @@ def measure_all(result: StudyResult) -> list:
     return measured
 
 
+#: Parameters set by ``analyze_study`` that a re-classification keeps (how the slices were
+#: chosen, whether the result is preliminary, how the intensities were scaled).
+PROVENANCE_PARAMETERS = ("slice_mode", "preliminary", "intensity_scale",
+                         "intensity_scale_reason")
+
+
 def classify_all(result: StudyResult, measured: list) -> None:
     """Genant rules over the measured vertebrae (crush needs the neighbours)."""
     from spineviewer.core.genant import classify, load_reference_table
@@ -528,8 +552,7 @@ def classify_all(result: StudyResult, measured: list) -> None:
             else:
                 v.reasons.append("the segmentation was uncertain; this call uses the "
                                  "reader-corrected corners")
-    kept = {k: result.parameters[k] for k in ("slice_mode", "preliminary")
-            if k in result.parameters}
+    kept = {k: result.parameters[k] for k in PROVENANCE_PARAMETERS if k in result.parameters}
     result.parameters = {
         **kept,  # provenance set by analyze_study (how the slices were chosen)
         "reference_table": getattr(table, "source", ""),

@@ -24,6 +24,10 @@ MODEL_SPACING_MM = 0.6
 MODEL_SHAPE = (448, 320)
 INTENSITY_SCALE = 2500.0
 INTENSITY_CLIP = 1.0
+#: Pixel data of at most this many bits is scaled by its own full scale instead of
+#: ``INTENSITY_SCALE``: the model met 8-bit images (SPIDER PNGs) divided by 255 in training,
+#: and 8-bit values divided by 2500 lie far below anything it saw (``intensity_scale``).
+EIGHT_BIT = 8
 #: Whole-field-of-view grids: H and W are padded to a multiple of the network's stride, and
 #: a field of view larger than this (per axis) keeps its central part.
 MAX_FOV_MM = 500.0
@@ -199,6 +203,22 @@ def _anti_alias(image: np.ndarray, spacing_mm: tuple[float, float], target_mm: f
     if max(sigma) <= 0:
         return image
     return ndimage.gaussian_filter(image, sigma=sigma, mode="nearest")
+
+
+def intensity_scale(model_scale: float, bits_stored: int | None,
+                    full_scale: float | None) -> tuple[float, str]:
+    """The divisor of the model intensities for a series, and why (for the report).
+
+    ``model_scale`` (the paper's 2500, from the model card) for 9-bit and deeper pixel data.
+    For 8-bit data (a PACS's 8-bit export, a screen capture) the series' full scale
+    (255 when not rescaled): 8-bit pixels are a display rendering whose brightest value is
+    255, and the model was trained on 8-bit real images divided by 255; divided by 2500 they
+    would reach at most 0.1, a tenth of the intensities the model knows.
+    """
+    if bits_stored is not None and bits_stored <= EIGHT_BIT and full_scale and full_scale > 0:
+        return float(full_scale), (f"{bits_stored}-bit pixel data: divided by its full "
+                                   f"scale {full_scale:g}")
+    return float(model_scale), f"divided by {model_scale:g} (the paper's scale)"
 
 
 def canonical_orientation(image_orientation: tuple[float, ...] | None

@@ -307,6 +307,8 @@ def method_lines(result: StudyResult) -> list[str]:
          "curvature, line fits), heights, endplate concavities and angle, after "
          + PAPER_CITATION),
         f"Heights: {EDGE_CONVENTION} (flag 'endplate_from_mask').",
+        *([f"Intensities: {params['intensity_scale_reason']}, clipped to 1."]
+          if params.get("intensity_scale_reason") else []),
         f"Level names: {NAMING_CONVENTION}.",
         f"Model: {model}; sha256 {m.get('sha256') or 'unknown'}"
         + (f"; run on {m['provider']}" if m.get("provider") else ""),

@@ -29,6 +29,16 @@ def study(tmp_path_factory):
                        n_slices=N_SLICES, distractors=False)
 
 
+@pytest.fixture(scope="module")
+def study_dirs(study, tmp_path_factory):
+    """The study as written (16-bit) and as a PACS's 8-bit export (its own intensity scale)."""
+    from spineviewer.synth.eight_bit import export_study
+
+    out = tmp_path_factory.mktemp("prelim8") / "s8"
+    export_study(study.out_dir, out)
+    return {"16-bit": study.dicom_dir, "8-bit": out / "dicom"}
+
+
 def comparable(result) -> dict:
     d = result.to_dict()
     d.pop("timings_s", None)
@@ -44,10 +54,12 @@ def unmarked(result) -> dict:
 
 
 @needs_model
-def test_early_result_is_the_centre_analysis_and_the_final_result_is_unchanged(study,
-                                                                               monkeypatch):
-    plain = analyze_study(study.dicom_dir, threads=2)
-    centre = analyze_study(study.dicom_dir, threads=2, slice_mode="centre")
+@pytest.mark.parametrize("bits", ["16-bit", "8-bit"])
+def test_early_result_is_the_centre_analysis_and_the_final_result_is_unchanged(
+        study_dirs, monkeypatch, bits):
+    folder = study_dirs[bits]
+    plain = analyze_study(folder, threads=2)
+    centre = analyze_study(folder, threads=2, slice_mode="centre")
     segmented: list[int] = []  # slices per ONNX call
     real = SegmentationModel.predict_batch
 
@@ -57,7 +69,7 @@ def test_early_result_is_the_centre_analysis_and_the_final_result_is_unchanged(s
 
     monkeypatch.setattr(SegmentationModel, "predict_batch", counting)
     early = []
-    final = analyze_study(study.dicom_dir, threads=2, preliminary=early.append)
+    final = analyze_study(folder, threads=2, preliminary=early.append)
     assert len(early) == 1
     pre = early[0]
     # marked, and says so in every output

@@ -25,6 +25,7 @@ import numpy as np
 from spineviewer.core.dicom import headers as hdr
 from spineviewer.core.dicom import reading
 from spineviewer.core.dicom.index import slice_normal
+from spineviewer.core.dicom.volume import full_scale_value
 from spineviewer.core.errors import NoPixelSpacing, UnreadableSeries
 
 #: Plausible in-plane pixel spacing of an MR image, mm (anything else is a broken header).
@@ -62,6 +63,10 @@ class InputCheck:
     flags: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     min_adjacent_correlation: float = 1.0
+    #: The analysed slice's BitsStored, and the modality value of its largest stored value
+    #: ((2 ** bits - 1) rescaled): an 8-bit series' full scale (``preprocess.intensity_scale``).
+    bits_stored: int | None = None
+    full_scale: float | None = None
 
     def add(self, flag: str, warning: str) -> None:
         if flag not in self.flags:
@@ -112,6 +117,9 @@ def check_input(volume) -> InputCheck:
     if volume.n_slices < MIN_SLICES:
         out.add("few_slices", f"series {label!r} has {volume.n_slices} slice(s)")
     bits = hdr.int_value(ds, "BitsStored")
+    if bits is not None and 1 <= bits <= 32:
+        out.bits_stored = bits
+        out.full_scale = full_scale_value(2 ** bits - 1, ds)
     if bits is not None and bits <= 8:
         out.add("eight_bit", f"the analysed slice has {bits}-bit pixels")
     if reading.is_lossy(ds):

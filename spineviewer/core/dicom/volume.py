@@ -181,6 +181,15 @@ def _frame_position(item: Dataset) -> tuple[float, ...] | None:
         return None
 
 
+def full_scale_value(stored: int, ds: Dataset) -> float | None:
+    """The modality value of one stored value (RescaleSlope / Intercept applied), or None
+    when the rescale is out of range."""
+    try:
+        return float(_rescale(np.array([stored]), ds)[0])
+    except ValueError:
+        return None
+
+
 def _rescale(stored: np.ndarray, ds: Dataset) -> np.ndarray:
     """Modality values = stored * RescaleSlope + RescaleIntercept (identity when absent)."""
     slope = hdr.float_value(ds, "RescaleSlope")
