@@ -270,6 +270,20 @@ def test_full_size_lowest_body_on_a_short_small_disc_is_flagged():
     assert [b.level for b in lab.bodies][-1] == "L5"          # flagged, not relabelled
 
 
+def test_remnant_just_over_half_a_disc_is_flagged():
+    # SPIDER patient 142 (8-bit, through the app): S1 read as L5 over a remnant of 0.509 of a
+    # lumbar disc's area and 0.769 of its length went unflagged while the limit was 0.5
+    cm = _s1_as_body(8, 44)
+    low = np.nonzero((cm == 1).any(axis=1))[0].max()
+    c = _col(low)
+    cm[low - 29:low + 1, c + 4:c + 58] = 0
+    cm[low - 41:low + 1, c:c + 58] = 1
+    lab = label_vertebrae(cm, CLASSES, 0.6)
+    assert any("(51% of a lumbar disc's area, 76% of its length)" in w for w in lab.warnings)
+    assert "s1_suspected" in lab.flags
+    assert all({"label_uncertain", "needs_review"} <= set(b.flags) for b in lab.bodies)
+
+
 def test_full_length_disc_beneath_keeps_the_lowest_body():
     # a thin but full-length disc (degenerated L5-S1) is not a remnant: nothing is relabelled
     lab = label_vertebrae(_s1_as_body(2, 58), CLASSES, 0.6)  # area ratio 0.17, length 1
