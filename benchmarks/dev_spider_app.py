@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     by_case = defaultdict(list)
     for c in read_manifest(args.spider, None if args.split == "all" else args.split):
         by_case[int(c.case)].append(c)
-    rows, found, lumbar_n, failed = [], 0, 0, []
+    rows, found, lumbar_n, failed, missed = [], 0, 0, [], []
     with tempfile.TemporaryDirectory() as tmp:
         for case, cs in sorted(by_case.items()):
             cs.sort(key=lambda c: c.slice)
@@ -148,6 +148,8 @@ def main(argv=None) -> int:
             got = {r["truth"] for r in out["rows"] if r["truth"] in LUMBAR}
             lumbar_n += len(out["lumbar_truth"])
             found += len(got & set(out["lumbar_truth"]))
+            missed += [f"patient {case} {lv} (study flags: {', '.join(out['flags']) or 'none'})"
+                       for lv in out["lumbar_truth"] if lv not in got]
     lumbar_rows = [r for r in rows if r["truth"] in LUMBAR]
     right = sum(r["app"] == r["truth"] for r in lumbar_rows)
     wrong = [r for r in lumbar_rows if r["app"] != r["truth"]]
@@ -157,7 +159,8 @@ def main(argv=None) -> int:
     print(f"SPIDER {args.split} (development figures), {len(by_case)} patients, "
           f"{args.slice_mode} mode, 8-bit DICOM through analyze_study")
     print(f"  refused studies: {len(failed)}" + "".join(f"\n    {f}" for f in failed))
-    print(f"  L1-L5 found: {found}/{lumbar_n} = {found / max(lumbar_n, 1):.3f}")
+    print(f"  L1-L5 found: {found}/{lumbar_n} = {found / max(lumbar_n, 1):.3f}"
+          + "".join(f"\n    not found: {m}" for m in missed))
     print(f"  L1-L5 named right: {right}/{len(lumbar_rows)} = "
           f"{right / max(len(lumbar_rows), 1):.3f}")
     print(f"  misnamed without a review flag: {len(unflagged)}/{len(lumbar_rows)} = "
@@ -165,7 +168,10 @@ def main(argv=None) -> int:
           + "".join(f"\n    patient {r['case']}: {r['truth']} named {r['app']}"
                     for r in unflagged))
     print(f"  body Dice T12-L5: mean {np.mean(dices):.3f}, median {np.median(dices):.3f}, "
-          f"min {np.min(dices):.3f} (n {len(dices)})")
+          f"min {np.min(dices):.3f} (n {len(dices)})"
+          + "".join(f"\n    Dice {r['dice']:.2f}: patient {r['case']} {r['truth']} (app "
+                    f"{r['app']}{', review' if r['review'] else ''})"
+                    for r in rows if r["truth"] in ("T12", *LUMBAR) and r["dice"] < 0.8))
     print(f"  L1-L5 called no fracture: {len(lumbar_rows) - len(calls)}/{len(lumbar_rows)} = "
           f"{1 - len(calls) / max(len(lumbar_rows), 1):.3f}"
           + "".join(f"\n    patient {r['case']} {r['truth']}: {r['call']}" for r in calls))
