@@ -2,7 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen python installer/guide_screenshots.py
 
-Writes ``assets/screenshots/guide_*.png``: the window after opening the study, a vertebra
+Writes ``assets/screenshots/guide_*.png``: the preliminary centre-slice result while the full
+analysis runs, the window after opening the study, a vertebra
 under review (ruler on its anterior wall), a corner correction, a reader's override with type,
 grade and age, the export panel, the reading layout
 with the T2 and the STIR side by side (acute L1 fracture: oedema bright on STIR), and the
@@ -34,11 +35,14 @@ def settle(app, win, seconds: float = 0.4) -> None:
     app.processEvents()
 
 
-def open_demo(app, win, dicom) -> bool:
-    """Open the demo study and wait for its result; True when it arrived."""
+def open_demo(app, win, dicom, on_preliminary=None) -> bool:
+    """Open the demo study and wait for its result; True when it arrived. ``on_preliminary``
+    is called once the preliminary (centre-slice) result is on screen."""
     from PySide6 import QtCore
 
     loop = QtCore.QEventLoop()
+    if on_preliminary is not None:
+        win.preliminaryShown.connect(lambda _r: (app.processEvents(), on_preliminary()))
     win.resultsShown.connect(lambda _r: loop.quit())
     win.analysisFailed.connect(lambda m: (print(m, file=sys.stderr), loop.quit()))
     QtCore.QTimer.singleShot(180000, loop.quit)
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         win = MainWindow(analyze=analyze)
         win.resize(w, h)
         win.show()
-        if not open_demo(app, win, dicom):
+        if not open_demo(app, win, dicom, lambda: save(win, "preliminary")):
             print("analysis did not finish; no screenshots", file=sys.stderr)
             return 1
         result = win.session.result
