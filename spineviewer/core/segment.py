@@ -184,20 +184,27 @@ class SegmentationModel:
     def predict_batch(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C, H, W) float32 for pre-processed slices ``x`` (N, H, W),
         in one session call (one call per slice for a fixed-shape model)."""
+        out = self.run_batch(x)
+        if self.output_kind == "logits":
+            out = softmax(out, axis=1)
+        return out
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """The network's own output (N, C, H, W) float32 for slices ``x`` (N, H, W): logits
+        or probabilities, as the card's ``output`` says (`output_kind`). Their argmax is the
+        same either way; `segment_volume` takes the softmax only where it needs it."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3:
             raise ValueError(f"expected (N, H, W) slices, got {x.shape}")
         self.check_input(x.shape[1:])
         if self.stride is None and len(x) > 1:
-            return np.concatenate([self.predict_batch(x[i:i + 1]) for i in range(len(x))])
+            return np.concatenate([self.run_batch(x[i:i + 1]) for i in range(len(x))])
         out = np.asarray(self.session.run(None, {self._input_name: x[:, None]})[0],
                          dtype=np.float32)
         if out.shape != (len(x), len(self.class_names), *x.shape[1:]):
             raise ModelError(f"model output {out.shape} does not match the card "
                              f"({len(self.class_names)} classes, {x.shape[1:]})")
-        if self.output_kind == "logits":
-            out = softmax(out, axis=1)
-        return out.astype(np.float32, copy=False)
+        return out
 
     def chunks(self, n: int, shape: tuple[int, int], max_pixels: float = MAX_BATCH_PIXELS
                ) -> list[slice]:
@@ -234,13 +241,17 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     for sl in model.chunks(n, x.shape[1:]):
         if cancel is not None and cancel():
             raise Cancelled("analysis cancelled by the user")
-        probs = model.predict_batch(x[sl])
+        # the raw output: post-processing needs only its argmax, and the margin needs the
+        # softmax on the body and sacrum pixels alone (not on the whole (N, C, H, W) batch)
+        out = model.run_batch(x[sl])
+        logits = model.output_kind == "logits"
         keep = [names.index(k) for k in ("body", "sacrum") if k in names]
-        for j, p in enumerate(probs):
+        for j, p in enumerate(out):
             cmap = postprocess(p, spacing, class_names=names)
             class_maps[sl.start + j] = cmap
             sel = np.isin(cmap, keep)
-            q = np.sort(p[:, sel], axis=0)
+            q = p[:, sel]
+            q = np.sort(softmax(q, axis=0) if logits else q, axis=0)
             margins[sl.start + j][sel] = q[-1] - q[-2]
     return class_maps, margins
 
@@ -318,7 +329,7 @@ def postprocess(probs: np.ndarray, spacing_mm: float = 0.6,
     Parameters
     ----------
     probs : (C, H, W) float
-        Class probabilities in the model grid.
+        Class probabilities in the model grid (or logits: only their argmax is used).
     spacing_mm : float
         Isotropic pixel spacing of the model grid.
     class_names : sequence of str

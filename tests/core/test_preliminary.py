@@ -61,13 +61,13 @@ def test_early_result_is_the_centre_analysis_and_the_final_result_is_unchanged(
     plain = analyze_study(folder, threads=2)
     centre = analyze_study(folder, threads=2, slice_mode="centre")
     segmented: list[int] = []  # slices per ONNX call
-    real = SegmentationModel.predict_batch
+    real = SegmentationModel.run_batch
 
     def counting(self, x):
         segmented.append(len(x))
         return real(self, x)
 
-    monkeypatch.setattr(SegmentationModel, "predict_batch", counting)
+    monkeypatch.setattr(SegmentationModel, "run_batch", counting)
     early = []
     final = analyze_study(folder, threads=2, preliminary=early.append)
     assert len(early) == 1
