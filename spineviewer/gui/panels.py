@@ -37,6 +37,7 @@ class Panels(QtCore.QObject):
                 dock.setWidget(scroll)
         disclaimer = getattr(window, "disclaimer", None)
         self._disclaimer = (disclaimer, disclaimer.text()) if disclaimer is not None else None
+        self._stepped_aside: list[QtWidgets.QWidget] = []  # status labels hidden for a message
         # a status message (e.g. "Call changed: ...") must not be cut by the disclaimer
         window.statusBar().messageChanged.connect(lambda _m: self.fit_disclaimer())
         self._hidden_for_reading: list[str] = []
@@ -79,20 +80,31 @@ class Panels(QtCore.QObject):
 
     def fit_disclaimer(self) -> None:
         """The full disclaimer when the window is wide enough for it beside the status message,
-        else its short form (the full text stays in its tooltip)."""
+        else its short form (the full text stays in its tooltip). A message that still does not
+        fit (a "Call changed: ..." line on a 1024 px window) gets the room of the model and
+        timing labels while it shows; they come back with the next message or when it clears."""
         if self._disclaimer is None:
             return
         label, full = self._disclaimer
         bar = self.window.statusBar()
+        for w in self._stepped_aside:
+            w.show()
+        self._stepped_aside = []
         fm = label.fontMetrics()
         others = sum(w.sizeHint().width() for w in bar.findChildren(QtWidgets.QWidget)
                      if w is not label and w.isVisible() and w.parent() is bar)
         message = bar.currentMessage()
-        needed = (fm.horizontalAdvance(full) + 24 + others
-                  + (bar.fontMetrics().horizontalAdvance(message) + 24 if message else 0))
+        text_w = bar.fontMetrics().horizontalAdvance(message) + 24 if message else 0
+        needed = fm.horizontalAdvance(full) + 24 + others + text_w
         width = self.window.width()
         short = width < SHORT_DISCLAIMER_BELOW or needed > width
         label.setText(SHORT_DISCLAIMER if short else full)
+        if message and fm.horizontalAdvance(label.text()) + 24 + others + text_w > width:
+            for name in ("timing_label", "model_label"):
+                w = getattr(self.window, name, None)
+                if w is not None and w.isVisible():
+                    w.hide()
+                    self._stepped_aside.append(w)
 
     def eventFilter(self, obj: Any, ev: QtCore.QEvent) -> bool:
         if (obj is self.window and ev.type() in (QtCore.QEvent.Type.Resize,

@@ -351,6 +351,27 @@ def test_a_status_message_is_not_cut_by_the_disclaimer(qtbot, window):
     assert label.text() == full
 
 
+def test_a_call_change_is_readable_on_a_1024_px_window(qtbot, window):
+    # at 1024 px the model and timing labels cut "Call changed: ..." short: they step aside
+    # while it shows and come back when it clears
+    window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.width() == 1024, timeout=2000)
+    window.model_label.setText("Model: spineviewer-unet-v4 on CPUExecutionProvider")
+    window.timing_label.setText("1.9 s")
+    message = ("Call changed: L1: now wedge fracture, Genant grade 2; was wedge fracture "
+               "(reader), Genant grade 3, acute")
+    window.statusBar().showMessage(message)
+    qtbot.wait(50)
+    assert not window.model_label.isVisible() and not window.timing_label.isVisible()
+    bar = window.statusBar()
+    room = bar.width() - sum(w.width() for w in bar.findChildren(QtWidgets.QWidget)
+                             if w.isVisible() and w.parent() is bar)
+    assert bar.fontMetrics().horizontalAdvance(message) < room
+    window.statusBar().clearMessage()
+    qtbot.wait(50)
+    assert window.model_label.isVisible() and window.timing_label.isVisible()
+
+
 @pytest.fixture(scope="module")
 def phantom_study(tmp_path_factory):
     """The demo phantom (448 x 314 pixels of 0.6 mm, L1 wedge), three slices, T2 only."""
