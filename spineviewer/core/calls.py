@@ -106,8 +106,10 @@ def final_grade(v: Any) -> int | None:
 
 
 def snapshot(result: Any) -> list[tuple[str, str]]:
-    """(level, call in force) per vertebra, top to bottom."""
-    return [(v.level, final_call(v)) for v in result.vertebrae]
+    """(level, call in force) per vertebra, top to bottom; a reader's call is marked
+    "(reader)", so that setting or undoing an override reads as such in an announcement."""
+    return [(v.level, f"{reader_call(v)} (reader)" if has_override(v) else algorithm_call(v))
+            for v in result.vertebrae]
 
 
 def changes(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> list[dict[str, str]]:

@@ -27,6 +27,18 @@ def test_algorithm_wording_never_says_fracture_grade_0(fracture, deformity, grad
     assert "grade 0" not in calls.final_call(v) and "G0" not in calls.algorithm_short(v)
 
 
+def test_undoing_an_override_says_the_reader_call_is_gone(tmp_path):
+    # a reader's call equal to the algorithm's but for its age: undoing it changed the call in
+    # force, and the announcement read "now wedge ...; was wedge ..., acute" with no reader
+    s = review.ReviewSession(make_result(tmp_path), remeasure=stub_remeasure, autosave=False)
+    v = s.result.vertebra("L2")
+    algorithm = calls.algorithm_call(v)
+    s.override_call("L2", True, deformity="wedge", grade=2, age="acute")
+    s.undo()
+    texts = [calls.change_text(c) for c in s.last_call_changes]
+    assert texts == [f"L2: now {algorithm}; was wedge fracture, Genant grade 2, acute (reader)"]
+
+
 def test_reader_call_records_type_grade_and_age(tmp_path):
     s = review.ReviewSession(make_result(tmp_path), remeasure=stub_remeasure, autosave=False)
     entry = s.override_call("L2", True, "oedema on STIR", deformity="wedge", grade=2,
@@ -37,8 +49,8 @@ def test_reader_call_records_type_grade_and_age(tmp_path):
     assert calls.reader_call(v) == "wedge fracture, Genant grade 2, acute"
     assert calls.final_grade(v) == 2 and calls.final_deformity(v) == "wedge"
     assert entry["reader_call"] == "wedge fracture, Genant grade 2, acute"
-    assert entry["call_changes"] == [("L2: now wedge fracture, Genant grade 2, acute; "
-                                      "was no fracture")]
+    assert entry["call_changes"] == [("L2: now wedge fracture, Genant grade 2, acute "
+                                      "(reader); was no fracture")]
     # an override to fracture without details never reads "(none, grade 0)"
     s.override_call("L3", True)
     assert calls.reader_call(s.result.vertebra("L3")) == "fracture (type and grade not recorded)"
