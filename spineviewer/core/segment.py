@@ -238,14 +238,14 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     n = len(x)
     class_maps = np.zeros(x.shape, dtype=np.uint8)
     margins = np.zeros(x.shape, dtype=np.float16)
+    keep = [names.index(k) for k in ("body", "sacrum") if k in names]
+    logits = model.output_kind == "logits"
     for sl in model.chunks(n, x.shape[1:]):
         if cancel is not None and cancel():
             raise Cancelled("analysis cancelled by the user")
         # the raw output: post-processing needs only its argmax, and the margin needs the
         # softmax on the body and sacrum pixels alone (not on the whole (N, C, H, W) batch)
         out = model.run_batch(x[sl])
-        logits = model.output_kind == "logits"
-        keep = [names.index(k) for k in ("body", "sacrum") if k in names]
         for j, p in enumerate(out):
             cmap = postprocess(p, spacing, class_names=names)
             class_maps[sl.start + j] = cmap

@@ -220,7 +220,8 @@ def test_4_override_records_type_grade_age_and_never_grade_0(qtbot, window, lumb
     window.results.reader_age.setCurrentText("acute")
     with qtbot.waitSignal(window.callsChanged, timeout=5000) as blocker:
         window.results.btn_fracture.click()
-    assert blocker.args[0] == ["L3: now wedge fracture, Genant grade 2, acute (reader); was no fracture"]
+    assert blocker.args[0] == [
+        "L3: now wedge fracture, Genant grade 2, acute (reader); was no fracture"]
     v = window.session.result.vertebra("L3")
     assert v.override == {"fracture": True, "comment": "oedema on STIR", "deformity": "wedge",
                           "grade": 2, "age": "acute"}

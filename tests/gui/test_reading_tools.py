@@ -358,8 +358,8 @@ def test_a_call_change_is_readable_on_a_1024_px_window(qtbot, window):
     qtbot.waitUntil(lambda: window.width() == 1024, timeout=2000)
     window.model_label.setText("Model: spineviewer-unet-v4 on CPUExecutionProvider")
     window.timing_label.setText("1.9 s")
-    message = ("Call changed: L1: now wedge fracture, Genant grade 2; was wedge fracture "
-               "(reader), Genant grade 3, acute")
+    message = ("Call changed: L1: now wedge fracture, Genant grade 2; was wedge fracture, "
+               "Genant grade 3, acute (reader)")
     window.statusBar().showMessage(message)
     qtbot.wait(50)
     assert not window.model_label.isVisible() and not window.timing_label.isVisible()
