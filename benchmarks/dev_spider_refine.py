@@ -51,9 +51,10 @@ def main(argv=None) -> int:
             lab = label_series(cmap, names, spacing_mm=0.6, centre=0, in_view=view,
                                mode="centre")
             gt, _ = gt_levels(tgt[centre])
-            for gm, pm in _matched_bodies(gt, lab.bodies):
+            for gm, pm, g_dir, p_dir in _matched_bodies(gt, lab.bodies):
                 try:
-                    a, b = find_corners(gm, spacing_mm=sp), find_corners(pm, spacing_mm=sp)
+                    a = find_corners(gm, spacing_mm=sp, si_hint=g_dir)
+                    b = find_corners(pm, spacing_mm=sp, si_hint=p_dir)
                     r = refine_endplates(x[centre], b.corners_rc,
                                          np.asarray(b.outline_rc, float), sp)
                     ms = [measure(a.corners_rc, a.outline_rc, sp),

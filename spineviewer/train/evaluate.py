@@ -336,13 +336,18 @@ def heldout_naming(pred: Any, spider_root: str | Path, patients: list[int]) -> d
     }
 
 
-def body_measurements(mask: np.ndarray, combine: str = "median") -> list[float]:
-    """AH, PH, MH, SC, IC (mm), VA (deg), wedge and biconcavity ratio of one model-grid body."""
+def body_measurements(mask: np.ndarray, combine: str = "median",
+                      si_hint: tuple[float, float] | None = None) -> list[float]:
+    """AH, PH, MH, SC, IC (mm), VA (deg), wedge and biconcavity ratio of one model-grid body.
+
+    ``si_hint`` is the column's direction at the body (``core.corners.column_directions``), as
+    the app passes it.
+    """
     from spineviewer.core.corners import find_corners
     from spineviewer.core.morphometry import measure
 
     sp = (MODEL_SPACING_MM, MODEL_SPACING_MM)
-    r = find_corners(mask, spacing_mm=sp, combine=combine)
+    r = find_corners(mask, spacing_mm=sp, combine=combine, si_hint=si_hint)
     m = measure(r.corners_rc, r.outline_rc, sp)
     return [m.AH_mm, m.PH_mm, m.MH_mm, m.SC_mm, m.IC_mm, m.VA_deg,
             m.AH_mm / m.PH_mm, m.MH_mm / m.PH_mm]
@@ -351,21 +356,24 @@ def body_measurements(mask: np.ndarray, combine: str = "median") -> list[float]:
 AGREEMENT_NAMES = ("AH_mm", "PH_mm", "MH_mm", "SC_mm", "IC_mm", "VA_deg", "wedge", "biconcavity")
 
 
-def measurement_agreement(pairs: list[tuple[np.ndarray, np.ndarray]],
-                          combine: str = "median") -> dict[str, Any]:
+def measurement_agreement(pairs: list[tuple], combine: str = "median") -> dict[str, Any]:
     """ICC(2,1), bias and 95% limits of the app's measurements on matched body masks.
 
-    ``pairs`` holds (annotated body, predicted body) masks in the model grid; both are measured
-    by the same corner and morphometry code, so the figures show how far the network's masks
-    move the numbers on real MRI. ``combine`` is the corner rule (``core.corners``).
+    ``pairs`` holds (annotated body, predicted body) masks in the model grid, optionally
+    followed by each one's column direction (``_matched_bodies``: the annotated column's for
+    the annotated mask, the labelled bodies' for the predicted one, as the app measures);
+    both are measured by the same corner and morphometry code, so the figures show how far
+    the network's masks move the numbers on real MRI. ``combine`` is the corner rule
+    (``core.corners``).
     """
     from spineviewer.core.agreement import bland_altman, icc
 
     rows = []
-    for gt_mask, pred_mask in pairs:
+    for gt_mask, pred_mask, *hints in pairs:
+        gt_hint, pred_hint = hints if hints else (None, None)
         try:
-            rows.append((body_measurements(gt_mask, combine),
-                         body_measurements(pred_mask, combine)))
+            rows.append((body_measurements(gt_mask, combine, gt_hint),
+                         body_measurements(pred_mask, combine, pred_hint)))
         except ValueError:
             continue
     out: dict[str, Any] = {"bodies": len(rows)}
@@ -384,15 +392,37 @@ def measurement_agreement(pairs: list[tuple[np.ndarray, np.ndarray]],
 
 
 def _matched_bodies(gt: list[tuple[str, np.ndarray]], pred_bodies: list[Any],
-                    min_iou: float = 0.5) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(annotated, predicted) masks of whole GT L1-L5 bodies and their best-overlapping body."""
+                    min_iou: float = 0.5) -> list[tuple]:
+    """Whole GT L1-L5 bodies and their best-overlapping predicted body.
+
+    Each item is (annotated mask, predicted mask, annotated column direction, predicted column
+    direction): the directions (``core.corners.column_directions``, from the annotated bodies'
+    centroids and from the labelled bodies' as ``core.pipeline.find_all_corners`` takes them)
+    tell a steep body's SI axis, as in the app.
+    """
+    from scipy import ndimage
+
+    from spineviewer.core.corners import column_directions
+
+    def directions(masks: list[np.ndarray]) -> list:
+        cents = [ndimage.center_of_mass(m) for m in masks]
+        order = np.argsort([c[0] for c in cents], kind="stable")
+        dirs = column_directions([cents[i] for i in order])
+        out_dirs: list = [None] * len(masks)
+        for rank, i in enumerate(order):
+            out_dirs[i] = dirs[rank]
+        return out_dirs
+
+    gt_dirs = directions([mk for _, mk in gt])
+    pred_dirs = directions([b.mask for b in pred_bodies]) if pred_bodies else []
     out = []
-    for level, mk in gt:
+    for (level, mk), g_dir in zip(gt, gt_dirs):
         if level not in LUMBAR or mk[[0, -1]].any() or mk[:, [0, -1]].any():
             continue
         best = _best_overlap(mk, pred_bodies, min_iou)
         if best is not None:
-            out.append((mk, best.mask))
+            k = next(i for i, b in enumerate(pred_bodies) if b is best)
+            out.append((mk, best.mask, g_dir, pred_dirs[k]))
     return out
 
 

@@ -83,3 +83,23 @@ def test_measurement_agreement_is_perfect_for_identical_masks_and_sees_a_shift()
     moved = measurement_agreement(shifted)
     assert moved["PH_mm"]["bias"] == pytest.approx(-4 * 0.6, abs=0.4)
     assert measurement_agreement(pairs[:2]) == {"bodies": 2}
+
+
+def test_matched_bodies_carry_each_columns_direction_as_the_app_measures():
+    """The agreement figures measure both masks as the app does: with the column's direction
+    at each body (a steep L5 keeps its corner roles), from each column's own centroids."""
+    from scipy import ndimage
+
+    from spineviewer.train.evaluate import _matched_bodies, measurement_agreement
+
+    named, _ = gt_levels(_column(6))
+    masks = dict(named)
+    # the predicted column lists its bodies bottom-up: the directions must not care
+    preds = [_Body(lv, ndimage.binary_erosion(masks[lv])) for lv in ("L5", "L4", "L3", "L2")]
+    pairs = _matched_bodies(named, preds)
+    assert len(pairs) == 4                               # L1 has no predicted body
+    for gm, pm, g_dir, p_dir in pairs:
+        assert g_dir == pytest.approx((1.0, 0.0)) and p_dir == pytest.approx((1.0, 0.0))
+        assert gm.sum() > pm.sum()
+    agree = measurement_agreement(pairs)
+    assert agree["bodies"] == 4 and agree["AH_mm"]["bias"] < 0
