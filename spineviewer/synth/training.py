@@ -123,6 +123,57 @@ def _fill_depressions(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray
         win += w * (value - win)
 
 
+#: Share of samples with marrow changes along endplates (Modic-like bands, bright as oedema or
+#: fat, dark as sclerosis) or round bright haemangiomas, all still labelled body: on the
+#: second renderer the network left such bands out of the body (heights 4-5 mm short, false
+#: "crush" calls).
+MARROW_CHANGE_PROB = 0.35
+MODIC_ENDPLATE_PROB = 0.3
+MODIC_DEPTH_MM = (1.5, 8.0)
+
+
+def _marrow_changes(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
+                    inst: np.ndarray) -> None:
+    """Paint Modic-like bands under some endplates and the odd haemangioma, inside bodies."""
+    from scipy.ndimage import center_of_mass, distance_transform_edt
+
+    disc = cls == CLASS_IDS["disc"]
+    if not disc.any():
+        return
+    dist_mm = distance_transform_edt(~disc) * MODEL_SPACING_MM
+    for k in np.unique(inst[cls == CLASS_IDS["body"]]):
+        if k == 0:
+            continue
+        body = (inst == k) & (cls == CLASS_IDS["body"])
+        if body.sum() < 200:
+            continue
+        r0, c0 = center_of_mass(body)
+        rows = np.arange(img.shape[0])[:, None]
+        for upper in (True, False):
+            if rng.random() >= MODIC_ENDPLATE_PROB:
+                continue
+            depth = rng.uniform(*MODIC_DEPTH_MM)
+            band = body & (dist_mm <= depth) & ((rows < r0) if upper else (rows >= r0))
+            cols = np.nonzero(band.any(axis=0))[0]
+            if cols.size < 5:
+                continue
+            if rng.random() < 0.5:      # part of the endplate only
+                lo, hi = np.sort(rng.uniform(cols.min(), cols.max(), 2))
+                band &= (np.arange(img.shape[1])[None, :] >= lo) & (
+                    np.arange(img.shape[1])[None, :] <= max(hi, lo + 8))
+            value = rng.uniform(0.5, 1.1) if rng.random() < 0.7 else rng.uniform(0.02, 0.15)
+            w = gaussian_filter(band.astype(np.float32), rng.uniform(0.5, 1.5)) * body
+            img += w * (value - img)
+        if rng.random() < 0.15:          # haemangioma: a round bright spot
+            rr, cc = np.nonzero(body)
+            i = int(rng.integers(len(rr)))
+            rad = rng.uniform(2.0, 6.0) / MODEL_SPACING_MM
+            yy, xx = np.ogrid[:img.shape[0], :img.shape[1]]
+            spot = ((yy - rr[i]) ** 2 + (xx - cc[i]) ** 2 <= rad ** 2) & body
+            w = gaussian_filter(spot.astype(np.float32), 0.8) * body
+            img += w * (rng.uniform(0.6, 1.1) - img)
+
+
 def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
                  ) -> tuple[np.ndarray, np.ndarray]:
     """One domain-randomised training pair in the model grid.
@@ -158,6 +209,8 @@ def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
                         texture_amp=float(rng.uniform(0.0, 0.3)))
     if rng.random() < FILL_PROB:
         _fill_depressions(rng, img, cls, inst, values)
+    if rng.random() < MARROW_CHANGE_PROB:
+        _marrow_changes(rng, img, cls, inst)
     img *= 1.0 - rng.uniform(*RIM_DARKNESS) * bone_rim(layers, MODEL_SHAPE, spacing,
                                                        width_mm=rng.uniform(*RIM_WIDTH_MM))
     img = _degrade(rng, img)

@@ -40,3 +40,31 @@ def test_sample_is_fast_enough_for_on_the_fly_training():
         train_sample(rng)
     # goal 0.15 s on an idle core; allow for a loaded 2-core CI machine
     assert (time.perf_counter() - t0) / 5 < 0.6
+
+
+def test_marrow_changes_paint_inside_bodies_only_and_keep_the_labels():
+    """Modic-like bands and haemangiomas are bone: drawn inside bodies, labelled body."""
+    from spineviewer.synth import training as tr
+    from spineviewer.synth.anatomy import build_anatomy
+    from spineviewer.synth.layers import CLASS_IDS, build_layers, compose_labels
+    from spineviewer.synth.params import random_params
+
+    rng = np.random.default_rng(5)
+    params = random_params(rng, spacing_mm=(0.6, 0.6), shape=tr.MODEL_SHAPE)
+    layers = build_layers(build_anatomy(rng, params), (0.6, 0.6), tr.MODEL_SHAPE, ss=2)
+    cls, inst = compose_labels(layers, tr.MODEL_SHAPE)
+    img = np.full(tr.MODEL_SHAPE, 0.3, np.float32)
+    saved = tr.MODIC_ENDPLATE_PROB
+    try:
+        tr.MODIC_ENDPLATE_PROB = 1.0
+        tr._marrow_changes(np.random.default_rng(1), img, cls, inst)
+    finally:
+        tr.MODIC_ENDPLATE_PROB = saved
+    body = cls == CLASS_IDS["body"]
+    changed = np.abs(img - 0.3) > 1e-6
+    assert changed.sum() > 0.05 * body.sum()            # bands under the endplates
+    assert not (changed & ~body).any()                   # nothing outside the bodies
+    # the bands hug the discs: changed pixels lie within 8 mm of a disc
+    from scipy.ndimage import distance_transform_edt
+    dist_mm = distance_transform_edt(cls != CLASS_IDS["disc"]) * 0.6
+    assert np.percentile(dist_mm[changed], 90) <= 8.5
