@@ -161,8 +161,13 @@ def main(argv=None) -> int:
     print(f"  refused studies: {len(failed)}" + "".join(f"\n    {f}" for f in failed))
     print(f"  L1-L5 found: {found}/{lumbar_n} = {found / max(lumbar_n, 1):.3f}"
           + "".join(f"\n    not found: {m}" for m in missed))
+    by_patient = defaultdict(list)
+    for r in wrong:
+        by_patient[r["case"]].append(f"{r['truth']} as {r['app']}")
     print(f"  L1-L5 named right: {right}/{len(lumbar_rows)} = "
-          f"{right / max(len(lumbar_rows), 1):.3f}")
+          f"{right / max(len(lumbar_rows), 1):.3f}"
+          + "".join(f"\n    misnamed: patient {c}: {', '.join(v)}"
+                    for c, v in sorted(by_patient.items())))
     print(f"  misnamed without a review flag: {len(unflagged)}/{len(lumbar_rows)} = "
           f"{len(unflagged) / max(len(lumbar_rows), 1):.3f}"
           + "".join(f"\n    patient {r['case']}: {r['truth']} named {r['app']}"
