@@ -130,6 +130,8 @@ def _fill_depressions(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray
 MARROW_CHANGE_PROB = 0.35
 MODIC_ENDPLATE_PROB = 0.3
 MODIC_DEPTH_MM = (1.5, 8.0)
+#: Rim darkness in samples with marrow changes (see ``train_sample``).
+MARROW_RIM_DARKNESS = (0.6, 0.97)
 
 
 def _marrow_changes(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
@@ -209,9 +211,13 @@ def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
                         texture_amp=float(rng.uniform(0.0, 0.3)))
     if rng.random() < FILL_PROB:
         _fill_depressions(rng, img, cls, inst, values)
+    darkness = rng.uniform(*RIM_DARKNESS)
     if rng.random() < MARROW_CHANGE_PROB:
         _marrow_changes(rng, img, cls, inst)
-    img *= 1.0 - rng.uniform(*RIM_DARKNESS) * bone_rim(layers, MODEL_SHAPE, spacing,
+        # a band is told from a filled depression by where the cortex runs (outside the band,
+        # inside the depression): draw that cortex clearly
+        darkness = max(darkness, rng.uniform(*MARROW_RIM_DARKNESS))
+    img *= 1.0 - darkness * bone_rim(layers, MODEL_SHAPE, spacing,
                                                        width_mm=rng.uniform(*RIM_WIDTH_MM))
     img = _degrade(rng, img)
     img = img ** float(np.exp(rng.normal(0.0, 0.25)))
