@@ -96,6 +96,18 @@ RIM_WIDTH_MM = (0.5, 2.2)
 RIM_DARKNESS = (0.2, 0.97)
 
 
+def _bodies(cls: np.ndarray, inst: np.ndarray, min_px: int):
+    """Each vertebral body's mask (full grid), in instance order, skipping bodies under
+    ``min_px`` pixels."""
+    is_body = cls == CLASS_IDS["body"]
+    for k in np.unique(inst[is_body]):
+        if k == 0:
+            continue
+        body = (inst == k) & is_body
+        if body.sum() >= min_px:
+            yield body
+
+
 def _fill_depressions(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
                       inst: np.ndarray, values: dict[str, float]) -> None:
     """Paint each body's endplate depressions (its convex hull minus the body, where the
@@ -104,13 +116,8 @@ def _fill_depressions(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray
     from skimage.morphology import convex_hull_image
 
     disc = cls == CLASS_IDS["disc"]
-    for k in np.unique(inst[cls == CLASS_IDS["body"]]):
-        if k == 0:
-            continue
-        body = (inst == k) & (cls == CLASS_IDS["body"])
+    for body in _bodies(cls, inst, 50):
         rows, cols = np.nonzero(body)
-        if rows.size < 50:
-            continue
         box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
         pit = convex_hull_image(body[box]) & ~body[box] & disc[box]
         if pit.sum() < 15:
@@ -143,14 +150,9 @@ def _marrow_changes(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
     if not disc.any():
         return
     dist_mm = distance_transform_edt(~disc) * MODEL_SPACING_MM
-    for k in np.unique(inst[cls == CLASS_IDS["body"]]):
-        if k == 0:
-            continue
-        body = (inst == k) & (cls == CLASS_IDS["body"])
-        if body.sum() < 200:
-            continue
-        r0, c0 = center_of_mass(body)
-        rows = np.arange(img.shape[0])[:, None]
+    rows, cols_at = np.ogrid[:img.shape[0], :img.shape[1]]
+    for body in _bodies(cls, inst, 200):
+        r0, _ = center_of_mass(body)
         for upper in (True, False):
             if rng.random() >= MODIC_ENDPLATE_PROB:
                 continue
@@ -161,8 +163,7 @@ def _marrow_changes(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
                 continue
             if rng.random() < 0.5:      # part of the endplate only
                 lo, hi = np.sort(rng.uniform(cols.min(), cols.max(), 2))
-                band &= (np.arange(img.shape[1])[None, :] >= lo) & (
-                    np.arange(img.shape[1])[None, :] <= max(hi, lo + 8))
+                band &= (cols_at >= lo) & (cols_at <= max(hi, lo + 8))
             value = rng.uniform(0.5, 1.1) if rng.random() < 0.7 else rng.uniform(0.02, 0.15)
             w = gaussian_filter(band.astype(np.float32), rng.uniform(0.5, 1.5)) * body
             img += w * (value - img)
@@ -170,8 +171,7 @@ def _marrow_changes(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
             rr, cc = np.nonzero(body)
             i = int(rng.integers(len(rr)))
             rad = rng.uniform(2.0, 6.0) / MODEL_SPACING_MM
-            yy, xx = np.ogrid[:img.shape[0], :img.shape[1]]
-            spot = ((yy - rr[i]) ** 2 + (xx - cc[i]) ** 2 <= rad ** 2) & body
+            spot = ((rows - rr[i]) ** 2 + (cols_at - cc[i]) ** 2 <= rad ** 2) & body
             w = gaussian_filter(spot.astype(np.float32), 0.8) * body
             img += w * (rng.uniform(0.6, 1.1) - img)
 
@@ -218,7 +218,7 @@ def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
         # inside the depression): draw that cortex clearly
         darkness = max(darkness, rng.uniform(*MARROW_RIM_DARKNESS))
     img *= 1.0 - darkness * bone_rim(layers, MODEL_SHAPE, spacing,
-                                                       width_mm=rng.uniform(*RIM_WIDTH_MM))
+                                     width_mm=rng.uniform(*RIM_WIDTH_MM))
     img = _degrade(rng, img)
     img = img ** float(np.exp(rng.normal(0.0, 0.25)))
     img *= rng.uniform(1200.0, 3600.0)
