@@ -108,7 +108,7 @@ def final_grade(v: Any) -> int | None:
 def snapshot(result: Any) -> list[tuple[str, str]]:
     """(level, call in force) per vertebra, top to bottom; a reader's call is marked
     "(reader)", so that setting or undoing an override reads as such in an announcement."""
-    return [(v.level, f"{reader_call(v)} (reader)" if has_override(v) else algorithm_call(v))
+    return [(v.level, final_call(v) + (" (reader)" if has_override(v) else ""))
             for v in result.vertebrae]
 
 
