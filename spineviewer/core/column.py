@@ -14,7 +14,6 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +123,12 @@ def drop_off_column(class_map: np.ndarray, class_names: Sequence[str], spacing_m
         return class_map, []
     kb = list(class_names).index("body")
     body = class_map == kb
-    lab, n = ndi.label(body)
+    from spineviewer.core.maskops import centres_of_mass, component_areas, label
+
+    lab, n = label(body)
     if n < MIN_CLUSTERS:
         return class_map, []
     idx = np.arange(1, n + 1)
-    from spineviewer.core.maskops import centres_of_mass, component_areas
 
     areas = component_areas(lab, n) * spacing_mm ** 2
     big = idx[areas >= MIN_CLUSTER_MM2]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from spineviewer.core.maskops import argwhere, component_areas, dilate
+from spineviewer.core.maskops import argwhere, component_areas, dilate, label
 from spineviewer.core.sacral_cues import (
     SACRUM_ROOM_MM,
     looks_like_s1,
@@ -149,7 +149,7 @@ def split_touching(mask: np.ndarray, k: int, tangent: np.ndarray) -> list[np.nda
 
 def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], list[str]]:
     """Connected components of the body class, touching bodies split; top to bottom."""
-    lab, n = ndi.label(body)
+    lab, n = label(body)
     sizes = component_areas(lab, n)
     big = [i + 1 for i in range(n) if sizes[i] * spacing_mm ** 2 >= MIN_BODY_AREA_MM2]
     if not big:
@@ -189,7 +189,7 @@ def split_at_discs(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
     -------
     (masks top to bottom, warnings)
     """
-    lab, n = ndi.label(disc)
+    lab, n = label(disc)
     if n == 0:
         return masks, []
     min_px = MIN_BODY_AREA_MM2 / spacing_mm ** 2
@@ -247,7 +247,7 @@ def _touches_border(mask: np.ndarray) -> bool:
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndi.label(mask)
+    lab, n = label(mask)
     if n <= 1:
         return mask
     return lab == (1 + int(np.argmax(component_areas(lab, n))))

@@ -32,6 +32,22 @@ def argwhere(mask: np.ndarray) -> np.ndarray:
     return pts
 
 
+def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """``ndi.label(mask)`` (cross structure) of a 2-D mask, labelled on its bounding box.
+
+    The same labels: components are numbered in the order a row-major scan first meets them,
+    and that order is the same inside the box as in the whole slice.
+    """
+    box = _bbox(mask)
+    if box is None:
+        return ndi.label(mask)
+    r0, r1, c0, c1 = box
+    sub, n = ndi.label(mask[r0:r1, c0:c1])
+    lab = np.zeros(mask.shape, sub.dtype)
+    lab[r0:r1, c0:c1] = sub
+    return lab, n
+
+
 def component_areas(lab: np.ndarray, n: int) -> np.ndarray:
     """Pixel counts (float) of components 1..n of a label image: ``ndi.sum(mask, lab, 1..n)``."""
     return np.bincount(lab.ravel(), minlength=n + 1)[1:n + 1].astype(float)

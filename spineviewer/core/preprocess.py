@@ -13,6 +13,7 @@ slice ((R - 1) / 2, (C - 1) / 2) maps onto the centre of the model grid ((H - 1)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,33 +118,34 @@ class SliceTransform:
         if image.shape != tuple(self.source_shape):
             raise ValueError(f"image shape {image.shape} != source shape {self.source_shape}")
         oriented = image.T if self.transpose else image
-        shape, spacing = self._oriented()
+        _, spacing = self._oriented()
         if order > 0:
             oriented = _anti_alias(oriented.astype(np.float32), spacing, self.model_spacing_mm)
         is_bool = oriented.dtype == bool
         if is_bool:
             oriented = oriented.astype(np.uint8)
-        src = self._model_grid_in_oriented_source()
-        out = ndimage.map_coordinates(oriented, src, order=order, mode="nearest",
-                                      output=np.float32 if order > 0 else oriented.dtype)
-        inside = ((src[0] >= -0.5) & (src[0] <= shape[0] - 0.5)
-                  & (src[1] >= -0.5) & (src[1] <= shape[1] - 0.5))
-        out[~inside] = 0
+        # the map is axis-aligned (source = (model - offset) / gain per axis): affine_transform
+        # evaluates it without a coordinate grid of the whole model image
+        gain, offset = self._affine()
+        out = ndimage.affine_transform(oriented, 1.0 / gain, offset=-offset / gain,
+                                       output_shape=tuple(self.model_shape), order=order,
+                                       mode="nearest",
+                                       output=np.float32 if order > 0 else oriented.dtype)
+        out[~self._inside] = 0
         return out.astype(bool) if is_bool else out
 
     def in_view(self) -> np.ndarray:
         """Bool model-grid mask of the pixels that lie inside the source slice."""
-        shape, _ = self._oriented()
-        src = self._model_grid_in_oriented_source()
-        return ((src[0] >= -0.5) & (src[0] <= shape[0] - 0.5)
-                & (src[1] >= -0.5) & (src[1] <= shape[1] - 0.5))
+        return self._inside.copy()
 
-    def _model_grid_in_oriented_source(self) -> np.ndarray:
+    @functools.cached_property
+    def _inside(self) -> np.ndarray:
+        shape, _ = self._oriented()
         gain, offset = self._affine()
         u = (np.arange(self.model_shape[0]) - offset[0]) / gain[0]
         v = (np.arange(self.model_shape[1]) - offset[1]) / gain[1]
-        uu, vv = np.meshgrid(u, v, indexing="ij")
-        return np.stack([uu, vv])
+        return (((u >= -0.5) & (u <= shape[0] - 0.5))[:, None]
+                & ((v >= -0.5) & (v <= shape[1] - 0.5))[None, :])
 
     def mask_to_source(self, mask_model: np.ndarray, source_shape: tuple[int, int] | None = None
                        ) -> np.ndarray:

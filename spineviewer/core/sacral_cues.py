@@ -8,9 +8,8 @@ anterior = col 0), bodies ordered top to bottom.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from spineviewer.core.maskops import argwhere, dilate
+from spineviewer.core.maskops import argwhere, dilate, label
 
 __all__ = ["body_depths", "looks_like_s1", "rudimentary_disc_below", "sacrum_room_mm",
            "transitional_cues"]
@@ -149,7 +148,7 @@ def looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float) 
 
 
 def _disc_components(disc: np.ndarray, min_px: int = 20) -> list[np.ndarray]:
-    lab, n = ndi.label(disc)
+    lab, n = label(disc)
     comps = [lab == k for k in range(1, n + 1)]
     return [c for c in comps if c.sum() >= min_px]
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from spineviewer.core.errors import ModelError
-from spineviewer.core.maskops import centres_of_mass, component_areas, fill_holes
+from spineviewer.core.maskops import centres_of_mass, component_areas, fill_holes, label
 from spineviewer.core.resources import data_dir
 
 logger = logging.getLogger(__name__)
@@ -261,7 +260,7 @@ def _class_index(class_names: Sequence[str], name: str) -> int | None:
 
 
 def _drop_small(mask: np.ndarray, min_px: float) -> np.ndarray:
-    lab, n = ndi.label(mask)
+    lab, n = label(mask)
     if n == 0:
         return mask
     areas = component_areas(lab, n)
@@ -291,7 +290,7 @@ def column_curve(points_rc: np.ndarray, weights: np.ndarray | None = None,
 
 
 def _drop_off_column(body: np.ndarray, spacing_mm: float) -> np.ndarray:
-    lab, n = ndi.label(body)
+    lab, n = label(body)
     if n < 3:
         return body
     idx = np.arange(1, n + 1)
@@ -308,7 +307,7 @@ def _drop_off_column(body: np.ndarray, spacing_mm: float) -> np.ndarray:
 
 def _keep_sacrum(sacrum: np.ndarray, body: np.ndarray) -> np.ndarray:
     """The sacrum component that is largest and lies below the column's lowest part."""
-    lab, n = ndi.label(sacrum)
+    lab, n = label(sacrum)
     if n <= 1:
         return sacrum
     idx = np.arange(1, n + 1)

@@ -32,6 +32,8 @@ def test_same_as_numpy_and_scipy(i):
     assert np.array_equal(got, want)
     assert np.array_equal(maskops.fill_holes(m), ndi.binary_fill_holes(m))
     lab, n = ndi.label(m)
+    got_lab, got_n = maskops.label(m)
+    assert got_n == n and got_lab.dtype == lab.dtype and np.array_equal(got_lab, lab)
     assert np.array_equal(maskops.component_areas(lab, n),
                           ndi.sum(m, lab, np.arange(1, n + 1)))
 
