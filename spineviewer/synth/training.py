@@ -94,6 +94,29 @@ FILL_PROB = 0.5
 #: Cortical rim thickness range (mm) and how dark it is (fraction of the local signal removed).
 RIM_WIDTH_MM = (0.5, 2.2)
 RIM_DARKNESS = (0.2, 0.97)
+#: Share of samples whose cortex is a hard-edged dark band of even thickness (sharp on the
+#: marrow side and on the disc side; thick endplates, calcified cartilage, chemical shift)
+#: instead of the soft rim that fades into the marrow; its thickness (mm) and darkness. The
+#: label is bone across the whole band: heights run between its outer margins.
+HARD_RIM_PROB = 0.5
+HARD_RIM_MM = (0.4, 2.0)
+HARD_RIM_DARKNESS = (0.6, 0.97)
+
+
+def _hard_rim(layers, shape, spacing_mm: float, thickness_mm: float) -> np.ndarray:
+    """Weight in [0, 1] of a dark band ``thickness_mm`` thick just inside every bone's border
+    (endplates included), with partial-volume edges on both sides."""
+    from scipy.ndimage import distance_transform_edt
+
+    bone = np.zeros(shape, dtype=np.float32)
+    for layer in layers:
+        if layer.cls in (CLASS_IDS["body"], CLASS_IDS["sacrum"], CLASS_IDS["other_bone"]):
+            win = bone[layer.window]
+            np.maximum(win, layer.cov, out=win)
+    # pixel centre to the border: half a pixel less than to the nearest outside centre
+    depth = distance_transform_edt(bone >= 0.5) - 0.5
+    band = np.clip(thickness_mm / spacing_mm - depth + 0.5, 0.0, 1.0)
+    return (band * bone).astype(np.float32)
 
 
 def _bodies(cls: np.ndarray, inst: np.ndarray, min_px: int):
@@ -217,8 +240,13 @@ def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
         # a band is told from a filled depression by where the cortex runs (outside the band,
         # inside the depression): draw that cortex clearly
         darkness = max(darkness, rng.uniform(*MARROW_RIM_DARKNESS))
-    img *= 1.0 - darkness * bone_rim(layers, MODEL_SHAPE, spacing,
-                                     width_mm=rng.uniform(*RIM_WIDTH_MM))
+    if rng.random() < HARD_RIM_PROB:
+        darkness = max(darkness, rng.uniform(*HARD_RIM_DARKNESS))
+        img *= 1.0 - darkness * _hard_rim(layers, MODEL_SHAPE, MODEL_SPACING_MM,
+                                          rng.uniform(*HARD_RIM_MM))
+    else:
+        img *= 1.0 - darkness * bone_rim(layers, MODEL_SHAPE, spacing,
+                                         width_mm=rng.uniform(*RIM_WIDTH_MM))
     img = _degrade(rng, img)
     img = img ** float(np.exp(rng.normal(0.0, 0.25)))
     img *= rng.uniform(1200.0, 3600.0)

@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+import pytest
 
 from spineviewer.synth import train_sample
 
@@ -68,3 +69,28 @@ def test_marrow_changes_paint_inside_bodies_only_and_keep_the_labels():
     from scipy.ndimage import distance_transform_edt
     dist_mm = distance_transform_edt(cls != CLASS_IDS["disc"]) * 0.6
     assert np.percentile(dist_mm[changed], 90) <= 8.5
+
+
+@pytest.mark.parametrize("thickness_mm", [0.6, 1.8])
+def test_hard_cortical_band_lies_inside_the_bone_label_with_its_thickness(thickness_mm):
+    """The hard-edged cortex is bone: a band of the drawn thickness just inside every bone
+    border, nothing outside the bone labels."""
+    from scipy.ndimage import distance_transform_edt
+
+    from spineviewer.synth import training as tr
+    from spineviewer.synth.anatomy import build_anatomy
+    from spineviewer.synth.layers import CLASS_IDS, build_layers, compose_labels
+    from spineviewer.synth.params import random_params
+
+    rng = np.random.default_rng(7)
+    params = random_params(rng, spacing_mm=(0.6, 0.6), shape=tr.MODEL_SHAPE)
+    layers = build_layers(build_anatomy(rng, params), (0.6, 0.6), tr.MODEL_SHAPE, ss=2)
+    cls, _ = compose_labels(layers, tr.MODEL_SHAPE)
+    w = tr._hard_rim(layers, tr.MODEL_SHAPE, 0.6, thickness_mm)
+    bone = np.isin(cls, [CLASS_IDS[k] for k in ("body", "sacrum", "other_bone")])
+    assert w.min() >= 0.0 and w.max() <= 1.0
+    outside = distance_transform_edt(~bone) * 0.6
+    assert w[outside > 0.9].max() == 0.0                 # nothing beyond the bone's edge pixels
+    depth = distance_transform_edt(bone) * 0.6 - 0.3     # pixel centre to the border (mm)
+    assert w[bone & (depth <= max(0.3, thickness_mm - 0.4))].mean() > 0.85
+    assert w[bone & (depth > thickness_mm + 0.4)].max() == 0.0
