@@ -391,10 +391,35 @@ def segment_series(prep: PreparedSeries, model, masks_override: np.ndarray | Non
                                   class_names=maps[0][1])
     from spineviewer.core.segment import segment_volume
 
+    _import_later_stages()
     names = list(model.card.get("classes", ["background", "body", "sacrum", "disc"]))
     cmaps, margins = segment_volume(model, prep.x, class_names=names,
                                     spacing_mm=transform_spacing(model), cancel=cancel)
     return SeriesSegmentation(class_maps=cmaps, class_names=names, margins=margins)
+
+
+#: Modules the stages after segmentation import; `_import_later_stages` loads them while
+#: the network runs (it releases the GIL): their import time then costs no wall time.
+LATER_STAGE_MODULES = ("spineviewer.core.qc", "spineviewer.core.slices",
+                       "spineviewer.core.corners", "spineviewer.core.endplates",
+                       "spineviewer.core.deformed_slice", "spineviewer.core.genant",
+                       "spineviewer.core.morphometry")
+
+
+def _import_later_stages() -> None:
+    """Import `LATER_STAGE_MODULES` in a background thread (Python's import locks make a
+    stage that needs one first wait for it; a failure there surfaces at that stage)."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in LATER_STAGE_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the stage that imports it reports the error
+                return
+
+    threading.Thread(target=load, name="spineviewer-imports", daemon=True).start()
 
 
 def label_series_stage(prep: PreparedSeries, seg: SeriesSegmentation, spacing_mm: float,

@@ -218,6 +218,10 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
                    cancel=None) -> tuple[np.ndarray, np.ndarray]:
     """Segment every slice of a pre-processed series, batched.
 
+    The network runs batch after batch in a worker thread (onnxruntime releases the GIL)
+    while this thread post-processes the batch before: post-processing costs no wall time
+    beyond the network's. Same batches, same numbers as one after the other.
+
     Parameters
     ----------
     model : SegmentationModel
@@ -239,12 +243,9 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     margins = np.zeros(x.shape, dtype=np.float16)
     keep = [names.index(k) for k in ("body", "sacrum") if k in names]
     logits = model.output_kind == "logits"
-    for sl in model.chunks(n, x.shape[1:]):
-        if cancel is not None and cancel():
-            raise Cancelled("analysis cancelled by the user")
+    for sl, out in _network_batches(model, x, cancel, Cancelled):
         # the raw output: post-processing needs only its argmax, and the margin needs the
         # softmax on the body and sacrum pixels alone (not on the whole (N, C, H, W) batch)
-        out = model.run_batch(x[sl])
         for j, p in enumerate(out):
             cmap = postprocess(p, spacing, class_names=names)
             class_maps[sl.start + j] = cmap
@@ -253,6 +254,51 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
             q = np.sort(softmax(q, axis=0) if logits else q, axis=0)
             margins[sl.start + j][sel] = q[-1] - q[-2]
     return class_maps, margins
+
+
+def _network_batches(model: SegmentationModel, x: np.ndarray, cancel, cancelled: type):
+    """(slice, network output) per batch of `SegmentationModel.chunks`, in order, computed one
+    batch ahead in a worker thread. ``cancel()`` is checked before each batch is handed on;
+    an error in the worker is raised here; leaving early stops the worker after its batch."""
+    import queue
+    import threading
+
+    chunks = model.chunks(len(x), x.shape[1:])
+    results: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for sl in chunks:
+                if stop.is_set():
+                    return
+                results.put((sl, model.run_batch(x[sl])))
+        except BaseException as e:  # handed to the caller's thread, raised there
+            results.put((None, e))
+            return
+        results.put((done, None))
+
+    worker = threading.Thread(target=work, name="spineviewer-network", daemon=True)
+    worker.start()
+    try:
+        while True:
+            if cancel is not None and cancel():
+                raise cancelled("analysis cancelled by the user")
+            sl, out = results.get()
+            if sl is done:
+                return
+            if sl is None:
+                raise out
+            yield sl, out
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a pending put, let the batch in flight finish
+            try:
+                results.get_nowait()
+            except queue.Empty:
+                pass
+            worker.join(timeout=0.05)
 
 
 def _class_index(class_names: Sequence[str], name: str) -> int | None:

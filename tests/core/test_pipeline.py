@@ -125,3 +125,12 @@ def test_an_index_and_volume_already_read_give_the_same_result(wedge_study, monk
     wrong = real_load(other)
     analyze_study(wedge_study.dicom_dir, masks_override=labels, index=index, volume=wrong)
     assert loads == [volume.series.series_uid]
+
+
+def test_modules_imported_while_the_network_runs_exist():
+    import importlib
+
+    from spineviewer.core.pipeline import LATER_STAGE_MODULES
+
+    for name in LATER_STAGE_MODULES:     # a typo would silently lose the overlap
+        assert importlib.import_module(name).__name__ == name

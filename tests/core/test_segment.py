@@ -177,3 +177,72 @@ def test_column_curve_is_robust_to_one_outlier():
     pts[3, 1] += 80
     coef = column_curve(pts)
     assert np.abs(np.polyval(coef, rows[[0, 1, 2, 4, 5, 6]]) - cols[[0, 1, 2, 4, 5, 6]]).max() < 1.0
+
+
+class _FakeNet:
+    """Duck-typed SegmentationModel: one slice per batch, logits from the image, and an
+    error or a record of the batches it ran."""
+
+    class_names = tuple(CLASSES)
+    spacing_mm = 0.6
+    output_kind = "logits"
+
+    def __init__(self, fail_at=None):
+        self.fail_at, self.ran = fail_at, []
+
+    def chunks(self, n, shape):
+        return [slice(i, i + 1) for i in range(n)]
+
+    def run_batch(self, x):
+        self.ran.append(len(self.ran))
+        if self.fail_at is not None and len(self.ran) - 1 == self.fail_at:
+            raise ModelError("model output does not match the card")
+        return (WEIGHTS[None, :, None, None] * x[:, None] + BIAS[None, :, None, None]).astype(
+            np.float32)
+
+
+def _stack(n=6):
+    x = np.zeros((n, 40, 30), np.float32)
+    for i in range(n):
+        x[i, 5 + i:20 + i, 8:22] = 1.0   # one body-like square per slice, moving down
+    return x
+
+
+def _network_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "spineviewer-network" and t.is_alive()]
+
+
+def test_segment_volume_post_processes_while_the_network_runs_and_gives_the_same_maps():
+    x = _stack()
+    net = _FakeNet()
+    maps, margins = segment.segment_volume(net, x)
+    for i in range(len(x)):
+        want = postprocess(net.run_batch(x[i:i + 1])[0], 0.6, class_names=CLASSES)
+        assert np.array_equal(maps[i], want)
+        assert (maps[i] == 1).sum() > 100 and margins[i][maps[i] == 1].min() > 0
+    assert not _network_threads()
+
+
+def test_an_error_in_the_network_thread_is_raised_to_the_caller():
+    net = _FakeNet(fail_at=2)
+    with pytest.raises(ModelError, match="does not match"):
+        segment.segment_volume(net, _stack())
+    assert not _network_threads()
+    assert len(net.ran) == 3          # nothing ran after the failing batch
+
+
+def test_cancel_stops_the_network_thread_after_its_batch():
+    from spineviewer.core.errors import Cancelled
+
+    net, asked = _FakeNet(), []
+
+    def cancel():
+        asked.append(1)
+        return len(asked) > 2          # cancel before the third batch is handed on
+
+    with pytest.raises(Cancelled):
+        segment.segment_volume(net, _stack(), cancel=cancel)
+    assert not _network_threads()
+    assert len(net.ran) <= 4           # one batch ahead at most, then it stopped
