@@ -416,7 +416,7 @@ def _import_later_stages() -> None:
         for name in LATER_STAGE_MODULES:
             try:
                 importlib.import_module(name)
-            except Exception:  # the stage that imports it reports the error
+            except Exception:  # noqa: BLE001 - the stage that imports it reports the error
                 return
 
     threading.Thread(target=load, name="spineviewer-imports", daemon=True).start()

@@ -238,7 +238,6 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
 
     names = list(class_names or model.class_names)
     spacing = float(spacing_mm if spacing_mm is not None else model.spacing_mm)
-    n = len(x)
     class_maps = np.zeros(x.shape, dtype=np.uint8)
     margins = np.zeros(x.shape, dtype=np.float16)
     keep = [names.index(k) for k in ("body", "sacrum") if k in names]
@@ -274,7 +273,7 @@ def _network_batches(model: SegmentationModel, x: np.ndarray, cancel, cancelled:
                 if stop.is_set():
                     return
                 results.put((sl, model.run_batch(x[sl])))
-        except BaseException as e:  # handed to the caller's thread, raised there
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, raised there
             results.put((None, e))
             return
         results.put((done, None))
