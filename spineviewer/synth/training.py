@@ -99,8 +99,8 @@ RIM_DARKNESS = (0.2, 0.97)
 #: instead of the soft rim that fades into the marrow; its thickness (mm) and darkness. The
 #: label is bone across the whole band: heights run between its outer margins. Off (0) by
 #: default, and then the samples are those of before: fine-tunes with 0.5 and 0.3 (model card
-#: v4, ``stage5_hardrim_not_adopted``) brought renderer B's heights to the outer margin but
-#: lowered the held-out real-MRI Dice below the adoption rule.
+#: v4, ``stage5_hardrim_not_adopted``: 5g, 5h, 5i) brought renderer B's heights to the outer
+#: margin but lowered real-MRI Dice or posterior-height agreement below the adoption rules.
 HARD_RIM_PROB = 0.0
 HARD_RIM_MM = (0.4, 2.0)
 HARD_RIM_DARKNESS = (0.6, 0.97)
