@@ -13,6 +13,14 @@ disc side of the dark endplate line), as readers measure them on sagittal T2 ima
 
 Where the image gives no clear edge (a dark degenerated disc against the cortex, heavy noise),
 the mask's endplate is kept and the result is flagged ``endplate_from_mask``.
+
+On real MRI the mask's edge is the network's, and the network learned it from SPIDER's
+annotations, which put the endplate edge at the **marrow side** of the dark endplate line
+(``benchmarks/dev_spider_edges.py``: median -0.3 to +0.1 mm from the annotated edge; the line's
+darkest point 1.3-1.8 mm outside it). There the refinement rarely moves the edge (the line's
+disc side usually lies beyond its 2 mm search), so real-MRI heights follow the annotators'
+convention, while the phantoms' truth counts the whole rim as bone: the two references differ
+by the thickness of the dark line.
 """
 
 from __future__ import annotations
@@ -29,7 +37,10 @@ __all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates", "refine_
 
 EDGE_CONVENTION = ("heights between the outer cortical margins of the endplates (disc side of "
                    "the dark endplate line), refined from the image along normals of each "
-                   "endplate chord; the mask's endplate where the image shows no clear edge")
+                   "endplate chord; the mask's endplate where the image shows no clear edge "
+                   "(on real MRI the network follows its training annotations, which put the "
+                   "edge at the marrow side of the dark endplate line: heights there are the "
+                   "annotators', shorter than outer-margin heights where the line is thick)")
 
 #: Profiles per endplate, spread over this part of the chord (the walls take the rest).
 N_PROFILES = 41
