@@ -104,7 +104,9 @@ def test_echo(orthanc):
 
 
 def test_wrong_called_aet_rejected(orthanc):
-    with pytest.raises(pacs.PacsError, match="rejected the association"):
+    # Orthanc rejects an association to an AE title it is not; under load (CI, 2 cores) it was
+    # seen to abort it instead. Either way the echo fails and the user is told why.
+    with pytest.raises(pacs.PacsError, match="(rejected|aborted) the association"):
         pacs.echo("127.0.0.1", orthanc.dicom_port, "NOTORTHANC", OUR_AET, timeout=10)
 
 
