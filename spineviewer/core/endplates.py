@@ -38,9 +38,10 @@ __all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates", "refine_
 EDGE_CONVENTION = ("heights between the outer cortical margins of the endplates (disc side of "
                    "the dark endplate line), refined from the image along normals of each "
                    "endplate chord; the mask's endplate where the image shows no clear edge "
-                   "(on real MRI the network follows its training annotations, which put the "
-                   "edge at the marrow side of the dark endplate line: heights there are the "
-                   "annotators', shorter than outer-margin heights where the line is thick)")
+                   "(flag 'endplate_from_mask'). On real MRI the mask's edge is the network's, "
+                   "learned from annotations that put it at the marrow side of the dark "
+                   "endplate line: there heights follow the annotators and are shorter than "
+                   "outer-margin heights where the line is thick")
 
 #: Profiles per endplate, spread over this part of the chord (the walls take the rest).
 N_PROFILES = 41

@@ -306,7 +306,7 @@ def method_lines(result: StudyResult) -> list[str]:
          + "four corners per body (each the median of three strategies: basin-hopping, hull "
          "curvature, line fits), heights, endplate concavities and angle, after "
          + PAPER_CITATION),
-        f"Heights: {EDGE_CONVENTION} (flag 'endplate_from_mask').",
+        f"Heights: {EDGE_CONVENTION}.",
         *([f"Intensities: {params['intensity_scale_reason']}, clipped to 1."]
           if params.get("intensity_scale_reason") else []),
         f"Level names: {NAMING_CONVENTION}.",
