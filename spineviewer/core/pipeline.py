@@ -408,7 +408,9 @@ LATER_STAGE_MODULES = ("spineviewer.core.qc", "spineviewer.core.slices",
 
 def _import_later_stages() -> None:
     """Import `LATER_STAGE_MODULES` in a background thread (Python's import locks make a
-    stage that needs one first wait for it; a failure there surfaces at that stage)."""
+    stage that needs one first wait for it; a failure there surfaces at that stage). Their
+    module-level imports form no cycle, so the two threads cannot deadlock on those locks:
+    keep it so (an import inside a function is fine)."""
     import importlib
     import threading
 
