@@ -134,3 +134,52 @@ def test_modules_imported_while_the_network_runs_exist():
 
     for name in LATER_STAGE_MODULES:     # a typo would silently lose the overlap
         assert importlib.import_module(name).__name__ == name
+
+
+def test_modules_imported_in_the_background_have_no_module_level_import_cycle():
+    """Two threads importing modules that import each other at module level can deadlock on
+    Python's import locks; `pipeline._import_later_stages` relies on there being no cycle."""
+    import ast
+    import importlib.util
+
+    from spineviewer.core.pipeline import LATER_STAGE_MODULES
+
+    def top_level_imports(name):
+        src = importlib.util.find_spec(name).origin
+        tree = ast.parse(open(src, encoding="utf-8").read())
+        out = set()
+        for node in tree.body:          # module level only: imports in functions are fine
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                out.add(node.module)
+                out.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        def is_module(m):
+            try:
+                return importlib.util.find_spec(m) is not None
+            except ModuleNotFoundError:     # "module.attribute" of a plain module
+                return False
+
+        return {m for m in out if m.startswith("spineviewer.") and is_module(m)}
+
+    graph, todo = {}, list(LATER_STAGE_MODULES)
+    while todo:
+        m = todo.pop()
+        if m not in graph:
+            graph[m] = top_level_imports(m)
+            todo.extend(graph[m])
+    state = {}
+
+    def visit(m, path):
+        if state.get(m) == "open":
+            raise AssertionError("import cycle: " + " -> ".join(path + [m]))
+        if state.get(m) == "done":
+            return
+        state[m] = "open"
+        for n in graph[m]:
+            visit(n, path + [m])
+        state[m] = "done"
+
+    for m in graph:
+        visit(m, [])
+    assert len(graph) > len(LATER_STAGE_MODULES)   # it followed their imports
