@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spineviewer.core.errors import ModelError
+from spineviewer.core.errors import Cancelled, ModelError
 from spineviewer.core.maskops import centres_of_mass, component_areas, fill_holes, label
 from spineviewer.core.resources import data_dir
 
@@ -234,15 +234,13 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     margins : (N, H, W) float16 softmax margin (top probability minus the second) on the
         pixels of the body and sacrum classes (0 elsewhere: only they are checked).
     """
-    from spineviewer.core.errors import Cancelled
-
     names = list(class_names or model.class_names)
     spacing = float(spacing_mm if spacing_mm is not None else model.spacing_mm)
     class_maps = np.zeros(x.shape, dtype=np.uint8)
     margins = np.zeros(x.shape, dtype=np.float16)
     keep = [names.index(k) for k in ("body", "sacrum") if k in names]
     logits = model.output_kind == "logits"
-    for sl, out in _network_batches(model, x, cancel, Cancelled):
+    for sl, out in _network_batches(model, x, cancel):
         # the raw output: post-processing needs only its argmax, and the margin needs the
         # softmax on the body and sacrum pixels alone (not on the whole (N, C, H, W) batch)
         for j, p in enumerate(out):
@@ -255,7 +253,7 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     return class_maps, margins
 
 
-def _network_batches(model: SegmentationModel, x: np.ndarray, cancel, cancelled: type):
+def _network_batches(model: SegmentationModel, x: np.ndarray, cancel):
     """(slice, network output) per batch of `SegmentationModel.chunks`, in order, computed one
     batch ahead in a worker thread. ``cancel()`` is checked before each batch is handed on;
     an error in the worker is raised here; leaving early stops the worker after its batch."""
@@ -283,7 +281,7 @@ def _network_batches(model: SegmentationModel, x: np.ndarray, cancel, cancelled:
     try:
         while True:
             if cancel is not None and cancel():
-                raise cancelled("analysis cancelled by the user")
+                raise Cancelled("analysis cancelled by the user")
             sl, out = results.get()
             if sl is done:
                 return

@@ -204,12 +204,18 @@ def compose_image(layers: list[Layer], shape, values: dict[str, float], texture:
     return img
 
 
-def bone_rim(layers: list[Layer], shape, spacing_mm, width_mm: float = 0.9) -> np.ndarray:
-    """Weight in [0, 1] of the dark cortical rim just inside every bone (endplates included)."""
+def bone_coverage(layers: list[Layer], shape) -> np.ndarray:
+    """Coverage in [0, 1] of any bone (bodies, sacrum, other bone) per pixel."""
     bone = np.zeros(shape, dtype=np.float32)
     for layer in layers:
         if layer.cls in (CLASS_IDS["body"], CLASS_IDS["sacrum"], CLASS_IDS["other_bone"]):
             win = bone[layer.window]
             np.maximum(win, layer.cov, out=win)
+    return bone
+
+
+def bone_rim(layers: list[Layer], shape, spacing_mm, width_mm: float = 0.9) -> np.ndarray:
+    """Weight in [0, 1] of the dark cortical rim just inside every bone (endplates included)."""
+    bone = bone_coverage(layers, shape)
     sigma = (width_mm / spacing_mm[0], width_mm / spacing_mm[1])
     return np.clip(2.0 * (bone - gaussian_filter(bone, sigma)), 0.0, 1.0)

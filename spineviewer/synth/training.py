@@ -16,6 +16,7 @@ from spineviewer.synth.anatomy import build_anatomy
 from spineviewer.synth.layers import (
     CLASS_IDS,
     T2_INTENSITY,
+    bone_coverage,
     bone_rim,
     build_layers,
     compose_image,
@@ -111,11 +112,7 @@ def _hard_rim(layers, shape, spacing_mm: float, thickness_mm: float) -> np.ndarr
     (endplates included), with partial-volume edges on both sides."""
     from scipy.ndimage import distance_transform_edt
 
-    bone = np.zeros(shape, dtype=np.float32)
-    for layer in layers:
-        if layer.cls in (CLASS_IDS["body"], CLASS_IDS["sacrum"], CLASS_IDS["other_bone"]):
-            win = bone[layer.window]
-            np.maximum(win, layer.cov, out=win)
+    bone = bone_coverage(layers, shape)
     # pixel centre to the border: half a pixel less than to the nearest outside centre
     depth = distance_transform_edt(bone >= 0.5) - 0.5
     band = np.clip(thickness_mm / spacing_mm - depth + 0.5, 0.0, 1.0)

@@ -415,14 +415,14 @@ def _matched_bodies(gt: list[tuple[str, np.ndarray]], pred_bodies: list[Any],
 
     gt_dirs = directions([mk for _, mk in gt])
     pred_dirs = directions([b.mask for b in pred_bodies]) if pred_bodies else []
+    pred_dir = {id(b): d for b, d in zip(pred_bodies, pred_dirs)}
     out = []
     for (level, mk), g_dir in zip(gt, gt_dirs):
         if level not in LUMBAR or mk[[0, -1]].any() or mk[:, [0, -1]].any():
             continue
         best = _best_overlap(mk, pred_bodies, min_iou)
         if best is not None:
-            k = next(i for i, b in enumerate(pred_bodies) if b is best)
-            out.append((mk, best.mask, g_dir, pred_dirs[k]))
+            out.append((mk, best.mask, g_dir, pred_dir[id(best)]))
     return out
 
 
