@@ -102,6 +102,7 @@ RIM_DARKNESS = (0.2, 0.97)
 #: default, and then the samples are those of before: fine-tunes with 0.5 and 0.3 (model card
 #: v4, ``stage5_hardrim_not_adopted``: 5g, 5h, 5i) brought renderer B's heights to the outer
 #: margin but lowered real-MRI Dice or posterior-height agreement below the adoption rules.
+#: A training run sets it per run (``train --hard-rim-prob``, recorded in its recipe).
 HARD_RIM_PROB = 0.0
 HARD_RIM_MM = (0.4, 2.0)
 HARD_RIM_DARKNESS = (0.6, 0.97)
@@ -199,14 +200,16 @@ def _marrow_changes(rng: np.random.Generator, img: np.ndarray, cls: np.ndarray,
             img += w * (rng.uniform(0.6, 1.1) - img)
 
 
-def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25,
+                 hard_rim_prob: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One domain-randomised training pair in the model grid.
 
     Parameters
     ----------
     rng : the only source of randomness.
     fracture_prob : chance that a vertebra carries a deformity (wedge, biconcave, crush).
+    hard_rim_prob : share of samples drawn with the hard cortical band (None:
+        `HARD_RIM_PROB`); at 0 the samples are those of before the band existed.
 
     Returns
     -------
@@ -240,7 +243,8 @@ def train_sample(rng: np.random.Generator, fracture_prob: float = 0.25
         # a band is told from a filled depression by where the cortex runs (outside the band,
         # inside the depression): draw that cortex clearly
         darkness = max(darkness, rng.uniform(*MARROW_RIM_DARKNESS))
-    if HARD_RIM_PROB > 0 and rng.random() < HARD_RIM_PROB:
+    hard = HARD_RIM_PROB if hard_rim_prob is None else float(hard_rim_prob)
+    if hard > 0 and rng.random() < hard:
         darkness = max(darkness, rng.uniform(*HARD_RIM_DARKNESS))
         img *= 1.0 - darkness * _hard_rim(layers, MODEL_SHAPE, MODEL_SPACING_MM,
                                           rng.uniform(*HARD_RIM_MM))

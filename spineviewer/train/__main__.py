@@ -1,4 +1,4 @@
-"""``python -m spineviewer.train {train,export,evaluate,quantize,from-onnx,targets} ...``."""
+"""``python -m spineviewer.train {train,export,evaluate,quantize,from-onnx,soup,targets} ...``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--synth-fraction", type=float, default=0.5)
     t.add_argument("--synth-fracture-prob", type=float, default=0.25,
                    help="chance that a synthetic vertebra is deformed")
+    t.add_argument("--hard-rim-prob", type=float, default=0.0,
+                   help="share of synthetic samples drawn with a hard-edged dark cortical band "
+                        "labelled bone (0: the soft rim only)")
     t.add_argument("--s1-pseudo", action="store_true",
                    help="label S1's upper body under SPIDER's lowest disc as sacrum")
     t.add_argument("--partial-weight", type=float, default=1.0,
@@ -83,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("--holdout-seed", type=int, required=True,
                    help="seed that chose them (the first stage's --seed, from the card)")
 
+    s = sub.add_parser("soup", help="uniform weight average of fine-tunes from one start "
+                       "(model soup)")
+    s.add_argument("--ckpt", nargs="+", required=True, help="runs/<name>/best.pt, two or more")
+    s.add_argument("--out", required=True, help="runs/<soup>/best.pt (recipe.json beside it)")
+
     g = sub.add_parser("targets", help="montage of derived SPIDER targets (PNG)")
     g.add_argument("--spider", required=True)
     g.add_argument("--out", default="/tmp/spider_targets.png")
@@ -96,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                           steps=a.steps, max_minutes=a.max_minutes, lr=a.lr,
                           synth_fraction=a.synth_fraction,
                           synth_fracture_prob=a.synth_fracture_prob,
+                          hard_rim_prob=a.hard_rim_prob,
                           partial_weight=a.partial_weight, s1_pseudo=a.s1_pseudo,
                           edge_weight=a.edge_weight,
                           seed=a.seed,
@@ -130,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         from spineviewer.train.quantize import quantize_int8
 
         quantize_int8(a.model, a.out, a.spider, a.n_calib)
+    elif a.cmd == "soup":
+        from spineviewer.train.soup import average_checkpoints
+
+        average_checkpoints(a.ckpt, a.out)
+        print(f"wrote {a.out}: the average of {len(a.ckpt)} checkpoints")
     elif a.cmd == "targets":
         from spineviewer.train.evaluate import targets_montage
 

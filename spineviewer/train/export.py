@@ -87,6 +87,8 @@ def _train_command(cfg: dict[str, Any]) -> str:
         parts.append(f"--crop {cfg['crop'][0]} {cfg['crop'][1]}")
     if cfg.get("synth_fracture_prob", 0.25) != 0.25:
         parts.append(f"--synth-fracture-prob {cfg['synth_fracture_prob']}")
+    if cfg.get("hard_rim_prob"):
+        parts.append(f"--hard-rim-prob {cfg['hard_rim_prob']}")
     if cfg.get("partial_weight", 1.0) != 1.0:
         parts.append(f"--partial-weight {cfg['partial_weight']}")
     if cfg.get("s1_pseudo"):
@@ -99,6 +101,34 @@ def _train_command(cfg: dict[str, Any]) -> str:
     if cfg.get("holdout"):
         parts.append(f"--holdout {cfg['holdout']}")
     return " ".join(parts)
+
+
+def _soup_recipe(ingredients: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Recipe entries of a model soup (``train.soup``): each ingredient's own run command (from
+    its checkpoint's configuration), the average, the export."""
+    cmds, cfgs = [], []
+    for i in ingredients:
+        try:
+            ick = torch.load(i["checkpoint"], map_location="cpu", weights_only=False)
+            cfgs.append(ick.get("config", {}))
+        except (OSError, RuntimeError):
+            cfgs.append({})
+        where = f"runs/<ingredient{len(cmds) + 1}>"
+        cmds.append(_train_command(cfgs[-1]).replace("runs/<run>", where) if cfgs[-1]
+                    else f"(checkpoint {i['checkpoint']} not found)")
+    names = " ".join(f"runs/<ingredient{k + 1}>/best.pt" for k in range(len(ingredients)))
+    return {
+        "checkpoint_step": None,
+        "checkpoint_selection": (
+            "uniform weight average (model soup, Wortsman et al. 2022) of "
+            f"{len(ingredients)} fine-tunes from the same start, each its own run's best "
+            "checkpoint on the held-out train patients: "
+            + "; ".join(f"step {i['step']}, seed {i['seed']}" for i in ingredients)),
+        "soup_of": ingredients,
+        "command": " ; ".join(cmds) + f" ; python -m spineviewer.train soup --ckpt {names} "
+                   f"--out runs/<soup>/best.pt ; python -m spineviewer.train export --ckpt "
+                   f"runs/<soup>/best.pt --out {out.as_posix()}",
+    }
 
 
 def _held_out(cfg: dict[str, Any]) -> list[int]:
@@ -185,6 +215,8 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, name: str | None = None
         "command": _train_command(cfg) + "; python -m spineviewer.train export --ckpt "
                    f"runs/<run>/best.pt --out {out.as_posix()}",
     }
+    if ck.get("soup_of"):
+        recipe.update(_soup_recipe(ck["soup_of"], out))
     held = _held_out(cfg)
     if held:
         recipe["held_out_train_patients"] = held

@@ -61,6 +61,9 @@ class TrainConfig:
     synth_reuse: float = 0.5
     #: Chance that a synthetic vertebra is deformed (``synth.training.train_sample``).
     synth_fracture_prob: float = 0.25
+    #: Share of synthetic samples whose cortex is a hard-edged dark band labelled bone
+    #: (``synth.training.train_sample``; 0 = the soft rim only, as before the option).
+    hard_rim_prob: float = 0.0
     #: Weight of the cross-entropy on SPIDER's "background or sacrum" region (``dice_ce_loss``).
     partial_weight: float = 1.0
     #: Extra cross-entropy weight on labelled pixels within ``EDGE_RADIUS`` px of a class
@@ -195,7 +198,8 @@ class MixedStream(IterableDataset):
                     img, tgt = _rejitter(rng, *cache[rng.integers(len(cache))])
                 else:
                     try:
-                        img, tgt = synth_fn(rng, fracture_prob=cfg.synth_fracture_prob)
+                        img, tgt = synth_fn(rng, fracture_prob=cfg.synth_fracture_prob,
+                                            hard_rim_prob=cfg.hard_rim_prob)
                     except (ValueError, IndexError, RuntimeError, ArithmeticError) as e:
                         warnings.warn(f"synthetic sample skipped: {e}", stacklevel=1)
                         continue
@@ -238,7 +242,8 @@ def val_cache_path(cfg: TrainConfig, out: Path) -> Path:
            "holdout_cases": holdout_cases(cfg) if cfg.holdout else [],
            "n_val_spider": cfg.n_val_spider, "n_val_synth": cfg.n_val_synth,
            "val_synth_seed": cfg.val_synth_seed, "s1_pseudo": cfg.s1_pseudo,
-           "synth": _synth_available()}
+           "synth": _synth_available(),
+           **({"hard_rim_prob": cfg.hard_rim_prob} if cfg.hard_rim_prob else {})}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return out / f"val_set_{digest}.npz"
 
@@ -311,7 +316,7 @@ def build_val_set(cfg: TrainConfig, cache_path: Path | None = None
 
         rng = np.random.default_rng(cfg.val_synth_seed)
         for _ in range(cfg.n_val_synth):
-            a, b = train_sample(rng)
+            a, b = train_sample(rng, hard_rim_prob=cfg.hard_rim_prob)
             pi.append(np.asarray(a, np.float32))
             pt.append(np.asarray(b, np.uint8))
     shape = (0, *st[0].shape)

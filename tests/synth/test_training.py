@@ -94,3 +94,19 @@ def test_hard_cortical_band_lies_inside_the_bone_label_with_its_thickness(thickn
     depth = distance_transform_edt(bone) * 0.6 - 0.3     # pixel centre to the border (mm)
     assert w[bone & (depth <= max(0.3, thickness_mm - 0.4))].mean() > 0.85
     assert w[bone & (depth > thickness_mm + 0.4)].max() == 0.0
+
+
+def test_hard_rim_prob_argument_zero_keeps_the_samples_and_one_draws_the_band():
+    """``train_sample(hard_rim_prob=...)`` (a run's ``--hard-rim-prob``): 0 gives the samples
+    of the module default (the band off), 1 draws every sample with the band (same labels,
+    another image)."""
+    from spineviewer.synth import training as tr
+
+    assert tr.HARD_RIM_PROB == 0.0
+    a_img, a_tgt = tr.train_sample(np.random.default_rng(11))
+    b_img, b_tgt = tr.train_sample(np.random.default_rng(11), hard_rim_prob=0.0)
+    np.testing.assert_array_equal(a_img, b_img)
+    np.testing.assert_array_equal(a_tgt, b_tgt)
+    c_img, c_tgt = tr.train_sample(np.random.default_rng(11), hard_rim_prob=1.0)
+    np.testing.assert_array_equal(a_tgt, c_tgt)
+    assert np.abs(c_img - a_img).max() > 0.05
