@@ -189,6 +189,65 @@ def match_by_vertebra(result, truth) -> dict[str, str]:
     return out
 
 
+#: A reported outline whose Dice with its truth body is below this is a failed mask: its call
+#: must not stand unflagged (issue 13: never a confident call from a failed mask).
+FAILED_MASK_DICE = 0.80
+REVIEW_FLAGS = ("needs_review", "segmentation_uncertain", "label_uncertain")
+
+
+def mask_quality_rows(result, truth) -> list[dict[str, Any]]:
+    """Dice of each reported outline with its truth body, where the app measured the body on
+    the slice the truth map is drawn on (the centre slice), paired by vertebra as
+    `match_by_vertebra`; with the app's call and whether it asked for review."""
+    from skimage.draw import polygon
+
+    from spineviewer.core.calls import NOT_ASSESSABLE
+    from spineviewer.synth.params import INSTANCE_IDS
+
+    path = Path(truth.out_dir) / "truth_labels.npy"
+    if not path.exists():
+        return []
+    inst = np.load(path)
+    by_level = {v.level: v for v in result.vertebrae}
+    rows = []
+    for truth_level, app_level in match_by_vertebra(result, truth).items():
+        v = by_level.get(app_level)
+        k = INSTANCE_IDS.get(truth_level)
+        if v is None or k is None or not v.outline_rc or v.measurement_slice != truth.slice_index:
+            continue
+        pts = np.asarray(v.outline_rc, float)
+        got = np.zeros(inst.shape, bool)
+        rr, cc = polygon(pts[:, 0], pts[:, 1], inst.shape)
+        got[rr, cc] = True
+        want = inst == k
+        dice = 2.0 * (got & want).sum() / max(1, got.sum() + want.sum())
+        rows.append({"study": Path(truth.out_dir).name, "level": truth_level, "dice": dice,
+                     "fracture": bool(v.fracture), "call": f"{v.deformity} {v.genant_grade}",
+                     "review": any(f in v.flags for f in REVIEW_FLAGS),
+                     "not_assessable": v.deformity == NOT_ASSESSABLE})
+    return rows
+
+
+def mask_quality_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown: failed masks (Dice < FAILED_MASK_DICE) and whether their calls were flagged."""
+    if not rows:
+        return []
+    d = np.array([r["dice"] for r in rows])
+    bad = [r for r in rows if r["dice"] < FAILED_MASK_DICE]
+    unflagged = [r for r in bad if not r["review"] and not r["not_assessable"]]
+    confident = [r for r in unflagged if r["fracture"]]
+    out = ["### Mask quality against the truth (the outline the call was made on)", "",
+           (f"{len(rows)} vertebrae measured on the centre slice (the truth map's): outline Dice "
+            f"median {np.median(d):.3f}, 5th percentile {np.percentile(d, 5):.3f}, min "
+            f"{d.min():.3f}. Failed masks (Dice < {FAILED_MASK_DICE:.2f}): {len(bad)}; of these "
+            f"flagged for review or not assessable {len(bad) - len(unflagged)}, unflagged "
+            f"{len(unflagged)}; a fracture called from an unflagged failed mask: "
+            f"{len(confident)}."), ""]
+    out += [f"- unflagged failed mask: {r['study']} {r['level']} (Dice {r['dice']:.2f}, call "
+            f"{r['call']})" for r in unflagged]
+    return out + ([""] if unflagged else [])
+
+
 def run_mode(truths: list, mode: str, threads: int | None, provider: str,
              refine: bool = True) -> dict[str, Any]:
     """Analyse every study; truth vertebrae the app did not report become 'not detected' rows
@@ -196,7 +255,7 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
     from spineviewer.core.pipeline import analyze_study
 
     rows, times, failures, corner_err, misplaced, off_studies = [], [], [], [], set(), []
-    rows_vertebra, renamed = [], []
+    rows_vertebra, renamed, mask_rows = [], [], []
     model: dict[str, Any] = {}
     for t in truths:
         masks = np.load(Path(t.out_dir) / "truth_labels.npy") if mode == "masks" else None
@@ -219,6 +278,7 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
                 by_vertebra[truth_level] = {**got[app_level], "level": truth_level}
                 if app_level != truth_level:
                     renamed.append((t.study_uid, truth_level, app_level))
+            mask_rows += mask_quality_rows(res, t)
             errs = corner_errors_mm(res, t)
             corner_err += list(errs.values())
             off = sorted(lv for lv, e in errs.items() if e > MISLABEL_MM)
@@ -240,7 +300,7 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
     return {"rows": rows, "rows_vertebra": rows_vertebra, "renamed": renamed,
             "times_s": times, "failures": failures, "model": model,
             "corner_err_mm": corner_err, "misplaced": misplaced, "off_studies": off_studies,
-            "missed": missed,
+            "missed": missed, "mask_quality": mask_rows,
             "n_truth": n_truth}
 
 
@@ -424,6 +484,7 @@ def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> lis
         out += [(f"The same, leaving out the {len(run['misplaced'])} misplaced/misnamed "
                 "vertebrae (morphometry of the right vertebra):"), ""]
         out += measurement_table(measurement_statistics(run["joined_ok"])) + [""]
+    out += mask_quality_lines(run.get("mask_quality", []))
     sig = summary["significant_differences"]
     out += ["Subgroup pairs with non-overlapping 95% CIs (the paper's criterion): "
             + ("; ".join(s["text"] for s in sig) if sig else "none") + ".", ""]

@@ -54,3 +54,49 @@ def test_development_run_refuses_a_test_seed(validate, tmp_path, capsys):
     validate.register_seed(515151, "test", "release y")
     rc = validate.main(["--seed", "515151", "--n", "1", "--out", str(tmp_path / "out")])
     assert rc == 2 and "test seed" in capsys.readouterr().err
+
+
+def test_mask_quality_counts_a_confident_call_from_a_failed_mask(validate, tmp_path):
+    """The validation's mask audit: an outline far from its truth body with a fracture call
+    and no review flag is reported as a confident call from a failed mask; a flagged one is
+    not."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from skimage.measure import find_contours
+
+    from spineviewer.synth.params import INSTANCE_IDS
+    from spineviewer.synth.study import write_study
+
+    truth = write_study(tmp_path / "s", 5, n_slices=3, distractors=False)
+    inst = np.load(tmp_path / "s" / "truth_labels.npy")
+
+    def vert(v, outline, fracture=False, flags=()):
+        return SimpleNamespace(level=v.level, corners_rc=dict(v.corners_rc), outline_rc=outline,
+                               measurement_slice=truth.slice_index, flags=list(flags),
+                               fracture=fracture, deformity="wedge" if fracture else "none",
+                               genant_grade=2 if fracture else 0)
+
+    verts = []
+    for k, v in enumerate(truth.vertebrae):
+        outline = max(find_contours((inst == INSTANCE_IDS[v.level]).astype(float), 0.5),
+                      key=len)
+        if k == 1:      # the upper half of the body only: Dice about 0.67, called, unflagged
+            outline = outline[outline[:, 0] <= np.median(outline[:, 0])]
+            verts.append(vert(v, [tuple(p) for p in outline], fracture=True))
+        elif k == 2:    # the same failure, flagged for review
+            outline = outline[outline[:, 0] <= np.median(outline[:, 0])]
+            verts.append(vert(v, [tuple(p) for p in outline], fracture=True,
+                              flags=["segmentation_uncertain", "needs_review"]))
+        else:
+            verts.append(vert(v, [tuple(p) for p in outline]))
+    rows = validate.mask_quality_rows(SimpleNamespace(vertebrae=verts), truth)
+    assert len(rows) == len(truth.vertebrae)
+    bad = sorted(r["level"] for r in rows if r["dice"] < validate.FAILED_MASK_DICE)
+    assert bad == sorted(v.level for v in truth.vertebrae[1:3])
+    assert min(r["dice"] for r in rows if r["level"] not in bad) > 0.95
+    text = "\n".join(validate.mask_quality_lines(rows))
+    assert "Failed masks (Dice < 0.80): 2" in text
+    assert "flagged for review or not assessable 1, unflagged 1;" in text
+    assert "a fracture called from an unflagged failed mask: 1." in text
+    assert f"{truth.vertebrae[1].level} (Dice" in text
