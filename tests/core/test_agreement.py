@@ -143,3 +143,38 @@ def test_non_overlapping_pairs_reports_only_separated_intervals():
     pairs = non_overlapping_pairs(groups, "by_site")
     sens = {(p["a"], p["b"]) for p in pairs if p["rate"] == "sensitivity"}
     assert sens == {("A", "B"), ("B", "C")}
+
+
+def test_paired_icc_difference_is_zero_for_the_same_method_and_positive_for_a_better_one():
+    import numpy as np
+
+    from spineviewer.core.agreement import paired_icc_difference
+
+    rng = np.random.default_rng(3)
+    truth = rng.normal(30, 3, 120)
+    clusters = np.repeat(np.arange(12), 10)
+    noisy = truth + rng.normal(0, 1.5, 120)
+    same = paired_icc_difference(truth, noisy, noisy.copy(), clusters, n_boot=200)
+    assert same["difference"] == 0.0
+    assert same["lower_95_one_sided"] == 0.0 == same["upper_95_one_sided"]
+    better = paired_icc_difference(truth, noisy, truth + rng.normal(0, 0.3, 120), clusters,
+                                   n_boot=200)
+    assert better["second"] > better["first"]
+    assert better["difference"] == better["second"] - better["first"]
+    assert better["lower_95_one_sided"] > 0          # clearly better: the bound shows it
+    worse = paired_icc_difference(truth, truth + rng.normal(0, 0.3, 120), noisy, clusters,
+                                  n_boot=200)
+    assert worse["upper_95_one_sided"] < 0
+
+
+def test_paired_icc_difference_refuses_unpaired_or_single_cluster_input():
+    import numpy as np
+    import pytest
+
+    from spineviewer.core.agreement import paired_icc_difference
+
+    x = np.arange(10.0)
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_icc_difference(x, x, x[:9], np.zeros(10))
+    with pytest.raises(ValueError, match="two clusters"):
+        paired_icc_difference(x, x + 1, x + 2, np.zeros(10))
