@@ -568,8 +568,8 @@ def write_markdown(doc: Path, args: argparse.Namespace, truths: list,
         f"--renderers {args.renderers} --modes {args.modes} --endplates {args.endplates} "
         f"--site-n {args.site_n}" + (f" --bits {args.bits}" if args.bits != 16 else "")
         + "`."), "",
-        *([f"Analysed: the cohort's {args.bits}-bit export (each slice through its display "
-           "window to 0..255, as a PACS 8-bit export; synth/eight_bit.py).", ""]
+        *([(f"Analysed: the cohort's {args.bits}-bit export (each slice through its display "
+            "window to 0..255, as a PACS 8-bit export; synth/eight_bit.py)."), ""]
           if args.bits != 16 else []),
         f"Cohort per renderer: {len(truths)} phantom studies (seed {args.seed}, the same "
         "anatomy drawn by each renderer; no cohort seed is used in training), "
