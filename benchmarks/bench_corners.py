@@ -56,7 +56,7 @@ def genant_step():
         from spineviewer.core.genant import classify, load_reference_table
 
         table = load_reference_table()
-    except Exception as exc:  # noqa: BLE001 - the benchmark reports and carries on
+    except Exception as exc:  # noqa: BLE001 - a benchmark reports what it could not time
         print(f"(Genant not timed: {exc})")
         return None
     return lambda levels, ms, ovs: classify(levels, ms, table, corner_overlaps=ovs)

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spineviewer.core.corners import STRATEGIES, column_directions, find_corners  # noqa: E402
+from spineviewer.core.corners import STRATEGIES, column_directions, find_corners
 
 
 def _err(corners: dict, truth: dict, sp: np.ndarray) -> float:

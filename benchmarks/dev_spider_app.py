@@ -141,7 +141,7 @@ def main(argv=None) -> int:
             try:
                 out = evaluate_case(case, cs, args.spider, Path(tmp), args.slice_mode,
                                     args.threads)
-            except Exception as exc:  # a refused study is a finding, not a crash
+            except Exception as exc:  # noqa: BLE001 - a refused study is a finding, not a crash
                 failed.append(f"{case}: {type(exc).__name__}: {exc}")
                 continue
             rows += out["rows"]

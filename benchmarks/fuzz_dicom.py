@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spineviewer.synth import fuzz  # noqa: E402
+from spineviewer.synth import fuzz
 
 
 def main(argv: list[str] | None = None) -> int:
