@@ -44,8 +44,11 @@ def test_validation_cache_is_keyed_on_its_configuration(tmp_path):
     same = TrainConfig(spider_root=str(tmp_path), out_dir=str(out), holdout=3, seed=1,
                        lr=5e-4)                       # training-only change: same set
     assert val_cache_path(base, out) == val_cache_path(same, out)
+    # the band's default (0) keeps the name of the caches made before the option existed
+    assert val_cache_path(TrainConfig(spider_root=str(tmp_path), out_dir=str(out), holdout=3,
+                                      seed=1, hard_rim_prob=0.0), out) == val_cache_path(base, out)
     for change in ({"holdout": 4}, {"seed": 2}, {"n_val_spider": 20}, {"val_synth_seed": 5},
-                   {"n_val_synth": 0}, {"s1_pseudo": True}):
+                   {"n_val_synth": 0}, {"s1_pseudo": True}, {"hard_rim_prob": 0.5}):
         other = TrainConfig(spider_root=str(tmp_path), out_dir=str(out),
                             **{"holdout": 3, "seed": 1, **change})
         assert val_cache_path(other, out) != val_cache_path(base, out), change
