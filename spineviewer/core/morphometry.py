@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Measurements", "endplate_depth", "measure", "split_endplates"]
+__all__ = ["Measurements", "endplate_depth", "endplate_folds_mm", "measure", "split_endplates"]
 
 #: Stretch of each endplate next to its corners left out of SC/IC: a border rounded at the
 #: rim (pixel corners, smoothing, real bone) falls below the chord there by up to ~0.5 mm
@@ -160,6 +160,26 @@ def split_endplates(corners_mm: Mapping[str, np.ndarray],
         return outline[best[1]]
 
     return path("AS", "PS", ("AI", "PI")), path("AI", "PI", ("AS", "PS"))
+
+
+def endplate_folds_mm(corners_rc: Mapping[str, Sequence[float]], outline_rc: np.ndarray | Sequence,
+                      spacing_mm: Sequence[float]) -> dict[str, float]:
+    """How far each endplate's outline runs back along its own chord (mm; 0 for an endplate
+    that, walked from the anterior to the posterior corner, never turns back).
+
+    An endplate is a curve over its chord: depressions and notches go down and up again, but
+    forwards. An outline that folds back by millimetres has taken in tissue beside the
+    endplate (seen where the mask took in part of a filled depression, or a neighbour's rim),
+    and its heights are not the body's.
+    """
+    _, c, outline = to_mm(corners_rc, outline_rc, spacing_mm, min_points=8)
+    sup, inf = split_endplates(c, outline)
+    out = {}
+    for name, (a, p), path in (("superior", ("AS", "PS"), sup), ("inferior", ("AI", "PI"), inf)):
+        chord = c[p] - c[a]
+        along = (path - c[a]) @ (chord / max(float(np.linalg.norm(chord)), 1e-9))
+        out[name] = float(np.max(np.maximum.accumulate(along) - along)) if len(along) else 0.0
+    return out
 
 
 def endplate_depth(a: np.ndarray, p: np.ndarray, path: np.ndarray,

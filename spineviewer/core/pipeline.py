@@ -31,8 +31,16 @@ STAGES = ("index", "select", "load", "preprocess", "segment", "label", "corners"
 PERSISTENT_FLAGS = frozenset({
     "label_uncertain", "partial_body", "corners_failed", "transitional_anatomy",
     "sacrum_not_visible", "corrected", "endplate_from_mask", "segmentation_uncertain",
-    "off_centre_deformity",
+    "off_centre_deformity", "endplate_fold",
 })
+#: An endplate of the mask's outline that runs back along its chord by more than this (mm)
+#: is flagged ``endplate_fold`` (needs review): the mask took in tissue beside the endplate.
+#: Development choice (benchmarks/dev_* figures, not a test set): folds over 3 mm in 4 of 1185
+#: outlines on renderer A (thoracic bodies at the image's top), 23 of 1200 on renderer B
+#: (among them the bodies whose mask took in part of a marrow-like filled depression) and 8
+#: of 712 on SPIDER (real MRI: failed or misnamed bodies); a healthy outline folds by 0 mm
+#: (median) to 0.4 mm (99th percentile on A).
+ENDPLATE_FOLD_MM = 3.0
 
 _MODEL_CACHE: dict[tuple, Any] = {}
 
@@ -516,7 +524,22 @@ def corners_for_body(v: VertebraResult, mask: np.ndarray, image: np.ndarray | No
     # Quality of the corner fit: IoU with the beak-free, depression-filled body (the raw
     # mask overlap is low by design for deep biconcave bodies with correct corners).
     v.corner_overlap = float(getattr(cr, "rim_overlap", cr.overlap))
+    _check_fold(v, cr, spacing_mm)
     return True
+
+
+def _check_fold(v: VertebraResult, cr, spacing_mm: float) -> None:
+    """Flag ``endplate_fold`` where the mask's outline folds back along an endplate chord."""
+    from spineviewer.core.morphometry import endplate_folds_mm
+
+    try:
+        folds = endplate_folds_mm(cr.corners_rc, np.asarray(cr.outline_rc, dtype=float),
+                                  (spacing_mm, spacing_mm))
+    except ValueError:
+        return
+    v.endplate_fold_mm = round(max(folds.values()), 2)
+    if v.endplate_fold_mm > ENDPLATE_FOLD_MM and "endplate_fold" not in v.flags:
+        v.flags.append("endplate_fold")
 
 
 def remeasure(result: StudyResult) -> None:
@@ -573,6 +596,13 @@ def classify_all(result: StudyResult, measured: list) -> None:
         v.genant_grade = int(call.genant_grade)
         v.reasons = list(call.reasons)
         v.flags.extend(f for f in call.flags if f not in v.flags)
+        if "endplate_fold" in v.flags:
+            if "needs_review" not in v.flags:
+                v.flags.append("needs_review")
+            v.reasons.append(
+                f"needs review: the mask's outline folds back {v.endplate_fold_mm or 0:.1f} mm "
+                f"along an endplate (> {ENDPLATE_FOLD_MM:g} mm): it took in tissue beside the "
+                "endplate, so the heights may not be the body's")
         if "segmentation_uncertain" in v.flags:
             if v.ai is None:  # not edited: no confident call from the doubtful mask
                 _not_assessable(v)

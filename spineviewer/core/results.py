@@ -75,6 +75,10 @@ class VertebraResult:
     most_deformed_slice: int | None = None  # slice of its lowest height ratio
     most_deformed_call: str = ""  # Genant call on that slice, e.g. "wedge grade 2"
     qc_reasons: list[str] = field(default_factory=list)  # failed segmentation checks
+    #: How far the mask's outline runs back along an endplate chord (mm, the larger of the
+    #: two; ``core.morphometry.endplate_folds_mm``); above ``pipeline.ENDPLATE_FOLD_MM`` the
+    #: vertebra is flagged ``endplate_fold``.
+    endplate_fold_mm: float | None = None
 
     @property
     def final_fracture(self) -> bool:

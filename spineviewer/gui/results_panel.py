@@ -35,7 +35,7 @@ COLUMNS = [
 FLAG_SHORT = {"needs_review": "review", "schmorl_node": "Schmorl", "label_uncertain": "label?",
               "transitional_anatomy": "LSTV?", "mild_deformity": "mild", "partial_body": "partial",
               "corners_failed": "corners?", "sacrum_not_visible": "no S1",
-              "endplate_from_mask": "endplate?"}
+              "endplate_from_mask": "endplate?", "endplate_fold": "fold?"}
 #: Columns hidden, in this order, while the table is too narrow for all of them (no horizontal
 #: scrolling at 1024 x 700); the "why" view of the selected vertebra lists every value.
 OPTIONAL_COLUMNS = ("crush_ratio", "IC_mm", "SC_mm", "VA_deg", "biconcavity_ratio", "wedge_ratio",

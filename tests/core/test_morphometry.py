@@ -139,3 +139,47 @@ def test_bad_input():
         measure(s.corners_rc, s.poly_rc[:3], (0.6, 0.6))
     with pytest.raises(KeyError):
         measure({"AS": (0, 0)}, s.poly_rc, (0.6, 0.6))
+
+
+def _box_outline(top):
+    """Closed outline (row, col), anterior col 0: the superior edge is ``top`` (a walk from
+    AS to PS), then the posterior wall, a flat inferior edge and the anterior wall."""
+    import numpy as np
+
+    top = [np.asarray(p, float) for p in top]
+    wall_p = [np.array([r, 40.0]) for r in np.arange(1.0, 30.0)]
+    bottom = [np.array([30.0, c]) for c in np.arange(40.0, -0.5, -1.0)]
+    wall_a = [np.array([r, 0.0]) for r in np.arange(29.0, 0.0, -1.0)]
+    ring = np.array(top + wall_p + bottom + wall_a)
+    return np.vstack([ring, ring[:1]])
+
+
+CORNERS = {"AS": (0.0, 0.0), "PS": (0.0, 40.0), "PI": (30.0, 40.0), "AI": (30.0, 0.0)}
+
+
+def test_endplate_folds_are_zero_for_flat_and_depressed_endplates():
+    import numpy as np
+
+    from spineviewer.core.morphometry import endplate_folds_mm
+
+    flat = _box_outline([(0.0, c) for c in np.arange(0.0, 40.5, 1.0)])
+    dip = _box_outline([(8.0 * np.sin(np.pi * c / 40.0) ** 2, c)
+                        for c in np.arange(0.0, 40.5, 0.5)])   # an 8 mm central depression
+    for outline in (flat, dip):
+        folds = endplate_folds_mm(CORNERS, outline, (1.0, 1.0))
+        assert folds == {"superior": 0.0, "inferior": 0.0}
+
+
+def test_an_endplate_that_runs_back_along_its_chord_is_measured_in_mm():
+    import numpy as np
+
+    from spineviewer.core.morphometry import endplate_folds_mm
+
+    top = ([(0.0, c) for c in np.arange(0.0, 25.5, 1.0)]          # forwards to col 25
+           + [(-r, 25.0) for r in range(1, 6)]                       # up a handle
+           + [(-5.0, c) for c in np.arange(24.0, 17.5, -1.0)]        # back to col 18
+           + [(-r, 18.0) for r in range(4, -1, -1)]
+           + [(1.0, c) for c in np.arange(19.0, 40.5, 1.0)])         # and on to PS
+    folds = endplate_folds_mm(CORNERS, _box_outline(top), (0.5, 0.5))
+    assert abs(folds["superior"] - 7.0 * 0.5) < 1e-6                 # 7 px back at 0.5 mm
+    assert folds["inferior"] == 0.0

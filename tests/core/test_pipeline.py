@@ -58,6 +58,27 @@ def test_remeasure_follows_a_moved_corner(wedge_study):
     assert v.AH_mm - ah0 == pytest.approx(5.0 * result.pixel_spacing_mm[0], abs=0.5)
 
 
+def test_endplate_fold_asks_for_review_with_its_size_and_survives_a_remeasure(wedge_study):
+    """Healthy phantom outlines do not fold; a vertebra whose mask outline folds back along an
+    endplate (``endplate_fold``) needs review, says by how much, and keeps its call."""
+    labels = np.load(Path(wedge_study.out_dir) / "truth_labels.npy")
+    result = analyze_study(wedge_study.dicom_dir, masks_override=labels)
+    measured = [v for v in result.vertebrae if len(v.corners_rc) == 4]
+    assert len(measured) >= 5
+    for v in measured:
+        assert v.endplate_fold_mm is not None and v.endplate_fold_mm < 1.0, v.level
+        assert "endplate_fold" not in v.flags
+    v = result.vertebra("L1")
+    fracture, grade = v.fracture, v.genant_grade
+    v.endplate_fold_mm = 4.2
+    v.flags.append("endplate_fold")
+    remeasure(result)
+    assert "endplate_fold" in v.flags and "needs_review" in v.flags
+    assert any("folds back 4.2 mm" in r for r in v.reasons)
+    assert (v.fracture, v.genant_grade) == (fracture, grade)
+    assert "endplate_fold" not in result.vertebra("L2").flags
+
+
 def test_cancel_stops_between_stages(wedge_study):
     calls = []
 
