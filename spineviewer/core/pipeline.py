@@ -34,12 +34,13 @@ PERSISTENT_FLAGS = frozenset({
     "off_centre_deformity", "endplate_fold",
 })
 #: An endplate of the mask's outline that runs back along its chord by more than this (mm)
-#: is flagged ``endplate_fold`` (needs review): the mask took in tissue beside the endplate.
-#: Development choice (benchmarks/dev_* figures, not a test set): folds over 3 mm in 4 of 1185
-#: outlines on renderer A (thoracic bodies at the image's top), 23 of 1200 on renderer B
-#: (among them the bodies whose mask took in part of a marrow-like filled depression) and 8
-#: of 712 on SPIDER (real MRI: failed or misnamed bodies); a healthy outline folds by 0 mm
-#: (median) to 0.4 mm (99th percentile on A).
+#: is flagged ``endplate_fold`` (needs review; the call stands): the mask took in tissue
+#: beside the endplate. Development choice (cohort 777124, 60 studies per renderer, and all
+#: 41 SPIDER patients; not a test set): no vertebra flagged on renderer A (442), 8 of 442 on
+#: renderer B, 3 of them not under review before (a biconcave grade 3 read as grade 2 from a
+#: mask that took in part of its marrow-like fill, a crush grade 3, a T10), 6 of 286 on
+#: SPIDER (all under review already: failed, misnamed or Schmorl bodies). Healthy outlines
+#: fold by 0 mm (median) to 0.4 mm (99th percentile).
 ENDPLATE_FOLD_MM = 3.0
 
 _MODEL_CACHE: dict[tuple, Any] = {}
