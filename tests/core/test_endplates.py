@@ -78,7 +78,7 @@ def test_mask_inside_the_cortex_is_moved_out_to_the_outer_margin():
 
 def test_exact_mask_of_a_healthy_body_is_left_where_it_is():
     truth = make_body(ah=26.0, ph=28.0, sc=1.0, ic=1.0, tilt_deg=-12.0)
-    before, after, ref = _measured(*_scene(truth, erode_mm=0.0, seed=3))
+    _before, after, ref = _measured(*_scene(truth, erode_mm=0.0, seed=3))
     for name in ("AH_mm", "PH_mm", "MH_mm"):
         assert getattr(after, name) == pytest.approx(getattr(truth, name), abs=0.4), name
     assert np.nanmax(np.abs(ref.offsets_mm["superior"])) < 1.0

@@ -167,7 +167,7 @@ def test_modules_imported_in_the_background_have_no_module_level_import_cycle():
 
     def top_level_imports(name):
         src = importlib.util.find_spec(name).origin
-        tree = ast.parse(open(src, encoding="utf-8").read())
+        tree = ast.parse(Path(src).read_text(encoding="utf-8"))
         out = set()
         for node in tree.body:          # module level only: imports in functions are fine
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

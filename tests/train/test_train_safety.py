@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from spineviewer.train import loop  # noqa: E402
-from spineviewer.train.loop import TrainConfig, stream_rng, train, val_cache_path  # noqa: E402
+from spineviewer.train import loop
+from spineviewer.train.loop import TrainConfig, stream_rng, train, val_cache_path
 
 
 def _manifest(root, n_patients=8):

@@ -90,6 +90,7 @@ def test_hard_dice():
 
 def test_export_round_trip(tmp_path):
     import onnxruntime as ort
+
     from spineviewer.train.export import check_onnx, export_onnx
 
     torch.manual_seed(0)

@@ -80,7 +80,7 @@ def route_library_logging() -> None:
         gdcm.Trace.WarningOff()
         gdcm.Trace.ErrorOff()
         gdcm.Trace.DebugOff()
-    except Exception:  # noqa: BLE001 - GDCM absent or without Trace: nothing to silence
+    except Exception:  # noqa: BLE001, S110 - GDCM absent or without Trace: nothing to silence
         pass
 
 
@@ -283,7 +283,7 @@ def _gdcm_pixels(path, ds: Dataset) -> np.ndarray:
     if rows != clean.Rows or cols != clean.Columns:
         raise ValueError("GDCM image size differs from the header")
     if not isinstance(buffer, str):
-        raise ValueError("GDCM returned no pixel buffer")
+        raise ValueError("GDCM returned no pixel buffer")  # noqa: TRY004 - callers catch ValueError
     data = np.frombuffer(buffer.encode("utf-8", "surrogateescape"), dtype=dtype)
     if data.size != rows * cols * frames:
         raise ValueError("GDCM buffer size differs from the image size")

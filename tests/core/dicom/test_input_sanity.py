@@ -237,7 +237,7 @@ def test_one_t1_file_with_corrupt_vr_is_skipped(tmp_path, factory):
     at = data.index(b"UI", 200)  # an explicit VR in the dataset (after the meta header)
     data[at:at + 2] = b"ZZ"
     bad.write_bytes(bytes(data))
-    index, volume, checked = prepared(tmp_path / "st")
+    index, volume, _checked = prepared(tmp_path / "st")
     assert volume.series.series_description == "t2_tse_sag"
     assert any(f == str(bad) and "unreadable DICOM" in why for f, why in index.skipped)
 
