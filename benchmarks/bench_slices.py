@@ -95,5 +95,6 @@ def _bench(args, fov: float) -> None:
     for k, (v, cpu) in med.items():
         print(f"  {k:<36}{v:7.2f} s   {v / bare:5.2f} x bare   CPU {cpu:5.2f} s")
 
+
 if __name__ == "__main__":
     main()

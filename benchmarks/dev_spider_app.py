@@ -73,17 +73,6 @@ def write_series(folder: Path, case: int, images: list[np.ndarray]) -> None:
         pydicom.dcmwrite(folder / f"IM{k + 1:04d}.dcm", ds, enforce_file_format=True)
 
 
-def polygon_mask(outline_rc, shape) -> np.ndarray:
-    from skimage.draw import polygon
-
-    pts = np.asarray(outline_rc, float)
-    out = np.zeros(shape, bool)
-    if len(pts) >= 3:
-        rr, cc = polygon(pts[:, 0], pts[:, 1], shape)
-        out[rr, cc] = True
-    return out
-
-
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     s = a.sum() + b.sum()
     return 2.0 * (a & b).sum() / s if s else 0.0
@@ -91,6 +80,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate_case(case: int, cs, root: Path, work: Path, slice_mode: str, threads) -> dict:
     from spineviewer.core.pipeline import analyze_study
+    from spineviewer.io.dicom_common import outline_mask
     from spineviewer.train.data import derive_spider_target, load_spider
     from spineviewer.train.evaluate import gt_levels
 
@@ -105,7 +95,7 @@ def evaluate_case(case: int, cs, root: Path, work: Path, slice_mode: str, thread
         k = v.measurement_slice if v.measurement_slice is not None else res.slice_index
         if not v.outline_rc or k >= len(truth):
             continue
-        pred = polygon_mask(v.outline_rc, shape)
+        pred = outline_mask(v.outline_rc, shape)
         best, best_iou = None, 0.0
         for level, gm in truth[k].items():
             iou = (pred & gm).sum() / max((pred | gm).sum(), 1)

@@ -195,13 +195,15 @@ FAILED_MASK_DICE = 0.80
 REVIEW_FLAGS = ("needs_review", "segmentation_uncertain", "label_uncertain")
 
 
-def mask_quality_rows(result, truth) -> list[dict[str, Any]]:
+def mask_quality_rows(result, truth, matched: dict[str, str] | None = None
+                      ) -> list[dict[str, Any]]:
     """Dice of each reported outline with its truth body, where the app measured the body on
     the slice the truth map is drawn on (the centre slice), paired by vertebra as
-    `match_by_vertebra`; with the app's call and whether it asked for review."""
-    from skimage.draw import polygon
-
+    `match_by_vertebra` (``matched``, its result when the caller has it); with the app's call
+    and whether it asked for review."""
     from spineviewer.core.calls import NOT_ASSESSABLE
+    from spineviewer.core.qc import dice
+    from spineviewer.io.dicom_common import outline_mask
     from spineviewer.synth.params import INSTANCE_IDS
 
     path = Path(truth.out_dir) / "truth_labels.npy"
@@ -210,18 +212,15 @@ def mask_quality_rows(result, truth) -> list[dict[str, Any]]:
     inst = np.load(path)
     by_level = {v.level: v for v in result.vertebrae}
     rows = []
-    for truth_level, app_level in match_by_vertebra(result, truth).items():
+    if matched is None:
+        matched = match_by_vertebra(result, truth)
+    for truth_level, app_level in matched.items():
         v = by_level.get(app_level)
         k = INSTANCE_IDS.get(truth_level)
         if v is None or k is None or not v.outline_rc or v.measurement_slice != truth.slice_index:
             continue
-        pts = np.asarray(v.outline_rc, float)
-        got = np.zeros(inst.shape, bool)
-        rr, cc = polygon(pts[:, 0], pts[:, 1], inst.shape)
-        got[rr, cc] = True
-        want = inst == k
-        dice = 2.0 * (got & want).sum() / max(1, got.sum() + want.sum())
-        rows.append({"study": Path(truth.out_dir).name, "level": truth_level, "dice": dice,
+        d = dice(outline_mask(v.outline_rc, inst.shape), inst == k)
+        rows.append({"study": Path(truth.out_dir).name, "level": truth_level, "dice": d,
                      "fracture": bool(v.fracture), "call": f"{v.deformity} {v.genant_grade}",
                      "review": any(f in v.flags for f in REVIEW_FLAGS),
                      "not_assessable": v.deformity == NOT_ASSESSABLE})
@@ -274,11 +273,12 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
             model = model or dict(res.model)
             for r in res.csv_rows():
                 got[r["level"]] = {**r, "detected": "yes"}
-            for truth_level, app_level in match_by_vertebra(res, t).items():
+            matched = match_by_vertebra(res, t)
+            for truth_level, app_level in matched.items():
                 by_vertebra[truth_level] = {**got[app_level], "level": truth_level}
                 if app_level != truth_level:
                     renamed.append((t.study_uid, truth_level, app_level))
-            mask_rows += mask_quality_rows(res, t)
+            mask_rows += mask_quality_rows(res, t, matched)
             errs = corner_errors_mm(res, t)
             corner_err += list(errs.values())
             off = sorted(lv for lv, e in errs.items() if e > MISLABEL_MM)

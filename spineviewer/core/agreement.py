@@ -241,11 +241,10 @@ def paired_icc_difference(reference: np.ndarray, first: np.ndarray, second: np.n
         sel = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
         if len(sel) >= 3:
             boot.append(diff(sel))
-    full = np.arange(len(g))
+    first_icc = float(icc(np.stack([g, a], 1)).icc2_1)
+    second_icc = float(icc(np.stack([g, b], 1)).icc2_1)
     lo, hi = np.percentile(boot, (5, 95))
-    return {"first": float(icc(np.stack([g, a], 1)).icc2_1),
-            "second": float(icc(np.stack([g, b], 1)).icc2_1),
-            "difference": float(diff(full)),
+    return {"first": first_icc, "second": second_icc, "difference": second_icc - first_icc,
             "lower_95_one_sided": float(lo), "upper_95_one_sided": float(hi)}
 
 
