@@ -99,6 +99,10 @@ class PreparedSeries:
     slice_indices: list[int]
     transform: Any
     centre: int  # stack position of the series' centre slice
+    #: Deferred preprocessing (`prepare_series(deferred=True)`): ``fill(sl)`` computes
+    #: ``x[sl]``; `segment_series` has each slice filled just before the network runs it,
+    #: and sets this to None once every slice is (x is complete only then).
+    fill: Callable[[slice], None] | None = None
 
     def image(self, position: int) -> np.ndarray:
         """Pre-processed model-grid image at stack ``position``."""
@@ -205,7 +209,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     scale = _intensity_scale(model, checked, result)
     early = preliminary is not None and model is not None and slice_mode == "per-vertebra"
     prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
-                          centre_only=slice_mode == "centre" or early, scale=scale)
+                          centre_only=slice_mode == "centre" or early, scale=scale,
+                          deferred=model is not None and not early)
     st.start("segment")
     if early:
         prep, seg = _segment_with_preliminary(prep, volume, model, result, refine_endplates,
@@ -365,12 +370,16 @@ def _intensity_scale(model, checked, result: StudyResult) -> float:
 
 
 def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
-                   centre_only: bool = False, scale: float | None = None) -> PreparedSeries:
+                   centre_only: bool = False, scale: float | None = None,
+                   deferred: bool = False) -> PreparedSeries:
     """Preprocess stage: the whole field of view of every slice (or the centre one).
 
     ``centre`` and ``spacing_mm`` default to the volume's (``core.dicom.checks`` may settle
-    them otherwise); ``scale`` replaces the model card's intensity divisor."""
-    from spineviewer.core.preprocess import preprocess_volume
+    them otherwise); ``scale`` replaces the model card's intensity divisor. ``deferred``:
+    only the geometry now; the slices are preprocessed in `segment_series`, each by the
+    network's worker just before it runs the slice, so that preprocessing overlaps the
+    network (the same numbers)."""
+    from spineviewer.core.preprocess import preprocess_into, preprocess_volume, slice_transform
 
     centre = int(volume.centre_index if centre is None else centre)
     indices = [centre] if centre_only else list(range(int(volume.n_slices)))
@@ -378,10 +387,19 @@ def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
     kw = _preprocess_kwargs(model)
     if scale is not None:
         kw["scale"] = float(scale)
-    x, transform = preprocess_volume(np.asarray(volume.pixels)[indices], spacing,
-                                     volume.image_orientation, **kw)
+    pixels = np.asarray(volume.pixels)[indices]
+    if not deferred:
+        x, transform = preprocess_volume(pixels, spacing, volume.image_orientation, **kw)
+        return PreparedSeries(x=x, slice_indices=indices, transform=transform,
+                              centre=indices.index(centre))
+    if pixels.ndim != 3 or len(pixels) == 0:
+        raise ValueError(f"expected (N, rows, cols) slices, got shape {pixels.shape}")
+    transform = slice_transform(pixels.shape[1:], spacing, volume.image_orientation, **kw)
+    transform.in_view()  # its cached grid is made here, not by two workers at once
+    x = np.empty((len(pixels), *transform.model_shape), dtype=np.float32)
     return PreparedSeries(x=x, slice_indices=indices, transform=transform,
-                          centre=indices.index(centre))
+                          centre=indices.index(centre),
+                          fill=lambda sl: preprocess_into(x, pixels, transform, sl))
 
 
 def segment_series(prep: PreparedSeries, model, masks_override: np.ndarray | None = None,
@@ -403,7 +421,9 @@ def segment_series(prep: PreparedSeries, model, masks_override: np.ndarray | Non
     _import_later_stages()
     names = list(model.card.get("classes", ["background", "body", "sacrum", "disc"]))
     cmaps, margins = segment_volume(model, prep.x, class_names=names,
-                                    spacing_mm=transform_spacing(model), cancel=cancel)
+                                    spacing_mm=transform_spacing(model), cancel=cancel,
+                                    prepare=prep.fill)
+    prep.fill = None
     return SeriesSegmentation(class_maps=cmaps, class_names=names, margins=margins)
 
 

@@ -331,6 +331,13 @@ def preprocess_volume(pixels: np.ndarray, pixel_spacing_mm: tuple[float, float],
         raise ValueError(f"expected (N, rows, cols) slices, got shape {pixels.shape}")
     transform = slice_transform(pixels.shape[1:], pixel_spacing_mm, image_orientation, **kw)
     out = np.empty((len(pixels), *transform.model_shape), dtype=np.float32)
-    for i, image in enumerate(pixels):
-        out[i] = transform.scale_intensity(transform.image_to_model(image))
+    preprocess_into(out, pixels, transform, slice(0, len(pixels)))
     return out, transform
+
+
+def preprocess_into(out: np.ndarray, pixels: np.ndarray, transform: SliceTransform,
+                    which: slice) -> None:
+    """``out[which]`` = the model inputs of ``pixels[which]`` (as `preprocess_volume`): lets
+    a caller preprocess a series slice by slice, e.g. each just before the network needs it."""
+    for i in range(*which.indices(len(pixels))):
+        out[i] = transform.scale_intensity(transform.image_to_model(pixels[i]))

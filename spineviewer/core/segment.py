@@ -7,11 +7,12 @@ the reference paper: fill holes, drop small clusters, drop clusters far from the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,12 @@ DEFAULT_CLASSES = ("background", "body", "sacrum", "disc")
 MIN_AREA_MM2 = {"body": 40.0, "sacrum": 150.0, "disc": 20.0}
 #: Body clusters whose centroid lies further than this from the column curve are dropped.
 MAX_COLUMN_DISTANCE_MM = 25.0
-#: Pixels (N x H x W) per ONNX call: four whole 500 mm slices at 0.6 mm (848 x 848) peaked at
-#: about 0.7 GB with the shipped model.
+#: Pixels (N x H x W) per ONNX call on a GPU: four whole 500 mm slices at 0.6 mm (848 x 848)
+#: peaked at about 0.7 GB with the shipped model.
 MAX_BATCH_PIXELS = 3.0e6
+#: At most this many slices run side by side on the CPU (`SegmentationModel.runners`): each
+#: holds its own activations (about 0.1 GB for a 381 mm slice on the 0.6 mm grid).
+MAX_SLICE_WORKERS = 4
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
@@ -55,6 +59,13 @@ def default_model_path() -> Path:
             raise ModelError(f"several models in {MODELS_DIR} ({names}); "
                              f"choose one with {MODEL_ENV} or --model")
     return found[0]
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -112,7 +123,8 @@ class SegmentationModel:
         ``.onnx`` file; default `default_model_path`.
     provider : {"auto", "cpu", "cuda"}
     threads : int, optional
-        onnxruntime intra-op threads (default: onnxruntime's choice).
+        CPU threads: the model session's intra-op threads (default: onnxruntime's choice),
+        shared among the sessions that run slices side by side (`runners`).
 
     Raises
     ------
@@ -122,8 +134,6 @@ class SegmentationModel:
 
     def __init__(self, model_path: str | Path | None = None, provider: str = "auto",
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         self.path = Path(model_path) if model_path is not None else default_model_path()
         if not self.path.is_file():
             raise ModelError(f"segmentation model not found: {self.path}")
@@ -141,6 +151,18 @@ class SegmentationModel:
         stride = self.card["input"].get("stride")
         self.stride: int | None = int(stride) if stride else None
         self.output_kind = str(self.card.get("output", "probabilities"))
+        self.threads = threads
+        self._providers = choose_providers(provider)
+        self.session = self._new_session(threads)
+        self._slice_sessions: list[Any] = []
+        self.provider = self.session.get_providers()[0]
+        self._input_name = self.session.get_inputs()[0].name
+        logger.info("segmentation model %s (%s) on %s, threads=%s", self.path.name,
+                    self.sha256[:12], self.provider, threads)
+
+    def _new_session(self, threads: int | None):
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no busy-waiting of the intra-op threads between and after runs: on a small machine
@@ -148,16 +170,36 @@ class SegmentationModel:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
-        self.threads = threads
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                providers=choose_providers(provider))
+            return ort.InferenceSession(str(self.path), sess_options=opts,
+                                        providers=self._providers)
         except Exception as e:  # onnxruntime raises its own types for bad files
             raise ModelError(f"cannot load model {self.path.name}: {str(e).splitlines()[0]}") from e
-        self.provider = self.session.get_providers()[0]
-        self._input_name = self.session.get_inputs()[0].name
-        logger.info("segmentation model %s (%s) on %s, threads=%s", self.path.name,
-                    self.sha256[:12], self.provider, threads)
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.provider == _PROVIDERS["cpu"]
+
+    def runners(self, n_batches: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+        """Callables like `run_batch`, one per worker thread of `segment_volume`.
+
+        On the CPU, slices run side by side: ``k`` sessions (k = the threads, at most
+        ``MAX_SLICE_WORKERS`` and ``n_batches``) of ``threads // k`` intra-op threads each.
+        Whole slices in parallel keep every core busy, where one session splitting each
+        layer across its threads waits at every layer for the slowest (a post-processing
+        thread beside it makes one slow): at 381 mm on 2 cores the network's wall time in
+        `segment_volume` fell by about 0.2 s (``benchmarks/bench_slices.py``). One session
+        computes a slice with the same numbers whatever its threads. Elsewhere (a GPU, one
+        thread): the model's own session alone.
+        """
+        total = self.threads if self.threads else _available_cores()
+        k = min(int(total), MAX_SLICE_WORKERS, int(n_batches))
+        if not self.on_cpu or k < 2:
+            return [self.run_batch]
+        per = max(1, int(total) // k)
+        while len(self._slice_sessions) < k:
+            self._slice_sessions.append(self._new_session(per))
+        return [functools.partial(self.run_batch, session=s) for s in self._slice_sessions[:k]]
 
     @property
     def spacing_mm(self) -> float:
@@ -188,17 +230,18 @@ class SegmentationModel:
             out = softmax(out, axis=1)
         return out
 
-    def run_batch(self, x: np.ndarray) -> np.ndarray:
+    def run_batch(self, x: np.ndarray, session=None) -> np.ndarray:
         """The network's own output (N, C, H, W) float32 for slices ``x`` (N, H, W): logits
         or probabilities, as the card's ``output`` says (`output_kind`). Their argmax is the
-        same either way; `segment_volume` takes the softmax only where it needs it."""
+        same either way; `segment_volume` takes the softmax only where it needs it.
+        ``session``: one of `runners`' sessions (default the model's own)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3:
             raise ValueError(f"expected (N, H, W) slices, got {x.shape}")
         self.check_input(x.shape[1:])
         if self.stride is None and len(x) > 1:
-            return np.concatenate([self.run_batch(x[i:i + 1]) for i in range(len(x))])
-        out = np.asarray(self.session.run(None, {self._input_name: x[:, None]})[0],
+            return np.concatenate([self.run_batch(x[i:i + 1], session) for i in range(len(x))])
+        out = np.asarray((session or self.session).run(None, {self._input_name: x[:, None]})[0],
                          dtype=np.float32)
         if out.shape != (len(x), len(self.class_names), *x.shape[1:]):
             raise ModelError(f"model output {out.shape} does not match the card "
@@ -207,26 +250,36 @@ class SegmentationModel:
 
     def chunks(self, n: int, shape: tuple[int, int], max_pixels: float = MAX_BATCH_PIXELS
                ) -> list[slice]:
-        """Batches of slices for `predict_batch` with at most ``max_pixels`` each (bounds
-        the memory of one call: activations grow with N x H x W)."""
-        per = 1 if self.stride is None else max(1, int(max_pixels // (shape[0] * shape[1])))
+        """Batches of slices for `run_batch`: one slice each on the CPU, elsewhere at most
+        ``max_pixels`` each (bounds the memory of one call: activations grow with N x H x W).
+
+        On the CPU a batch of several slices is no faster than the same slices one by one,
+        and it holds all their activations at once: at 381 mm, 15 slices in batches of 7
+        peaked at 1.1 GB, one by one at 0.4 GB, and the fresh process ran 0.1-0.2 s faster
+        (fewer new pages to fault in)."""
+        per = (1 if self.stride is None or self.on_cpu
+               else max(1, int(max_pixels // (shape[0] * shape[1]))))
         return [slice(i, min(n, i + per)) for i in range(0, n, per)]
 
 
 def segment_volume(model: SegmentationModel, x: np.ndarray, *,
                    class_names: Sequence[str] | None = None, spacing_mm: float | None = None,
-                   cancel=None) -> tuple[np.ndarray, np.ndarray]:
-    """Segment every slice of a pre-processed series, batched.
+                   cancel=None, prepare: Callable[[slice], None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Segment every slice of a pre-processed series.
 
-    The network runs batch after batch in a worker thread (onnxruntime releases the GIL)
-    while this thread post-processes the batch before: post-processing costs no wall time
-    beyond the network's. Same batches, same numbers as one after the other.
+    The network runs in worker threads (onnxruntime releases the GIL; on the CPU several
+    slices side by side, `SegmentationModel.runners`) while this thread post-processes, in
+    order, the batches already done: post-processing costs little wall time beyond the
+    network's. Each batch gives the same numbers whichever worker runs it.
 
     Parameters
     ----------
     model : SegmentationModel
     x : (N, H, W) float32 model inputs (see ``preprocess.preprocess_volume``).
     cancel : optional callable; checked between batches (raises ``errors.Cancelled``).
+    prepare : optional ``prepare(sl)`` that fills ``x[sl]``: called by the worker that runs
+        batch ``sl`` just before it runs it (preprocessing overlaps the network).
 
     Returns
     -------
@@ -240,7 +293,7 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     margins = np.zeros(x.shape, dtype=np.float16)
     keep = [names.index(k) for k in ("body", "sacrum") if k in names]
     logits = model.output_kind == "logits"
-    for sl, out in _network_batches(model, x, cancel):
+    for sl, out in _network_batches(model, x, cancel, prepare):
         # the raw output: post-processing needs only its argmax, and the margin needs the
         # softmax on the body and sacrum pixels alone (not on the whole (N, C, H, W) batch)
         for j, p in enumerate(out):
@@ -253,49 +306,72 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     return class_maps, margins
 
 
-def _network_batches(model: SegmentationModel, x: np.ndarray, cancel):
-    """(slice, network output) per batch of `SegmentationModel.chunks`, in order, computed one
-    batch ahead in a worker thread. ``cancel()`` is checked before each batch is handed on;
-    an error in the worker is raised here; leaving early stops the worker after its batch."""
-    import queue
+def _network_batches(model: SegmentationModel, x: np.ndarray, cancel, prepare=None):
+    """(slice, network output) per batch of `SegmentationModel.chunks`, in order.
+
+    The batches run in worker threads, one per runner (`SegmentationModel.runners`; a model
+    without them: its `run_batch` in one worker), each taking the next batch not yet
+    started (``prepare(sl)`` first, if given), at most one batch per worker ahead of the one
+    handed on. ``cancel()`` is
+    checked before each batch is handed on; the first error in a worker is raised here and
+    no worker starts a batch after it; leaving early stops the workers after the batches in
+    flight."""
     import threading
 
     chunks = model.chunks(len(x), x.shape[1:])
-    results: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
+    runners = model.runners(len(chunks)) if hasattr(model, "runners") else [model.run_batch]
+    lock = threading.Condition()
+    state = {"next": 0, "handed": 0, "stop": False, "error": None}
+    done: dict[int, np.ndarray] = {}
 
-    def work() -> None:
-        try:
-            for sl in chunks:
-                if stop.is_set():
-                    return
-                results.put((sl, model.run_batch(x[sl])))
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, raised there
-            results.put((None, e))
-            return
-        results.put((done, None))
-
-    worker = threading.Thread(target=work, name="spineviewer-network", daemon=True)
-    worker.start()
-    try:
+    def work(run) -> None:
         while True:
+            with lock:
+                while (not state["stop"] and state["next"] < len(chunks)
+                       and state["next"] > state["handed"] + len(runners)):
+                    lock.wait()
+                if state["stop"] or state["next"] >= len(chunks):
+                    return
+                i = state["next"]
+                state["next"] += 1
+            try:
+                if prepare is not None:
+                    prepare(chunks[i])
+                out = run(x[chunks[i]])
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, raised there
+                with lock:
+                    if state["error"] is None:
+                        state["error"] = e
+                    state["stop"] = True
+                    lock.notify_all()
+                return
+            with lock:
+                done[i] = out
+                lock.notify_all()
+
+    workers = [threading.Thread(target=work, args=(r,), name="spineviewer-network", daemon=True)
+               for r in runners]
+    for w in workers:
+        w.start()
+    try:
+        for i, sl in enumerate(chunks):
             if cancel is not None and cancel():
                 raise Cancelled("analysis cancelled by the user")
-            sl, out = results.get()
-            if sl is done:
-                return
-            if sl is None:
-                raise out
+            with lock:
+                while i not in done and state["error"] is None:
+                    lock.wait()
+                if state["error"] is not None:
+                    raise state["error"]
+                out = done.pop(i)
+                state["handed"] = i + 1
+                lock.notify_all()
             yield sl, out
     finally:
-        stop.set()
-        while worker.is_alive():  # unblock a pending put, let the batch in flight finish
-            try:
-                results.get_nowait()
-            except queue.Empty:
-                pass
-            worker.join(timeout=0.05)
+        with lock:
+            state["stop"] = True
+            lock.notify_all()
+        for w in workers:  # let the batches in flight finish
+            w.join()
 
 
 def _class_index(class_names: Sequence[str], name: str) -> int | None:

@@ -200,3 +200,16 @@ def test_in_view_marks_the_source_slice_in_the_model_grid():
     assert view.shape == x.shape and view.dtype == bool
     assert abs(int(view.sum()) - 200 * 150) <= 2 * (200 + 150)
     assert np.all(x[~view] == 0) and np.all(x[view] > 0)
+
+
+def test_preprocess_into_slice_by_slice_gives_preprocess_volume():
+    from spineviewer.core.preprocess import preprocess_into, preprocess_volume, slice_transform
+
+    rng = np.random.default_rng(3)
+    pixels = rng.uniform(0, 3000, (4, 90, 70)).astype(np.uint16)
+    whole, transform = preprocess_volume(pixels, (0.75, 0.75), shape=None)
+    t2 = slice_transform(pixels.shape[1:], (0.75, 0.75), shape=None)
+    out = np.full_like(whole, np.nan)
+    for i in (2, 0, 3, 1):
+        preprocess_into(out, pixels, t2, slice(i, i + 1))
+    assert t2 == transform and np.array_equal(out, whole)

@@ -246,3 +246,64 @@ def test_cancel_stops_the_network_thread_after_its_batch():
         segment.segment_volume(net, _stack(), cancel=cancel)
     assert not _network_threads()
     assert len(net.ran) <= 4           # one batch ahead at most, then it stopped
+
+
+class _SlowRunners(_FakeNet):
+    """A _FakeNet whose batches run on several runners, the first slowest (so later batches
+    finish first), optionally failing on one batch."""
+
+    def runners(self, n_batches):
+        import time
+
+        def make(k):
+            def run(x):
+                time.sleep(0.03 if k == 0 else 0.0)
+                return self.run_batch(x)
+            return run
+        return [make(k) for k in range(3)]
+
+
+def test_several_runners_hand_on_the_batches_in_order_with_the_same_maps():
+    x = _stack(7)
+    maps, margins = segment.segment_volume(_SlowRunners(), x)
+    one, one_margins = segment.segment_volume(_FakeNet(), x)
+    assert np.array_equal(maps, one) and np.array_equal(margins, one_margins)
+    assert not _network_threads()
+
+
+def test_an_error_on_one_of_several_runners_is_raised_and_all_workers_stop():
+    net = _SlowRunners(fail_at=3)
+    with pytest.raises(ModelError, match="does not match"):
+        segment.segment_volume(net, _stack(8))
+    assert not _network_threads()
+    assert len(net.ran) < 8
+
+
+def test_prepare_fills_each_batch_just_before_the_network_runs_it():
+    src = _stack(5)
+    x = np.zeros_like(src)
+    filled = []
+
+    def prepare(sl):
+        filled.append(sl.start)
+        x[sl] = src[sl]
+
+    maps, _ = segment.segment_volume(_SlowRunners(), x, prepare=prepare)
+    assert sorted(filled) == list(range(5)) and np.array_equal(x, src)
+    assert np.array_equal(maps, segment.segment_volume(_FakeNet(), src)[0])
+
+
+@pytest.mark.skipif(not list(segment.MODELS_DIR.glob("*.onnx")), reason="no shipped model")
+def test_the_cpu_runs_whole_slices_side_by_side_with_the_numbers_of_one_session():
+    """The shipped (fully convolutional) model: two single-thread sessions give the maps
+    and margins of one two-thread session, slice for slice."""
+    two = SegmentationModel(provider="cpu", threads=2)
+    one = SegmentationModel(provider="cpu", threads=1)
+    assert two.stride and two.chunks(3, (64, 48)) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert len(two.runners(3)) == 2 and len(two.runners(1)) == 1
+    assert len(one.runners(3)) == 1
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (3, 64, 48)).astype(np.float32)
+    a, b = segment.segment_volume(two, x), segment.segment_volume(one, x)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert np.array_equal(two.run_batch(x[:1]), one.run_batch(x[:1]))
