@@ -121,7 +121,9 @@ class _VersionAction(argparse.Action):
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the network (slices run side by side, one per "
+                        "thread; default: the cores)")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")

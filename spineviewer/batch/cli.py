@@ -35,7 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "$SPINEVIEWER_PSEUDONYM_KEY, else a random key for this run (then a "
                         "re-run cannot reuse earlier results)")
     b.add_argument("--threads", type=int, default=None,
-                   help="ONNX intra-op threads per worker (default: cores / workers)")
+                   help="CPU threads for the network per worker (default: cores / workers)")
     b.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     b.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")

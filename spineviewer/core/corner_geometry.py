@@ -14,6 +14,8 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from skimage import draw, measure
 
+from spineviewer.core.maskops import argwhere
+
 __all__ = ["ON_HULL_MM", "ORDER", "QUADRANTS", "STEP_MM", "Body", "PolygonIoU", "as_vector",
            "hull_gap", "mask_iou", "prepare", "resample", "signed_area", "to_full_rc"]
 
@@ -66,7 +68,7 @@ def prepare(mask: np.ndarray, spacing_mm: tuple[float, float], radius_mm: float,
     sp = np.asarray(spacing_mm, dtype=float).reshape(2)
     if np.any(sp <= 0):
         raise ValueError(f"pixel spacing must be positive, got {tuple(sp)}")
-    rows, cols = np.nonzero(mask)
+    rows, cols = argwhere(mask).T  # np.nonzero's pixels, found inside the mask's box
     if len(rows) < _MIN_PIXELS:
         raise ValueError(f"mask has {len(rows)} pixels; a body needs >= {_MIN_PIXELS}")
     pad = int(np.ceil(radius_mm / sp.min() + 3 * _OUTLINE_SIGMA_PX)) + 2

@@ -209,17 +209,25 @@ def _marrow_level(img: np.ndarray, sp: np.ndarray, c: dict[str, np.ndarray]) -> 
 
 def _line_hit(o: np.ndarray, u: np.ndarray, path: np.ndarray) -> float | None:
     """Parameter s of the crossing of o + s*u with the polyline nearest to s = 0."""
+    s = _line_hits(o[None, :], u, path)[0]
+    return None if np.isnan(s) else float(s)
+
+
+def _line_hits(origins: np.ndarray, u: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """`_line_hit` of each origin (rows of ``origins``) with the one direction ``u``, at
+    once: per origin the same arithmetic, the same crossing (NaN where none)."""
     n = np.array([-u[1], u[0]])
-    side = (path - o) @ n
-    along = (path - o) @ u
-    a, b = side[:-1], side[1:]
+    d = path[None, :, :] - origins[:, None, :]
+    side = d @ n
+    along = d @ u
+    a, b = side[:, :-1], side[:, 1:]
     cross = (a == 0) | (a * b < 0)
-    if not np.any(cross):
-        return None
-    a, b = a[cross], b[cross]
     f = np.where(a == b, 0.0, a / np.where(a == b, 1.0, a - b))
-    s = along[:-1][cross] + f * (along[1:][cross] - along[:-1][cross])
-    return float(s[np.argmin(np.abs(s))])
+    s = along[:, :-1] + f * (along[:, 1:] - along[:, :-1])
+    far = np.where(cross, np.abs(s), np.inf)
+    k = np.argmin(far, axis=1)
+    rows = np.arange(len(origins))
+    return np.where(cross[rows, k], s[rows, k], np.nan)
 
 
 def _endplate_offsets(img, sp, a, p, path, inside, height, marrow, n_profiles):
@@ -230,17 +238,13 @@ def _endplate_offsets(img, sp, a, p, path, inside, height, marrow, n_profiles):
     x = np.arange(-_OUT_MM - 2.5, _IN_FRACTION * height + 1e-9, _STEP_MM)   # inward depth
     across = np.array([-_BAND_MM, 0.0, _BAND_MM])
     off = np.full(n_profiles, np.nan)
-    hits, bases = [], []
-    for i, f in enumerate(fr):
-        q = a + f * length * t_hat
-        s_b = _line_hit(q, n_out, path)
-        if s_b is not None:
-            hits.append(i)
-            bases.append(q + s_b * n_out)
-    if not hits:
+    qs = np.array([a + f * length * t_hat for f in fr])
+    s_b = _line_hits(qs, n_out, path)
+    hits = np.nonzero(np.isfinite(s_b))[0]
+    if not len(hits):
         return fr, off
     # every profile in one sampling and one smoothing call (per profile the same numbers)
-    base = np.array(bases)
+    base = np.array([qs[i] + s_b[i] * n_out for i in hits])
     pts = (base[:, None, None, :] - x[None, None, :, None] * n_out
            + across[None, :, None, None] * t_hat)
     profs = ndimage.gaussian_filter1d(_sample(img, pts, sp).mean(axis=1),

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(r0, r1, c0, c1), half-open, of the nonzero pixels of a 2-D ``mask``; None if empty."""
     rows = np.flatnonzero(mask.any(axis=1))
     if len(rows) == 0:
@@ -23,7 +23,7 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def argwhere(mask: np.ndarray) -> np.ndarray:
     """``np.argwhere(mask)`` of a 2-D mask (same values, same row-major order)."""
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return np.argwhere(mask)
     r0, r1, c0, c1 = box
@@ -38,7 +38,7 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     The same labels: components are numbered in the order a row-major scan first meets them,
     and that order is the same inside the box as in the whole slice.
     """
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return ndi.label(mask)
     r0, r1, c0, c1 = box
@@ -60,7 +60,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     border, and a background path out of the box passes the ring (or the image border).
     """
     out = np.zeros(mask.shape, bool)
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return out
     r0, r1, c0, c1 = box
@@ -76,7 +76,7 @@ def dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
     Run on the bounding box grown by ``iterations`` pixels: the dilation reaches no further.
     """
     out = np.zeros(mask.shape, bool)
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return out
     r0, r1, c0, c1 = box
@@ -93,7 +93,7 @@ def centres_of_mass(mask: np.ndarray, lab: np.ndarray, index) -> list[tuple[floa
     The same numbers bit for bit: each label's pixels are summed in the same (row-major)
     order with the same global coordinates.
     """
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return ndi.center_of_mass(mask, lab, index)
     r0, r1, c0, c1 = box

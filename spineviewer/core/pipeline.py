@@ -137,7 +137,8 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
     force_series : analyse ``series_uid`` even when it is not a sagittal T2; the result is
         then marked (``select.mark_unsuitable_series``) and every output carries a warning.
         Without it such a series raises ``errors.UnsuitableSeries`` with the reason.
-    model_path, provider, threads : ONNX model file, "auto"|"cpu"|"cuda", intra-op threads.
+    model_path, provider, threads : ONNX model file, "auto"|"cpu"|"cuda", CPU threads
+        (`segment.SegmentationModel.runners`).
     progress : called as ``progress(stage, fraction)``.
     cancel : returns True to stop; checked between stages (raises ``errors.Cancelled``).
     masks_override : label map (0 none, 1..6 T12..L5, 7 sacrum) that replaces the network

@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 
 from spineviewer.core.column import drop_off_column
 from spineviewer.core.labeling import Labelling, body_instances, label_vertebrae
+from spineviewer.core.maskops import bounding_box
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,34 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / max(1, np.count_nonzero(a | b))
 
 
+class BoxedIoU:
+    """`_iou` of whole-slice masks with the same values, each mask's bounding box and pixel
+    count computed once: the overlap is counted inside the two boxes' intersection (a body
+    is a few percent of a slice, and the tracking compares each with many). Holds every
+    mask it has seen (by identity): one per labelling, and the masks must not change."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[np.ndarray, tuple[int, int, int, int] | None, int]] = {}
+
+    def _info(self, m: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:
+        hit = self._seen.get(id(m))
+        if hit is None or hit[0] is not m:
+            box = bounding_box(m)
+            count = 0 if box is None else int(np.count_nonzero(m[box[0]:box[1], box[2]:box[3]]))
+            hit = self._seen[id(m)] = (m, box, count)
+        return hit[1], hit[2]
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> float:
+        (ba, ca), (bb, cb) = self._info(a), self._info(b)
+        inter = 0
+        if ba is not None and bb is not None:
+            r0, r1 = max(ba[0], bb[0]), min(ba[1], bb[1])
+            c0, c1 = max(ba[2], bb[2]), min(ba[3], bb[3])
+            if r0 < r1 and c0 < c1:
+                inter = int(np.count_nonzero(a[r0:r1, c0:c1] & b[r0:r1, c0:c1]))
+        return inter / max(1, ca + cb - inter)
+
+
 def column_score(lab: Labelling) -> float:
     """Total area of the whole (not border-cut) bodies, the sacrum counting as a median body."""
     areas = [float(b.mask.sum()) for b in lab.bodies if "partial_body" not in b.flags]
@@ -98,11 +127,13 @@ def reference_position(labellings: Sequence[Labelling | None], centre: int) -> i
 
 
 def follow(mask: np.ndarray, start: int, instances: Callable[[int], list[np.ndarray] | None],
-           n: int) -> dict[int, np.ndarray]:
+           n: int, iou: Callable[[np.ndarray, np.ndarray], float] = _iou
+           ) -> dict[int, np.ndarray]:
     """Masks of the body ``mask`` (at stack position ``start``) on the slices either side,
     each the best-overlapping body instance of the next slice (IoU >= ``TRACK_MIN_IOU``).
 
-    ``instances(p)`` gives the body masks at stack position p (None: not available)."""
+    ``instances(p)`` gives the body masks at stack position p (None: not available);
+    ``iou`` computes the overlap (`_iou`, or a `BoxedIoU` shared by the calls)."""
     track = {start: mask}
     for step in (-1, 1):
         prev, p = mask, start + step
@@ -110,7 +141,7 @@ def follow(mask: np.ndarray, start: int, instances: Callable[[int], list[np.ndar
             cands = instances(p)
             if not cands:
                 break
-            ious = [_iou(prev, c) for c in cands]
+            ious = [iou(prev, c) for c in cands]
             k = int(np.argmax(ious))
             if ious[k] < TRACK_MIN_IOU:
                 break
@@ -198,8 +229,9 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
         return cache[p]
 
     bodies = []
+    overlap = BoxedIoU()
     for b in lab.bodies:
-        track = follow(b.mask, ref, instances, n)
+        track = follow(b.mask, ref, instances, n, overlap)
         whole = {p: m for p, m in track.items()
                  if p == ref or not is_cut(m, in_view)}  # a border-cut section is no middle
         pos = midplane_position(whole) if mode == "per-vertebra" else ref
@@ -210,7 +242,7 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
         bodies.append(TrackedBody(level=b.level, position=pos, mask=mask, flags=flags,
                                   track=track))
     study_flags = list(lab.flags)
-    disagree = naming_disagreements(bodies, labellings, ref)
+    disagree = naming_disagreements(bodies, labellings, ref, overlap)
     if disagree:
         study_flags.append("naming_disagrees_between_slices")
         for b in bodies:
@@ -226,7 +258,8 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
 
 
 def naming_disagreements(bodies: Sequence[TrackedBody], labellings: Sequence[Labelling | None],
-                         ref: int) -> list[str]:
+                         ref: int, iou: Callable[[np.ndarray, np.ndarray], float] = _iou
+                         ) -> list[str]:
     """Where another labelled slice names a followed body differently from the reference.
 
     The candidate slices labelled to choose the reference name their bodies on their own
@@ -243,7 +276,7 @@ def naming_disagreements(bodies: Sequence[TrackedBody], labellings: Sequence[Lab
             m = b.track.get(p)
             if m is None:
                 continue
-            ious = [_iou(m, o.mask) for o in lab.bodies]
+            ious = [iou(m, o.mask) for o in lab.bodies]
             k = int(np.argmax(ious))
             if ious[k] >= TRACK_MIN_IOU and lab.bodies[k].level != b.level:
                 diffs.append(f"{b.level} is {lab.bodies[k].level}")

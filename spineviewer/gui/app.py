@@ -13,7 +13,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="spineviewer gui", description="SpineViewer desktop viewer")
     p.add_argument("path", nargs="?", help="study folder (or DICOM file) to open")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the network (slices run side by side, one per "
+                        "thread; default: the cores)")
     theme = p.add_mutually_exclusive_group()
     theme.add_argument("--dark", dest="dark", action="store_true", default=None)
     theme.add_argument("--light", dest="dark", action="store_false")

@@ -131,3 +131,31 @@ def test_a_dark_line_inside_the_rim_does_not_pull_a_corner_in():
     assert moved_in <= 0.5 + 1e-6
     after = measure(ref.corners_rc, ref.outline_rc, SP)
     assert after.PH_mm >= truth.PH_mm - 0.7
+
+
+def test_line_hits_of_many_origins_are_each_origins_own_crossing():
+    """The profiles' crossings with the mask's endplate, computed at once, are those of one
+    ray at a time (the same arithmetic: the same numbers)."""
+    from spineviewer.core.endplates import _line_hits
+
+    def one(o, u, path):
+        n = np.array([-u[1], u[0]])
+        side, along = (path - o) @ n, (path - o) @ u
+        a, b = side[:-1], side[1:]
+        cross = (a == 0) | (a * b < 0)
+        if not np.any(cross):
+            return np.nan
+        a, b = a[cross], b[cross]
+        f = np.where(a == b, 0.0, a / np.where(a == b, 1.0, a - b))
+        s = along[:-1][cross] + f * (along[1:][cross] - along[:-1][cross])
+        return s[np.argmin(np.abs(s))]
+
+    rng = np.random.default_rng(11)
+    t = np.linspace(0, 30, 120)
+    path = np.c_[5 * np.sin(t / 4) + rng.normal(0, 0.3, t.size), t]   # a wavy endplate
+    u = np.array([1.0, 0.2]) / np.hypot(1.0, 0.2)
+    origins = np.c_[rng.uniform(-10, 10, 40), rng.uniform(-5, 40, 40)]  # some miss it
+    got = _line_hits(origins, u, path)
+    want = np.array([one(o, u, path) for o in origins])
+    assert np.isnan(want).any() and np.isfinite(want).sum() > 20
+    assert np.array_equal(got, want, equal_nan=True)

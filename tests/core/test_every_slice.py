@@ -109,3 +109,21 @@ def test_most_deformed_slice_and_its_call_are_recorded(tmp_path):
     healthy = [u for u in result.vertebrae if u.level in ("L3", "L4", "L5")]
     assert all(u.most_deformed_call == "no fracture" for u in healthy)
     assert all("off_centre_deformity" not in u.flags for u in healthy)
+
+
+def test_boxed_iou_gives_the_iou_of_the_whole_masks():
+    from spineviewer.core.slices import BoxedIoU, _iou
+
+    rng = np.random.default_rng(5)
+    masks = [np.zeros((60, 50), bool) for _ in range(6)]
+    for m in masks[:4]:
+        r, c = rng.integers(0, 40, 2)
+        m[r:r + rng.integers(3, 20), c:c + rng.integers(3, 20)] = True
+        m &= rng.uniform(size=m.shape) > 0.2
+    masks[4][55:, 45:] = True            # far from the others: no overlap
+    iou = BoxedIoU()                      # masks[5] stays empty
+    for _ in range(2):                    # the second round from its cache
+        for a in masks:
+            for b in masks:
+                assert iou(a, b) == _iou(a, b)
+    assert iou(masks[0], masks[0]) == 1.0 and iou(masks[5], masks[5]) == 0.0
