@@ -16,10 +16,17 @@ Printed, against the annotated masks (names from the lowest labelled disc, as
 - the share of L1-L5 called "no fracture" (SPIDER has no fracture labels; most bodies are not
   fractured, so every fracture call is a candidate false positive, listed for review).
 
+``--perturb`` alters every image before it is written, as other scanners and exports do:
+``gamma0.6`` / ``gamma1.6`` (brighter / darker mid-tones), ``dim`` (an export whose brightest
+pixel is about 115 of 255), ``noise`` (Rician, sigma 5% of full scale), ``blur`` (Gaussian,
+sigma 1 pixel: a coarser acquisition interpolated to the same grid). It asks how the app
+degrades on such data; nothing was tuned on it.
+
 SPIDER `val` was used to choose rules and the held-out train patients to choose checkpoints:
 these are development figures whatever the split. Usage::
 
     python benchmarks/dev_spider_app.py [--split val|train|all] [--slice-mode per-vertebra]
+        [--perturb none|gamma0.6|gamma1.6|dim|noise|blur]
 """
 
 from __future__ import annotations
@@ -73,12 +80,36 @@ def write_series(folder: Path, case: int, images: list[np.ndarray]) -> None:
         pydicom.dcmwrite(folder / f"IM{k + 1:04d}.dcm", ds, enforce_file_format=True)
 
 
+PERTURBATIONS = ("none", "gamma0.6", "gamma1.6", "dim", "noise", "blur")
+
+
+def perturb(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """An 8-bit image as another scanner or export might give it (see the module)."""
+    from scipy import ndimage
+
+    x = img.astype(float) / 255.0
+    if kind == "gamma0.6":
+        x = x ** 0.6
+    elif kind == "gamma1.6":
+        x = x ** 1.6
+    elif kind == "dim":
+        x = x * 0.45
+    elif kind == "noise":
+        x = np.hypot(x + rng.normal(0, 0.05, x.shape), rng.normal(0, 0.05, x.shape))
+    elif kind == "blur":
+        x = ndimage.gaussian_filter(x, 1.0)
+    elif kind != "none":
+        raise ValueError(f"unknown perturbation {kind!r}")
+    return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     s = a.sum() + b.sum()
     return 2.0 * (a & b).sum() / s if s else 0.0
 
 
-def evaluate_case(case: int, cs, root: Path, work: Path, slice_mode: str, threads) -> dict:
+def evaluate_case(case: int, cs, root: Path, work: Path, slice_mode: str, threads,
+                  perturbation: str = "none") -> dict:
     from spineviewer.core.pipeline import analyze_study
     from spineviewer.io.dicom_common import outline_mask
     from spineviewer.train.data import derive_spider_target, load_spider
@@ -87,7 +118,9 @@ def evaluate_case(case: int, cs, root: Path, work: Path, slice_mode: str, thread
     loaded = [load_spider(root, c) for c in cs]
     shape = loaded[len(loaded) // 2][0].shape
     loaded = [(i, m) for i, m in loaded if i.shape == shape]
-    write_series(work / f"spider{case:03d}", case, [i for i, _ in loaded])
+    rng = np.random.default_rng(case)
+    write_series(work / f"spider{case:03d}", case,
+                 [perturb(i, perturbation, rng) for i, _ in loaded])
     res = analyze_study(work / f"spider{case:03d}", slice_mode=slice_mode, threads=threads)
     truth = [dict(gt_levels(derive_spider_target(m))[0]) for _, m in loaded]
     rows = []
@@ -118,6 +151,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="val", choices=("val", "train", "all"))
     ap.add_argument("--slice-mode", default="per-vertebra", choices=("per-vertebra", "centre"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--perturb", default="none", choices=PERTURBATIONS)
     args = ap.parse_args(argv)
     from spineviewer.train.data import read_manifest
 
@@ -130,7 +164,7 @@ def main(argv=None) -> int:
             cs.sort(key=lambda c: c.slice)
             try:
                 out = evaluate_case(case, cs, args.spider, Path(tmp), args.slice_mode,
-                                    args.threads)
+                                    args.threads, args.perturb)
             except Exception as exc:  # noqa: BLE001 - a refused study is a finding, not a crash
                 failed.append(f"{case}: {type(exc).__name__}: {exc}")
                 continue
@@ -147,7 +181,8 @@ def main(argv=None) -> int:
     dices = [r["dice"] for r in rows if r["truth"] in ("T12", *LUMBAR)]
     calls = [r for r in lumbar_rows if r["fracture"]]
     print(f"SPIDER {args.split} (development figures), {len(by_case)} patients, "
-          f"{args.slice_mode} mode, 8-bit DICOM through analyze_study")
+          f"{args.slice_mode} mode, 8-bit DICOM through analyze_study"
+          + ("" if args.perturb == "none" else f", images perturbed: {args.perturb}"))
     print(f"  refused studies: {len(failed)}" + "".join(f"\n    {f}" for f in failed))
     print(f"  L1-L5 found: {found}/{lumbar_n} = {found / max(lumbar_n, 1):.3f}"
           + "".join(f"\n    not found: {m}" for m in missed))
