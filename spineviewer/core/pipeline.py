@@ -207,7 +207,7 @@ def analyze_study(path: str | Path, *, series_uid: str | None = None,
         mark_unsuitable_series(result, unsuitable)
 
     st.start("preprocess")
-    scale = _intensity_scale(model, checked, result)
+    scale = _intensity_scale(model, checked, result, volume)
     early = preliminary is not None and model is not None and slice_mode == "per-vertebra"
     prep = prepare_series(volume, model, centre=centre, spacing_mm=result.pixel_spacing_mm,
                           centre_only=slice_mode == "centre" or early, scale=scale,
@@ -358,13 +358,17 @@ def _preprocess_kwargs(model) -> dict[str, Any]:
             "scale": float(norm.get("scale", 2500.0)), "clip": float(norm.get("clip", 1.0))}
 
 
-def _intensity_scale(model, checked, result: StudyResult) -> float:
+def _intensity_scale(model, checked, result: StudyResult, volume) -> float:
     """The series' intensity divisor (``preprocess.intensity_scale``), recorded in the result."""
-    from spineviewer.core.preprocess import INTENSITY_SCALE, intensity_scale
+    from spineviewer.core.preprocess import EIGHT_BIT, INTENSITY_SCALE, intensity_scale
 
     default = _preprocess_kwargs(model).get("scale", INTENSITY_SCALE)
+    p99 = None
+    if checked.bits_stored is not None and checked.bits_stored <= EIGHT_BIT:
+        # every other pixel of every slice: the same percentile to about one grey level
+        p99 = float(np.percentile(np.asarray(volume.pixels)[:, ::2, ::2], 99))
     scale, why = intensity_scale(default, checked.bits_stored,
-                                 checked.full_scale)
+                                 checked.full_scale, p99)
     result.parameters["intensity_scale"] = scale
     result.parameters["intensity_scale_reason"] = why
     return scale

@@ -207,17 +207,37 @@ def _anti_alias(image: np.ndarray, spacing_mm: tuple[float, float], target_mm: f
     return ndimage.gaussian_filter(image, sigma=sigma, mode="nearest")
 
 
+#: The 99th percentile of an 8-bit series, as a fraction of its full scale, over the SPIDER
+#: train patients the network learned real MRI from (33 series: 128 to 255 of 255, median 173;
+#: the 8 val series 123 to 255). An 8-bit series below ``EIGHT_BIT_P99_MIN`` (an export
+#: through a wide window) is dimmer than anything the network was trained on; its divisor then
+#: puts its 99th percentile at ``EIGHT_BIT_P99_TARGET``, the training series' median. Others are
+#: divided by their full scale as before: the minimum sits a few grey levels below the dimmest
+#: SPIDER series (as the app samples it, every other pixel: 123 and 127), so no SPIDER series
+#: and no 8-bit phantom export (255) is changed.
+EIGHT_BIT_P99_MIN = 120 / 255
+EIGHT_BIT_P99_TARGET = 173 / 255
+
+
 def intensity_scale(model_scale: float, bits_stored: int | None,
-                    full_scale: float | None) -> tuple[float, str]:
+                    full_scale: float | None, p99: float | None = None) -> tuple[float, str]:
     """The divisor of the model intensities for a series, and why (for the report).
 
     ``model_scale`` (the paper's 2500, from the model card) for 9-bit and deeper pixel data.
     For 8-bit data (a PACS's 8-bit export, a screen capture) the series' full scale
     (255 when not rescaled): 8-bit pixels are a display rendering whose brightest value is
     255, and the model was trained on 8-bit real images divided by 255; divided by 2500 they
-    would reach at most 0.1, a tenth of the intensities the model knows.
+    would reach at most 0.1, a tenth of the intensities the model knows. ``p99`` (the series'
+    99th percentile, 8-bit only): below ``EIGHT_BIT_P99_MIN`` of the full scale, the divisor
+    brings it to ``EIGHT_BIT_P99_TARGET`` instead.
     """
     if bits_stored is not None and bits_stored <= EIGHT_BIT and full_scale and full_scale > 0:
+        if p99 is not None and 0 < p99 < EIGHT_BIT_P99_MIN * full_scale:
+            scale = float(p99) / EIGHT_BIT_P99_TARGET
+            return scale, (f"{bits_stored}-bit pixel data dimmer than the training images "
+                           f"(99th percentile {p99:g} of {full_scale:g}, below "
+                           f"{EIGHT_BIT_P99_MIN * full_scale:g}): divided by {scale:.4g}, so "
+                           f"that it reads {EIGHT_BIT_P99_TARGET:.3f} as they do at the median")
         return float(full_scale), (f"{bits_stored}-bit pixel data: divided by its full "
                                    f"scale {full_scale:g}")
     return float(model_scale), f"divided by {model_scale:g} (the paper's scale)"

@@ -83,3 +83,44 @@ def test_8_bit_study_gets_the_intensities_the_model_knows_and_the_same_result(st
     assert got8["L2"].fracture and got8["L2"].deformity == "wedge"
     assert any("8-bit" in line for line in method_lines(r8))
     assert not any("8-bit" in line for line in method_lines(r16))
+
+
+def test_a_dim_8_bit_series_is_brought_into_the_range_the_model_was_trained_on():
+    from spineviewer.core.preprocess import EIGHT_BIT_P99_MIN, EIGHT_BIT_P99_TARGET
+
+    # as bright as the training images: the full scale, as before
+    assert intensity_scale(2500.0, 8, 255.0, 200.0)[0] == 255.0
+    assert intensity_scale(2500.0, 8, 255.0, EIGHT_BIT_P99_MIN * 255.0)[0] == 255.0
+    # dimmer than any of them: its 99th percentile is read as the training median
+    scale, why = intensity_scale(2500.0, 8, 255.0, 90.0)
+    assert scale == pytest.approx(90.0 / EIGHT_BIT_P99_TARGET) and "dimmer" in why
+    assert intensity_scale(2500.0, 8, 510.0, 200.0)[0] == pytest.approx(200 / EIGHT_BIT_P99_TARGET)
+    # deeper data keeps the paper's divisor whatever its percentile
+    assert intensity_scale(2500.0, 16, 65535.0, 90.0)[0] == 2500.0
+
+
+@pytest.mark.skipif(not HAS_MODEL, reason="no shipped ONNX model in models/")
+def test_a_dim_8_bit_export_gets_the_result_of_the_full_range_one(studies, tmp_path):
+    """An export through a wide window (the brightest pixel at 115 of 255) is analysed as the
+    full-range export is: the same bodies, names, calls and heights within 0.5 mm."""
+    _, d8 = studies
+    dim = tmp_path / "dim"
+    for f in sorted(d8.rglob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        a = np.round(ds.pixel_array.astype(float) * 0.45).astype(np.uint8)
+        ds.PixelData = a.tobytes()
+        out = dim / f.relative_to(d8)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(out)
+    r8, rd = analyze_study(d8), analyze_study(dim)
+    from spineviewer.core.preprocess import EIGHT_BIT_P99_TARGET
+
+    # its 99th percentile (255 x 0.45 = 115) is read as the training median, not 115 / 255
+    assert rd.parameters["intensity_scale"] == pytest.approx(115 / EIGHT_BIT_P99_TARGET)
+    assert "dimmer" in rd.parameters["intensity_scale_reason"]
+    got8 = {v.level: v for v in r8.vertebrae if v.AH_mm is not None}
+    gotd = {v.level: v for v in rd.vertebrae if v.AH_mm is not None}
+    assert set(gotd) == set(got8)
+    for lv, v in got8.items():
+        assert gotd[lv].fracture == v.fracture and gotd[lv].deformity == v.deformity
+        assert abs(gotd[lv].AH_mm - v.AH_mm) < 0.5 and abs(gotd[lv].PH_mm - v.PH_mm) < 0.5
