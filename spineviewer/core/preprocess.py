@@ -237,7 +237,8 @@ def intensity_scale(model_scale: float, bits_stored: int | None,
             return scale, (f"{bits_stored}-bit pixel data dimmer than the training images "
                            f"(99th percentile {p99:g} of {full_scale:g}, below "
                            f"{EIGHT_BIT_P99_MIN * full_scale:g}): divided by {scale:.4g}, so "
-                           f"that it reads {EIGHT_BIT_P99_TARGET:.3f} as they do at the median")
+                           f"that its 99th percentile reads {EIGHT_BIT_P99_TARGET:.3f}, the "
+                           "training images' median")
         return float(full_scale), (f"{bits_stored}-bit pixel data: divided by its full "
                                    f"scale {full_scale:g}")
     return float(model_scale), f"divided by {model_scale:g} (the paper's scale)"
