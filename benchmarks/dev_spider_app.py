@@ -26,7 +26,7 @@ SPIDER `val` was used to choose rules and the held-out train patients to choose 
 these are development figures whatever the split. Usage::
 
     python benchmarks/dev_spider_app.py [--split val|train|all] [--slice-mode per-vertebra]
-        [--perturb none|gamma0.6|gamma1.6|dim|noise|blur]
+        [--perturb none|gamma0.6|gamma1.6|dim|noise|blur] [--single-slice]
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate_case(case: int, cs, root: Path, work: Path, slice_mode: str, threads,
-                  perturbation: str = "none") -> dict:
+                  perturbation: str = "none", single_slice: bool = False) -> dict:
     from spineviewer.core.pipeline import analyze_study
     from spineviewer.io.dicom_common import outline_mask
     from spineviewer.train.data import derive_spider_target, load_spider
@@ -118,6 +118,8 @@ def evaluate_case(case: int, cs, root: Path, work: Path, slice_mode: str, thread
     loaded = [load_spider(root, c) for c in cs]
     shape = loaded[len(loaded) // 2][0].shape
     loaded = [(i, m) for i, m in loaded if i.shape == shape]
+    if single_slice:
+        loaded = [loaded[len(loaded) // 2]]
     rng = np.random.default_rng(case)
     write_series(work / f"spider{case:03d}", case,
                  [perturb(i, perturbation, rng) for i, _ in loaded])
@@ -152,6 +154,9 @@ def main(argv=None) -> int:
     ap.add_argument("--slice-mode", default="per-vertebra", choices=("per-vertebra", "centre"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--perturb", default="none", choices=PERTURBATIONS)
+    ap.add_argument("--single-slice", action="store_true",
+                    help="write only each patient's middle slice (a one-image series, as a "
+                         "mid-sagittal export is)")
     args = ap.parse_args(argv)
     from spineviewer.train.data import read_manifest
 
@@ -164,7 +169,7 @@ def main(argv=None) -> int:
             cs.sort(key=lambda c: c.slice)
             try:
                 out = evaluate_case(case, cs, args.spider, Path(tmp), args.slice_mode,
-                                    args.threads, args.perturb)
+                                    args.threads, args.perturb, args.single_slice)
             except Exception as exc:  # noqa: BLE001 - a refused study is a finding, not a crash
                 failed.append(f"{case}: {type(exc).__name__}: {exc}")
                 continue
@@ -182,7 +187,8 @@ def main(argv=None) -> int:
     calls = [r for r in lumbar_rows if r["fracture"]]
     print(f"SPIDER {args.split} (development figures), {len(by_case)} patients, "
           f"{args.slice_mode} mode, 8-bit DICOM through analyze_study"
-          + ("" if args.perturb == "none" else f", images perturbed: {args.perturb}"))
+          + ("" if args.perturb == "none" else f", images perturbed: {args.perturb}")
+          + (", the middle slice only" if args.single_slice else ""))
     print(f"  refused studies: {len(failed)}" + "".join(f"\n    {f}" for f in failed))
     print(f"  L1-L5 found: {found}/{lumbar_n} = {found / max(lumbar_n, 1):.3f}"
           + "".join(f"\n    not found: {m}" for m in missed))

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
             cmap, _ = segment_volume(model, x[centre:centre + 1], class_names=names,
                                      spacing_mm=0.6)
             lab = label_series(cmap, names, spacing_mm=0.6, centre=0, in_view=view,
-                               mode="centre")
+                               mode="centre", series_slices=len(x))
             gt, _ = gt_levels(tgt[centre])
             for gm, pm, g_dir, p_dir in _matched_bodies(gt, lab.bodies):
                 try:

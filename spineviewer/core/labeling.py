@@ -14,9 +14,10 @@ not uncertain), ``sacrum_inferred`` (no sacrum class, but a body cluster
 under the lowest disc with no disc beneath it was taken as S1), ``s1_suspected`` (the disc under the
 lowest body cluster is small and short, as an S1-S2 remnant is: possibly S1 read as a body;
 names are kept and marked uncertain),
-``transitional_anatomy``.
+``transitional_anatomy``, ``levels_missing`` (the lowest body lies a level or more above the
+sacrum: bodies between were not segmented; names kept and marked uncertain).
 Body flags: ``partial_body`` (cut by the image border: list it, do not measure it),
-``label_uncertain`` and ``needs_review`` (no sacrum, or transitional cues).
+``label_uncertain`` and ``needs_review`` (no sacrum, transitional cues, missing levels).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from scipy import ndimage as ndi
 from spineviewer.core.maskops import argwhere, component_areas, dilate, label
 from spineviewer.core.sacral_cues import (
     SACRUM_ROOM_MM,
+    gap_to_sacrum,
     looks_like_s1,
     rudimentary_disc_below,
     sacrum_room_mm,
@@ -49,6 +51,12 @@ NAMING_CONVENTION = ("level names are counted upwards from the sacrum (the body 
                      "name may be off by one where no transitional cue was found - confirm "
                      "the count on a whole-spine or rib-showing image if it matters")
 NAMES_FROM_BOTTOM = ("L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9", "T8")
+#: The lowest body lies this many levels (body height plus disc) or more above the sacrum
+#: (``sacral_cues.gap_to_sacrum``): bodies between them were not segmented (seen on one SPIDER
+#: patient's middle slice alone: L2-L5 unsegmented, 4.0 levels, and L1 read as L5). Whole
+#: columns: at most 0.23 (SPIDER, all 41 patients' labelled slices), 0.20 and 0.24 (phantom
+#: renderers A and B, development cohort 777124); one missing body leaves about 1.
+LEVELS_MISSING_GAP = 0.6
 #: Expected body height along the column when too few bodies to measure it (lumbar ~ 26 mm).
 DEFAULT_BODY_HEIGHT_MM = 26.0
 #: A component longer than this many body heights along the column holds touching bodies.
@@ -366,7 +374,14 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
     if cues:
         flags.append("transitional_anatomy")
         warnings.extend(cues)
-    bodies = _name(masks, no_sacrum, bool(cues) or s1_suspected)
+    gap = gap_to_sacrum(masks, sacrum)
+    missing = gap is not None and gap >= LEVELS_MISSING_GAP
+    if missing:
+        flags.append("levels_missing")
+        warnings.append(f"the lowest outlined body lies {gap:.1f} levels above the sacrum: "
+                        "bodies between them were not outlined, so names counted up from the "
+                        "sacrum are too low - confirm the level names")
+    bodies = _name(masks, no_sacrum, bool(cues) or s1_suspected or missing)
     return Labelling(bodies=bodies, sacrum_mask=sacrum, flags=flags, warnings=warnings)
 
 

@@ -232,7 +232,8 @@ def _label_to_genant(result: StudyResult, prep: PreparedSeries, seg: SeriesSegme
     from spineviewer.core.deformed_slice import most_deformed_all
 
     stage("label")
-    labelling = label_series_stage(prep, seg, transform_spacing(model), slice_mode)
+    labelling = label_series_stage(prep, seg, transform_spacing(model), slice_mode,
+                                   None if volume is None else int(volume.n_slices))
     result.flags.extend(labelling.flags)
     result.warnings.extend(labelling.warnings)
     _set_analysed_slice(result, volume, prep.slice_indices[labelling.reference])
@@ -459,14 +460,16 @@ def _import_later_stages() -> None:
 
 
 def label_series_stage(prep: PreparedSeries, seg: SeriesSegmentation, spacing_mm: float,
-                       slice_mode: str):
-    """Label stage: name the bodies, follow them over the slices, pick their slices."""
+                       slice_mode: str, series_slices: int | None = None):
+    """Label stage: name the bodies, follow them over the slices, pick their slices
+    (``series_slices``: the series' slice count, when more than were segmented)."""
     from spineviewer.core.qc import check_all
     from spineviewer.core.slices import label_series
 
     labelling = label_series(seg.class_maps, seg.class_names, spacing_mm=spacing_mm,
                              centre=prep.centre, in_view=prep.transform.in_view(),
-                             mode=slice_mode if len(seg.class_maps) > 1 else "centre")
+                             mode=slice_mode if len(seg.class_maps) > 1 else "centre",
+                             series_slices=series_slices)
     check_all(labelling.bodies, seg.margins)
     return labelling
 

@@ -232,3 +232,22 @@ def _disc_further_down(disc: np.ndarray, first: np.ndarray, row: int) -> bool:
         if argwhere(comp)[:, 0].min() > row and comp.sum() >= size / 3:
             return True
     return False
+
+
+def gap_to_sacrum(masks: list[np.ndarray], sacrum: np.ndarray | None) -> float | None:
+    """The gap between the lowest body and the sacrum, in units of the column's level
+    spacing (median body height plus median gap between neighbouring bodies, all measured
+    along the image rows like ``_gap_px``): about one disc, i.e. well under 1, on a whole
+    column; 1 or more where bodies between the lowest one and the sacrum were not segmented.
+    None without a sacrum or with fewer than three bodies."""
+    if sacrum is None or not sacrum.any() or len(masks) < 3:
+        return None
+    heights = []
+    for m in masks:
+        rows = np.nonzero(m.any(axis=1))[0]
+        heights.append(float(rows[-1] - rows[0] + 1))
+    gaps = [_gap_px(masks[i], masks[i + 1]) for i in range(len(masks) - 1)]
+    level = float(np.median(heights)) + max(float(np.median(gaps)), 0.0)
+    if level <= 0:
+        return None
+    return (_gap_px(masks[-1], sacrum) - max(float(np.median(gaps)), 0.0)) / level

@@ -35,6 +35,18 @@ TRACK_MIN_IOU = 0.3
 MIDPLANE_MIN_AREA = 0.5
 #: Slices (most body and sacrum pixels first) labelled in full to choose the reference.
 REFERENCE_CANDIDATES = 3
+#: A series of fewer slices than this (the input flag ``few_slices``: a mid-sagittal export,
+#: one or two images) gives the names no neighbouring slices to be checked against, and the
+#: single-slice cues miss what those checks catch. Development figures (all 41 SPIDER patients,
+#: each patient's middle slice alone as an 8-bit series, ``benchmarks/dev_spider_app.py
+#: --split all --single-slice``): 177 of 199 L1-L5 named right and 5 misnamed without any flag
+#: (patients 200 and 209; the whole series flags both). So every name of such a series is
+#: marked ``label_uncertain`` (``needs_review``) with the study flag ``names_unchecked``.
+MIN_SLICES_TO_CHECK_NAMES = 3
+NAMES_UNCHECKED = "names_unchecked"
+NAMES_UNCHECKED_WARNING = ("{n} slice(s) only: the level names could not be checked against "
+                           "neighbouring slices (S1 read as L5 goes unseen on one image) - "
+                           "confirm the level names")
 
 
 @dataclass
@@ -176,7 +188,8 @@ def midplane_position(track: dict[int, np.ndarray]) -> int:
 
 def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_mm: float,
                  centre: int, in_view: np.ndarray | None = None,
-                 mode: str = "per-vertebra") -> SeriesLabelling:
+                 mode: str = "per-vertebra", series_slices: int | None = None
+                 ) -> SeriesLabelling:
     """Name the bodies and choose each one's measurement slice.
 
     Parameters
@@ -188,6 +201,8 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
     centre : stack position of the series' centre slice.
     in_view : (H, W) bool grid pixels inside the source image.
     mode : ``per-vertebra`` or ``centre`` (only the centre slice is labelled and used).
+    series_slices : slices in the series (default: those of ``class_maps``); below
+        ``MIN_SLICES_TO_CHECK_NAMES`` every name is marked uncertain (``names_unchecked``).
     """
     if mode not in SLICE_MODES:
         raise ValueError(f"slice mode must be one of {SLICE_MODES}, not {mode!r}")
@@ -245,6 +260,12 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
     disagree = naming_disagreements(bodies, labellings, ref, overlap)
     if disagree:
         study_flags.append("naming_disagrees_between_slices")
+        for b in bodies:
+            b.flags += [f for f in ("label_uncertain", "needs_review") if f not in b.flags]
+    n_series = n if series_slices is None else int(series_slices)
+    if n_series < MIN_SLICES_TO_CHECK_NAMES and bodies:
+        study_flags.append(NAMES_UNCHECKED)
+        disagree = disagree + [NAMES_UNCHECKED_WARNING.format(n=n_series)]
         for b in bodies:
             b.flags += [f for f in ("label_uncertain", "needs_review") if f not in b.flags]
     warnings = list(dropped[ref]) + list(lab.warnings) + disagree

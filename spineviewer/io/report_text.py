@@ -38,6 +38,12 @@ _STUDY_FLAG_TEXT = {
     "naming_disagrees_between_slices": "Neighbouring slices count the levels differently "
                                        "(S1 read as a body, or a body missed, on one of "
                                        "them): confirm the level names.",
+    "levels_missing": "Bodies between the lowest outlined one and the sacrum were not "
+                      "outlined: the level names counted up from the sacrum are too low. "
+                      "Confirm the level names.",
+    "names_unchecked": "One or two slices only: the level names could not be checked "
+                       "against neighbouring slices (S1 read as L5 goes unseen on one image). "
+                       "Confirm the level names.",
     "sacrum_unsegmented": "Sacrum not outlined by the network; the lowest body sits on a full "
                           "disc with the image going on below it, so that disc was taken as "
                           "L5-S1.",

@@ -51,7 +51,8 @@ __all__ = [
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 #: Study flags that ask the reader to confirm the level names.
 NAMING_FLAGS = frozenset({"sacrum_not_visible", "sacrum_inferred", "s1_suspected",
-                          "transitional_anatomy", "naming_disagrees_between_slices"})
+                          "transitional_anatomy", "naming_disagrees_between_slices",
+                          "names_unchecked", "levels_missing"})
 #: Sacrum counted as visible when the grid extends this far below the lowest disc.
 SACRUM_VISIBLE_MM = 25.0
 #: Model row of the lowest disc's caudal border in the evaluation framing.

@@ -127,3 +127,15 @@ def test_boxed_iou_gives_the_iou_of_the_whole_masks():
             for b in masks:
                 assert iou(a, b) == _iou(a, b)
     assert iou(masks[0], masks[0]) == 1.0 and iou(masks[5], masks[5]) == 0.0
+
+
+@needs_model
+def test_a_one_image_series_has_every_name_up_for_review(tmp_path):
+    from spineviewer.core.slices import NAMES_UNCHECKED
+
+    t = write_study(tmp_path / "one", 4242, n_slices=1, distractors=False)
+    r = analyze_study(t.dicom_dir, threads=2)
+    assert {"few_slices", NAMES_UNCHECKED} <= set(r.flags)
+    assert len(r.vertebrae) >= 5
+    assert all({"label_uncertain", "needs_review"} <= set(v.flags) for v in r.vertebrae)
+    assert any("confirm the level names" in w for w in r.warnings)

@@ -356,3 +356,48 @@ def test_slices_that_count_the_levels_differently_flag_the_names():
     same = label_series(np.stack([cm, cm, cm]), CLASSES, spacing_mm=0.6, centre=1)
     assert "naming_disagrees_between_slices" not in same.flags
     assert not any("label_uncertain" in b.flags for b in same.bodies)
+
+
+def test_names_of_a_one_or_two_slice_series_are_marked_unchecked():
+    """One mid-sagittal image gives the names nothing to be checked against: every body is
+    put up for review, with the study flag and a warning; a series of three is not, nor is
+    the centre slice of a longer series analysed alone (the paper's mode)."""
+    from spineviewer.core.slices import NAMES_UNCHECKED, label_series
+
+    cm, _ = _column(6, top=40)
+    for n in (1, 2):
+        lab = label_series(np.stack([cm] * n), CLASSES, spacing_mm=0.6, centre=0)
+        assert NAMES_UNCHECKED in lab.flags and len(lab.bodies) >= 6
+        assert all({"label_uncertain", "needs_review"} <= set(b.flags) for b in lab.bodies)
+        assert any(f"{n} slice(s) only" in w for w in lab.warnings)
+    three = label_series(np.stack([cm] * 3), CLASSES, spacing_mm=0.6, centre=1)
+    assert NAMES_UNCHECKED not in three.flags
+    assert not any("label_uncertain" in b.flags for b in three.bodies)
+    centre = label_series(cm[None], CLASSES, spacing_mm=0.6, centre=0, mode="centre",
+                          series_slices=15)
+    assert NAMES_UNCHECKED not in centre.flags
+    assert not any("label_uncertain" in b.flags for b in centre.bodies)
+
+
+def test_bodies_missing_above_the_sacrum_put_the_names_up_for_review():
+    """Two lowest bodies unsegmented (their discs kept): counting up from the sacrum would
+    call L3 'L5'; the gap says bodies are missing, and every name is marked uncertain."""
+    from spineviewer.core.labeling import LEVELS_MISSING_GAP
+    from spineviewer.core.sacral_cues import gap_to_sacrum
+
+    cm, _ = _column(6, top=40)
+    whole = label_vertebrae(cm, CLASSES, 0.6)
+    assert "levels_missing" not in whole.flags
+    assert not any("label_uncertain" in b.flags for b in whole.bodies)
+    masks = [b.mask for b in whole.bodies]
+    assert gap_to_sacrum(masks, whole.sacrum_mask) < 0.3
+    holed = cm.copy()
+    for b in whole.bodies[-2:]:
+        holed[b.mask] = 0
+    lab = label_vertebrae(holed, CLASSES, 0.6)
+    assert len(lab.bodies) == 4 and lab.bodies[-1].level == "L5"   # the name is off by two...
+    assert "levels_missing" in lab.flags                            # ...and says so
+    gap = gap_to_sacrum([b.mask for b in lab.bodies], lab.sacrum_mask)
+    assert gap >= LEVELS_MISSING_GAP and gap == pytest.approx(2.0, abs=0.3)
+    assert all({"label_uncertain", "needs_review"} <= set(b.flags) for b in lab.bodies)
+    assert any("levels above the sacrum" in w for w in lab.warnings)
