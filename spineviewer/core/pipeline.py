@@ -385,7 +385,7 @@ def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
     only the geometry now; the slices are preprocessed in `segment_series`, each by the
     network's worker just before it runs the slice, so that preprocessing overlaps the
     network (the same numbers)."""
-    from spineviewer.core.preprocess import preprocess_into, preprocess_volume, slice_transform
+    from spineviewer.core.preprocess import preprocess_into, preprocess_volume, volume_frame
 
     centre = int(volume.centre_index if centre is None else centre)
     indices = [centre] if centre_only else list(range(int(volume.n_slices)))
@@ -398,11 +398,8 @@ def prepare_series(volume, model, *, centre: int | None = None, spacing_mm=None,
         x, transform = preprocess_volume(pixels, spacing, volume.image_orientation, **kw)
         return PreparedSeries(x=x, slice_indices=indices, transform=transform,
                               centre=indices.index(centre))
-    if pixels.ndim != 3 or len(pixels) == 0:
-        raise ValueError(f"expected (N, rows, cols) slices, got shape {pixels.shape}")
-    transform = slice_transform(pixels.shape[1:], spacing, volume.image_orientation, **kw)
+    x, transform = volume_frame(pixels, spacing, volume.image_orientation, **kw)
     transform.in_view()  # its cached grid is made here, not by two workers at once
-    x = np.empty((len(pixels), *transform.model_shape), dtype=np.float32)
     return PreparedSeries(x=x, slice_indices=indices, transform=transform,
                           centre=indices.index(centre),
                           fill=lambda sl: preprocess_into(x, pixels, transform, sl))

@@ -348,12 +348,21 @@ def preprocess_volume(pixels: np.ndarray, pixel_spacing_mm: tuple[float, float],
     series: one geometry).
     """
     pixels = np.asarray(pixels)
+    out, transform = volume_frame(pixels, pixel_spacing_mm, image_orientation, **kw)
+    preprocess_into(out, pixels, transform, slice(0, len(pixels)))
+    return out, transform
+
+
+def volume_frame(pixels: np.ndarray, pixel_spacing_mm: tuple[float, float],
+                 image_orientation: tuple[float, ...] | None = None, **kw: Any
+                 ) -> tuple[np.ndarray, SliceTransform]:
+    """The empty (N, H, W) float32 model inputs of ``pixels`` (N, rows, cols) and their
+    shared transform: what `preprocess_volume` fills, for a caller that fills it slice by
+    slice (`preprocess_into`)."""
     if pixels.ndim != 3 or len(pixels) == 0:
         raise ValueError(f"expected (N, rows, cols) slices, got shape {pixels.shape}")
     transform = slice_transform(pixels.shape[1:], pixel_spacing_mm, image_orientation, **kw)
-    out = np.empty((len(pixels), *transform.model_shape), dtype=np.float32)
-    preprocess_into(out, pixels, transform, slice(0, len(pixels)))
-    return out, transform
+    return np.empty((len(pixels), *transform.model_shape), dtype=np.float32), transform
 
 
 def preprocess_into(out: np.ndarray, pixels: np.ndarray, transform: SliceTransform,

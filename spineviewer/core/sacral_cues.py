@@ -246,8 +246,9 @@ def gap_to_sacrum(masks: list[np.ndarray], sacrum: np.ndarray | None) -> float |
     for m in masks:
         rows = np.nonzero(m.any(axis=1))[0]
         heights.append(float(rows[-1] - rows[0] + 1))
-    gaps = [_gap_px(masks[i], masks[i + 1]) for i in range(len(masks) - 1)]
-    level = float(np.median(heights)) + max(float(np.median(gaps)), 0.0)
+    disc = max(float(np.median([_gap_px(masks[i], masks[i + 1])
+                                for i in range(len(masks) - 1)])), 0.0)
+    level = float(np.median(heights)) + disc
     if level <= 0:
         return None
-    return (_gap_px(masks[-1], sacrum) - max(float(np.median(gaps)), 0.0)) / level
+    return (_gap_px(masks[-1], sacrum) - disc) / level

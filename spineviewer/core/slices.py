@@ -257,18 +257,17 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
         bodies.append(TrackedBody(level=b.level, position=pos, mask=mask, flags=flags,
                                   track=track))
     study_flags = list(lab.flags)
-    disagree = naming_disagreements(bodies, labellings, ref, overlap)
-    if disagree:
+    naming = naming_disagreements(bodies, labellings, ref, overlap)
+    if naming:
         study_flags.append("naming_disagrees_between_slices")
-        for b in bodies:
-            b.flags += [f for f in ("label_uncertain", "needs_review") if f not in b.flags]
     n_series = n if series_slices is None else int(series_slices)
     if n_series < MIN_SLICES_TO_CHECK_NAMES and bodies:
         study_flags.append(NAMES_UNCHECKED)
-        disagree = disagree + [NAMES_UNCHECKED_WARNING.format(n=n_series)]
+        naming.append(NAMES_UNCHECKED_WARNING.format(n=n_series))
+    if naming:  # the names are in doubt: every body up for review
         for b in bodies:
             b.flags += [f for f in ("label_uncertain", "needs_review") if f not in b.flags]
-    warnings = list(dropped[ref]) + list(lab.warnings) + disagree
+    warnings = list(dropped[ref]) + list(lab.warnings) + naming
     for msg in dropped[ref]:
         log.warning(msg)
     if ref != centre:
