@@ -33,7 +33,8 @@ from scipy import ndimage
 
 from spineviewer.core.morphometry import split_endplates, to_mm
 
-__all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates", "refine_vertebra"]
+__all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates", "refine_vertebra",
+           "unconfirmed_edge_reason"]
 
 EDGE_CONVENTION = ("heights between the outer cortical margins of the endplates (disc side of "
                    "the dark endplate line), refined from the image along normals of each "
@@ -327,5 +328,24 @@ def refine_vertebra(vertebra, image: np.ndarray, spacing_mm: Sequence[float]) ->
     else:
         vertebra.corners_rc = dict(ref.corners_rc)
         vertebra.outline_rc = [(float(r), float(c)) for r, c in ref.outline_rc]
+        vertebra.endplate_edge = {k: round(float(v), 3) for k, v in ref.confidence.items()}
         flags = ref.flags
     vertebra.flags.extend(f for f in flags if f not in vertebra.flags)
+
+
+def unconfirmed_edge_reason(edge: Mapping[str, float]) -> str:
+    """Why a fracture call on a body flagged ``endplate_from_mask`` needs a reader.
+
+    ``edge`` is the vertebra's ``endplate_edge`` (share of profiles with a clear edge per
+    endplate). The network can leave a band of endplate signal change (a Modic change,
+    sclerosis) or a degenerated disc's dark layer out of the body, and the heights then read
+    as a deformity; where the image does not confirm the mask's endplate, nothing else does.
+    """
+    weak = [f"{name} ({100 * share:.0f}% of profiles)" for name, share in sorted(edge.items())
+            if share < _MIN_CONFIDENCE]
+    where = (f"along the {' and '.join(weak)} endplate" + ("s" if len(weak) > 1 else "")
+             if weak else "along the middle third of an endplate")
+    return ("needs review: the image shows no clear cortical edge " + where + " where the "
+            "mask put it, so the heights rest on the mask alone - an endplate signal change "
+            "(Modic change, sclerosis) or a degenerated disc left out of the body reads as "
+            "height loss; compare the outline with the image")

@@ -606,6 +606,7 @@ PROVENANCE_PARAMETERS = ("slice_mode", "preliminary", "intensity_scale",
 
 def classify_all(result: StudyResult, measured: list) -> None:
     """Genant rules over the measured vertebrae (crush needs the neighbours)."""
+    from spineviewer.core.endplates import unconfirmed_edge_reason
     from spineviewer.core.genant import classify, load_reference_table
 
     table = load_reference_table()
@@ -635,6 +636,12 @@ def classify_all(result: StudyResult, measured: list) -> None:
             else:
                 v.reasons.append("the segmentation was uncertain; this call uses the "
                                  "reader-corrected corners")
+        if v.fracture and "endplate_from_mask" in v.flags and v.ai is None:
+            # the call rests on an endplate the image did not confirm (the paper's false
+            # positives at endplate degeneration): a reader looks before it is believed
+            if "needs_review" not in v.flags:
+                v.flags.append("needs_review")
+            v.reasons.append(unconfirmed_edge_reason(v.endplate_edge))
     kept = {k: result.parameters[k] for k in PROVENANCE_PARAMETERS if k in result.parameters}
     result.parameters = {
         **kept,  # provenance set by analyze_study (how the slices were chosen)

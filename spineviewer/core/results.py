@@ -79,6 +79,9 @@ class VertebraResult:
     #: two; ``core.morphometry.endplate_folds_mm``); above ``pipeline.ENDPLATE_FOLD_MM`` the
     #: vertebra is flagged ``endplate_fold``.
     endplate_fold_mm: float | None = None
+    #: Share of the intensity profiles on which the image showed a clear cortical edge, per
+    #: endplate (``superior``, ``inferior``; ``core.endplates``); empty when not refined.
+    endplate_edge: dict[str, float] = field(default_factory=dict)
 
     @property
     def final_fracture(self) -> bool:

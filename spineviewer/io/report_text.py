@@ -137,6 +137,10 @@ def review_cause(v: VertebraResult) -> str:
         return SCHMORL_CAUSE
     if "corner overlap" in text:
         return "outline uncertain"
+    if "no clear cortical edge" in text:
+        return "endplate not confirmed by the image"
+    if "endplate_fold" in v.flags:
+        return "outline folds back along an endplate"
     if "measurements missing" in text:
         return "measurements missing"
     if "borderline" in text:

@@ -9,7 +9,7 @@ from scipy import ndimage
 from skimage import draw
 
 from spineviewer.core.corners import find_corners
-from spineviewer.core.endplates import refine_endplates
+from spineviewer.core.endplates import refine_endplates, unconfirmed_edge_reason
 from spineviewer.core.morphometry import measure
 from tests.core._body_shapes import make_body
 
@@ -102,6 +102,25 @@ def test_dark_fill_is_flagged_not_trusted():
     filled = make_body(ah=26.0, ph=28.0)
     _, _, ref = _measured(*_scene(truth, filled, fill=0.15))
     assert "endplate_from_mask" in ref.flags
+
+
+def test_band_of_endplate_signal_change_left_out_of_the_mask_is_flagged():
+    """A dark band under the superior endplate (a Modic 3 change, sclerosis) that the mask left
+    out: the image shows no cortical edge at the mask's endplate, so the refinement keeps the
+    mask's (short) height and says which endplate it could not confirm."""
+    truth = make_body(ah=26.0, ph=28.0, tilt_deg=8.0)
+    img, _ = _scene(truth)
+    short = make_body(ah=21.0, ph=23.0, tilt_deg=8.0)   # the body less a 5 mm top band
+    shift = truth.corners_rc["AI"] - short.corners_rc["AI"]   # inferior endplates coincide
+    band = _fine(truth.poly_rc) & ~_fine(short.poly_rc + shift)
+    img[_down(band) > 0.5] = 0.08
+    mask = _down(_fine(short.poly_rc + shift)) >= 0.5
+    cr = find_corners(mask, SP)
+    ref = refine_endplates(img, cr.corners_rc, cr.outline_rc, SP)
+    assert "endplate_from_mask" in ref.flags
+    assert ref.confidence["superior"] < 0.5 < ref.confidence["inferior"]
+    text = unconfirmed_edge_reason(ref.confidence)
+    assert "superior (" in text and "inferior" not in text and "Modic" in text
 
 
 def test_bad_input_is_a_clear_error():

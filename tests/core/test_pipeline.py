@@ -79,6 +79,32 @@ def test_endplate_fold_asks_for_review_with_its_size_and_survives_a_remeasure(we
     assert "endplate_fold" not in result.vertebra("L2").flags
 
 
+def test_a_call_on_an_endplate_the_image_did_not_confirm_asks_for_review(wedge_study):
+    """A fracture call whose body kept the mask's endplate (``endplate_from_mask``: no clear
+    cortical edge in the image there, as at a Modic change) needs review and says which
+    endplate; a body without a call does not, nor a call on reader-corrected corners."""
+    from spineviewer.io.report_text import summary_lines
+
+    labels = np.load(Path(wedge_study.out_dir) / "truth_labels.npy")
+    result = analyze_study(wedge_study.dicom_dir, masks_override=labels)
+    l1, l2 = result.vertebra("L1"), result.vertebra("L2")
+    assert l1.fracture and not l2.fracture
+    assert "needs_review" not in l1.flags and set(l1.endplate_edge) == {"superior", "inferior"}
+    call = (l1.fracture, l1.deformity, l1.genant_grade)
+    for v in (l1, l2):
+        v.flags.append("endplate_from_mask")
+        v.endplate_edge = {"superior": 0.12, "inferior": 0.9}
+    remeasure(result)
+    assert "needs_review" in l1.flags and (l1.fracture, l1.deformity, l1.genant_grade) == call
+    assert any("no clear cortical edge along the superior (12% of profiles) endplate" in r
+               for r in l1.reasons)
+    assert "needs_review" not in l2.flags
+    assert "Needs review (endplate not confirmed by the image): L1" in summary_lines(result)
+    l1.ai = {"fracture": l1.fracture}  # the reader has corrected this vertebra
+    remeasure(result)
+    assert not any("no clear cortical edge" in r for r in l1.reasons)
+
+
 def test_cancel_stops_between_stages(wedge_study):
     calls = []
 
