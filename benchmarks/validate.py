@@ -247,6 +247,34 @@ def mask_quality_lines(rows: list[dict[str, Any]]) -> list[str]:
     return out + ([""] if unflagged else [])
 
 
+def false_alarm_rows(result, truth, matched: dict[str, str]) -> list[dict[str, Any]]:
+    """Fracture calls on healthy truth vertebrae, paired by vertebra as `match_by_vertebra`
+    (``matched``), and whether each asked for review: a false alarm a reader is pointed to
+    costs a look, an unflagged one a wrong report."""
+    by_level = {v.level: v for v in result.vertebrae}
+    rows = []
+    for truth_level, app_level in matched.items():
+        v = by_level.get(app_level)
+        if v is None or not v.fracture or truth_level in truth.params.deformities:
+            continue
+        rows.append({"study": Path(truth.out_dir).name, "level": truth_level,
+                     "call": f"{v.deformity} {v.genant_grade}",
+                     "review": any(f in v.flags for f in REVIEW_FLAGS),
+                     "flags": ", ".join(v.flags) or "none"})
+    return rows
+
+
+def false_alarm_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown: the false alarms by vertebra, how many asked for review, the unflagged ones."""
+    unflagged = [r for r in rows if not r["review"]]
+    out = ["### False alarms and review flags (matched by vertebra)", "",
+           (f"Fracture calls on healthy truth vertebrae: {len(rows)}; flagged for review "
+            f"{len(rows) - len(unflagged)}, unflagged {len(unflagged)}."), ""]
+    out += [f"- unflagged false alarm: {r['study']} {r['level']} ({r['call']}; flags "
+            f"{r['flags']})" for r in unflagged]
+    return out + ([""] if unflagged else [])
+
+
 def run_mode(truths: list, mode: str, threads: int | None, provider: str,
              refine: bool = True) -> dict[str, Any]:
     """Analyse every study; truth vertebrae the app did not report become 'not detected' rows
@@ -254,7 +282,7 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
     from spineviewer.core.pipeline import analyze_study
 
     rows, times, failures, corner_err, misplaced, off_studies = [], [], [], [], set(), []
-    rows_vertebra, renamed, mask_rows = [], [], []
+    rows_vertebra, renamed, mask_rows, alarm_rows = [], [], [], []
     model: dict[str, Any] = {}
     for t in truths:
         masks = np.load(Path(t.out_dir) / "truth_labels.npy") if mode == "masks" else None
@@ -279,6 +307,7 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
                 if app_level != truth_level:
                     renamed.append((t.study_uid, truth_level, app_level))
             mask_rows += mask_quality_rows(res, t, matched)
+            alarm_rows += false_alarm_rows(res, t, matched)
             errs = corner_errors_mm(res, t)
             corner_err += list(errs.values())
             off = sorted(lv for lv, e in errs.items() if e > MISLABEL_MM)
@@ -300,7 +329,7 @@ def run_mode(truths: list, mode: str, threads: int | None, provider: str,
     return {"rows": rows, "rows_vertebra": rows_vertebra, "renamed": renamed,
             "times_s": times, "failures": failures, "model": model,
             "corner_err_mm": corner_err, "misplaced": misplaced, "off_studies": off_studies,
-            "missed": missed, "mask_quality": mask_rows,
+            "missed": missed, "mask_quality": mask_rows, "false_alarms": alarm_rows,
             "n_truth": n_truth}
 
 
@@ -485,6 +514,8 @@ def mode_section(mode: str, summary: dict[str, Any], run: dict[str, Any]) -> lis
                 "vertebrae (morphometry of the right vertebra):"), ""]
         out += measurement_table(measurement_statistics(run["joined_ok"])) + [""]
     out += mask_quality_lines(run.get("mask_quality", []))
+    if "false_alarms" in run:
+        out += false_alarm_lines(run["false_alarms"])
     sig = summary["significant_differences"]
     out += ["Subgroup pairs with non-overlapping 95% CIs (the paper's criterion): "
             + ("; ".join(s["text"] for s in sig) if sig else "none") + ".", ""]

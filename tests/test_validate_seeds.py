@@ -100,3 +100,27 @@ def test_mask_quality_counts_a_confident_call_from_a_failed_mask(validate, tmp_p
     assert "flagged for review or not assessable 1, unflagged 1;" in text
     assert "a fracture called from an unflagged failed mask: 1." in text
     assert f"{truth.vertebrae[1].level} (Dice" in text
+
+
+def test_false_alarms_are_counted_with_their_review_flags(validate):
+    """The false-alarm audit: fracture calls on healthy truth vertebrae (paired by vertebra),
+    flagged or not; a call on a truly fractured vertebra is no false alarm."""
+    from types import SimpleNamespace
+
+    truth = SimpleNamespace(out_dir="/x/study_007",
+                            params=SimpleNamespace(deformities={"L1": ("wedge", 2)}))
+
+    def vert(level, fracture, flags=()):
+        return SimpleNamespace(level=level, fracture=fracture, flags=list(flags),
+                               deformity="crush" if fracture else "none",
+                               genant_grade=1 if fracture else 0)
+
+    result = SimpleNamespace(vertebrae=[
+        vert("L1", True), vert("L2", True, ["endplate_from_mask", "needs_review"]),
+        vert("L3", True, ["mild_deformity"]), vert("L4", False)])
+    matched = {"L1": "L1", "L2": "L2", "L3": "L3", "L4": "L4"}
+    rows = validate.false_alarm_rows(result, truth, matched)
+    assert sorted(r["level"] for r in rows) == ["L2", "L3"]
+    text = "\n".join(validate.false_alarm_lines(rows))
+    assert "healthy truth vertebrae: 2; flagged for review 1, unflagged 1." in text
+    assert "unflagged false alarm: study_007 L3 (crush 1; flags mild_deformity)" in text
