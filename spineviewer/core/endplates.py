@@ -341,10 +341,9 @@ def unconfirmed_edge_reason(edge: Mapping[str, float]) -> str:
     sclerosis) or a degenerated disc's dark layer out of the body, and the heights then read
     as a deformity; where the image does not confirm the mask's endplate, nothing else does.
     """
-    weak = [f"{name} ({100 * share:.0f}% of profiles)" for name, share in sorted(edge.items())
-            if share < _MIN_CONFIDENCE]
-    where = (f"along the {' and '.join(weak)} endplate" + ("s" if len(weak) > 1 else "")
-             if weak else "along the middle third of an endplate")
+    weak = [f"the {name} endplate ({100 * share:.0f}% of profiles)"
+            for name, share in sorted(edge.items(), reverse=True) if share < _MIN_CONFIDENCE]
+    where = "along " + (" and ".join(weak) if weak else "the middle third of an endplate")
     return ("needs review: the image shows no clear cortical edge " + where + " where the "
             "mask put it, so the heights rest on the mask alone - an endplate signal change "
             "(Modic change, sclerosis) or a degenerated disc left out of the body reads as "

@@ -120,7 +120,11 @@ def test_band_of_endplate_signal_change_left_out_of_the_mask_is_flagged():
     assert "endplate_from_mask" in ref.flags
     assert ref.confidence["superior"] < 0.5 < ref.confidence["inferior"]
     text = unconfirmed_edge_reason(ref.confidence)
-    assert "superior (" in text and "inferior" not in text and "Modic" in text
+    assert "along the superior endplate (" in text and "inferior" not in text
+    assert "Modic" in text
+    both = unconfirmed_edge_reason({"superior": 0.2, "inferior": 0.1})
+    assert "the superior endplate (20% of profiles) and the inferior endplate (10%" in both
+    assert "middle third" in unconfirmed_edge_reason({"superior": 0.9, "inferior": 0.8})
 
 
 def test_bad_input_is_a_clear_error():
