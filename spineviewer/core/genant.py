@@ -20,12 +20,14 @@ so the loss is ``1 - ratio / mean_ratio``.
 
 Decision documented here: the paper calls a fracture whenever a 3 SD rule fires, so a
 rule-positive vertebra is a fracture even when its height loss is below 20 %; it then gets
-grade 0 and the flag ``mild_deformity`` (Genant's "0.5, suspected").
+grade 0 and the flags ``mild_deformity`` (Genant's "0.5, suspected") and ``needs_review``:
+a call below the height loss of a grade 1 fracture is borderline by definition (on the
+independent phantom renderer most such calls were false alarms at endplate signal changes).
 
 Flags: ``schmorl_node`` (narrow deep endplate notch with AH and PH preserved; the
 biconcavity rule alone then calls no fracture), ``mild_deformity``, ``needs_review`` (corner
 overlap < 0.85, labelling doubt, measurements missing, a ratio within 0.5 SD of its threshold
-on either side, or a Schmorl node).
+on either side, a Schmorl node, or a mild deformity).
 """
 
 from __future__ import annotations
@@ -292,8 +294,10 @@ def _classify_one(level: str, m: Any, crush: tuple, table: ReferenceTable,
                             f"loss {100 * fired[worst]:.0f}%, Genant grade {call.genant_grade}")
         if fired[worst] < GRADE_BOUNDARIES[0]:
             _add(call.flags, "mild_deformity")
+            _add(call.flags, "needs_review")
             call.reasons.append("height loss below 20%: 3 SD rule positive but Genant grade 0 "
-                                "(mild deformity, suspected)")
+                                "(mild deformity, suspected) - needs review: below the "
+                                "height loss of a grade 1 fracture")
     elif m is not None:
         call.reasons.append("no deformity: every assessable ratio within 3 SD of its level mean")
     _review_flags(call, m, overlap, lflags)

@@ -23,6 +23,7 @@ PAPER_CITATION = ("Germann C, Meyer AN, Staib M, Sutter R, Fritz B. Performance 
                   "insufficiency fracture detection. Eur Radiol 2023;33:3188-3199, "
                   "doi:10.1007/s00330-022-09354-6")
 SCHMORL_CAUSE = "possible Schmorl node"
+MILD_CAUSE = "mild deformity, below grade 1"
 _LOSS = re.compile(r"(anterior|middle|posterior) height loss (\d+(?:\.\d+)?)%")
 _FIELD_LABEL = {"AH_mm": ("AH", "mm"), "PH_mm": ("PH", "mm"), "MH_mm": ("MH", "mm"),
                 "SC_mm": ("SC", "mm"), "IC_mm": ("IC", "mm"), "VA_deg": ("VA", "deg"),
@@ -137,6 +138,8 @@ def review_cause(v: VertebraResult) -> str:
         return SCHMORL_CAUSE
     if "corner overlap" in text:
         return "outline uncertain"
+    if "mild_deformity" in v.flags:
+        return MILD_CAUSE
     if "no clear cortical edge" in text:
         return "endplate not confirmed by the image"
     if "endplate_fold" in v.flags:
@@ -177,9 +180,10 @@ def summary_lines(result: StudyResult) -> list[str]:
             why = "; ".join(v.qc_reasons) or "segmentation uncertain"
             lines.append(f"{v.level}: {calls.NOT_ASSESSABLE} ({why}).")
         if "mild_deformity" in v.flags:
-            lines.append(f"{v.level}: mild deformity (height loss below 20%).")
+            lines.append(f"{v.level}: mild deformity (height loss below 20%, below a grade 1 "
+                         "fracture). Review advised.")
         cause = review_cause(v)
-        if "needs_review" in v.flags and cause != SCHMORL_CAUSE:  # that has its own line
+        if "needs_review" in v.flags and cause not in (SCHMORL_CAUSE, MILD_CAUSE):  # own lines
             review.setdefault(cause, []).append(v.level)
     lines += [f"Needs review ({cause}): {', '.join(levels)}" for cause, levels in review.items()]
     lines += [study_flag_text(f) for f in result.flags if f != UNSUITABLE_FLAG]

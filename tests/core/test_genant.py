@@ -162,7 +162,11 @@ def test_mild_deformity_is_fracture_grade_0():
     # threshold 0.83; 0.80 fires, loss 1 - 0.80/0.95 = 15.8 %
     call = classify(["L2"], [M(AH_mm=20.0, PH_mm=25.0, MH_mm=23.0)], tab)[0]
     assert call.fracture and call.genant_grade == 0
-    assert "mild_deformity" in call.flags
+    assert "mild_deformity" in call.flags and "needs_review" in call.flags
+    assert any("needs review: below the height loss of a grade 1" in r for r in call.reasons)
+    # a grade 1 call (20-25 % loss) is no mild deformity and asks for nothing by itself
+    grade1 = classify(["L2"], [M(AH_mm=18.4, PH_mm=25.0, MH_mm=23.0)], tab)[0]
+    assert grade1.genant_grade == 1 and "needs_review" not in grade1.flags
 
 
 def test_schmorl_node_flagged_not_called():

@@ -34,6 +34,23 @@ def test_summary_line_from_reasons(study_result):
     assert "Needs review (level label uncertain): L2, L4" in lines
 
 
+def test_a_mild_deformity_says_review_once(study_result):
+    """A grade 0 call (mild deformity, needs review) gets its own line asking for review, and
+    no second 'Needs review' line; another cause on another body still gets its group."""
+    l2 = study_result.vertebra("L2")
+    l2.fracture, l2.deformity, l2.genant_grade = True, "crush", 0
+    l2.flags = ["mild_deformity", "needs_review"]
+    l3 = study_result.vertebra("L3")
+    l3.flags = ["endplate_from_mask", "needs_review"]
+    l3.reasons.append("needs review: the image shows no clear cortical edge along the "
+                      "superior endplate (10% of profiles) where the mask put it")
+    lines = report_text.summary_lines(study_result)
+    assert ("L2: mild deformity (height loss below 20%, below a grade 1 fracture). Review "
+            "advised.") in lines
+    assert "Needs review (endplate not confirmed by the image): L3" in lines
+    assert not any(line.startswith("Needs review") and "L2" in line for line in lines)
+
+
 def test_summary_without_fracture_and_with_overrides(study_result):
     l1 = study_result.vertebra("L1")
     l1.override = {"fracture": False}
