@@ -40,7 +40,7 @@ def candidate_positions(track: dict[int, np.ndarray], position: int, in_view=Non
     from spineviewer.core.qc import body_checks
     from spineviewer.core.slices import is_cut
 
-    areas = {p: int(m.sum()) for p, m in track.items()}
+    areas = {p: int(np.count_nonzero(m)) for p, m in track.items()}
     top = max(areas.values())
     out = []
     for p in sorted(track):

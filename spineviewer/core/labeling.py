@@ -165,7 +165,7 @@ def _instances(body: np.ndarray, spacing_mm: float) -> tuple[list[np.ndarray], l
     comps = [lab == i for i in big]
     n = len(comps)
     cents = np.array([argwhere(c).mean(axis=0) for c in comps])
-    areas = np.array([c.sum() for c in comps], float)
+    areas = np.array([np.count_nonzero(c) for c in comps], float)
     coef = column_curve(cents, weights=areas) if n >= 2 else np.array([cents[0, 1]])
     extents = np.array([np.ptp(_extent_along(c, _tangent(coef, r))[1]) + 1
                         for c, (r, _) in zip(comps, cents)])
@@ -242,8 +242,8 @@ def _drop_fragments(masks: list[np.ndarray], warnings: list[str]
     """Drop small non-border clusters (see ``FRAGMENT_FRACTION``); they would shift names."""
     if len(masks) < 3:
         return masks, warnings
-    ref = float(np.median([m.sum() for m in masks]))
-    keep = [m for m in masks if m.sum() >= FRAGMENT_FRACTION * ref or _touches_border(m)]
+    ref = float(np.median([np.count_nonzero(m) for m in masks]))
+    keep = [m for m in masks if np.count_nonzero(m) >= FRAGMENT_FRACTION * ref or _touches_border(m)]
     if len(keep) < len(masks):
         warnings.append(f"{len(masks) - len(keep)} small body-class fragment(s) ignored "
                         f"(< {FRAGMENT_FRACTION:.0%} of a median body)")
@@ -265,7 +265,7 @@ def _find_sacrum(class_map: np.ndarray, k: int | None, spacing_mm: float) -> np.
     if k is None:
         return None
     sac = _largest_component(class_map == k)
-    if sac.sum() * spacing_mm ** 2 < MIN_SACRUM_AREA_MM2:
+    if np.count_nonzero(sac) * spacing_mm ** 2 < MIN_SACRUM_AREA_MM2:
         return None
     return sac
 
@@ -287,8 +287,8 @@ def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
     if len(masks) >= 2:
         low = masks[-1]
         touching = (dilate(low, iterations=2) & sacrum).any()
-        median_area = np.median([m.sum() for m in masks[:-1]])
-        if touching and low.sum() < S1_FRAGMENT * median_area:
+        median_area = np.median([np.count_nonzero(m) for m in masks[:-1]])
+        if touching and np.count_nonzero(low) < S1_FRAGMENT * median_area:
             notes.append("a small body cluster fused to the sacrum was taken as part of S1")
             masks, sacrum = masks[:-1], sacrum | low
     return masks, sacrum, notes

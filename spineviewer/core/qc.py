@@ -26,6 +26,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
 from spineviewer.core.calls import NOT_ASSESSABLE
+from spineviewer.core.maskops import argwhere
 
 __all__ = ["FLAG", "NOT_ASSESSABLE", "aspect", "body_checks", "check_all", "dice", "solidity"]
 
@@ -39,7 +40,7 @@ MARGIN_MIN = 0.75
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
+    s = int(np.count_nonzero(a)) + int(np.count_nonzero(b))
     return 2.0 * int(np.count_nonzero(a & b)) / s if s else 1.0
 
 
@@ -63,7 +64,7 @@ def solidity(mask: np.ndarray) -> float:
 
 def aspect(mask: np.ndarray) -> float:
     """Height along the body's more vertical principal axis over its AP depth (2-98 %)."""
-    pts = np.argwhere(mask).astype(float)
+    pts = argwhere(mask).astype(float)
     if len(pts) < 3:
         return 0.0
     c = pts - pts.mean(axis=0)
@@ -121,7 +122,7 @@ def body_checks(track: dict[int, np.ndarray], position: int, *,
         out.append(f"implausible shape: height/depth {asp:.2f} outside "
                    f"{ASPECT_RANGE[0]:.2f}-{ASPECT_RANGE[1]:.2f}")
     if len(neighbour_level_areas):
-        ratio = float(mask.sum()) / float(np.median(neighbour_level_areas))
+        ratio = float(np.count_nonzero(mask)) / float(np.median(neighbour_level_areas))
         if not AREA_RATIO_RANGE[0] <= ratio <= AREA_RATIO_RANGE[1]:
             out.append(f"implausible size: area {ratio:.2f} x the neighbouring levels' "
                        f"(outside {AREA_RATIO_RANGE[0]:.2f}-{AREA_RATIO_RANGE[1]:.2f})")
@@ -135,7 +136,7 @@ def body_checks(track: dict[int, np.ndarray], position: int, *,
 def check_all(bodies, margins: np.ndarray | None = None) -> None:
     """Run `body_checks` on every measurable tracked body (``slices.TrackedBody``) and flag
     it in place: ``qc_reasons`` set, ``segmentation_uncertain`` and ``needs_review`` added."""
-    areas = [float(b.mask.sum()) if "partial_body" not in b.flags else np.nan for b in bodies]
+    areas = [float(np.count_nonzero(b.mask)) if "partial_body" not in b.flags else np.nan for b in bodies]
     for i, b in enumerate(bodies):
         b.qc_reasons = []
         if "partial_body" in b.flags:

@@ -150,7 +150,7 @@ def looks_like_s1(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float) 
 def _disc_components(disc: np.ndarray, min_px: int = 20) -> list[np.ndarray]:
     lab, n = label(disc)
     comps = [lab == k for k in range(1, n + 1)]
-    return [c for c in comps if c.sum() >= min_px]
+    return [c for c in comps if np.count_nonzero(c) >= min_px]
 
 
 def rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float
@@ -166,7 +166,8 @@ def rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm
     if len(masks) < 4 or not disc.any():
         return False, nan, nan
     low = masks[-1]
-    small_body = low.sum() < S1_SEGMENT * np.median([m.sum() for m in masks[-4:-1]])
+    small_body = np.count_nonzero(low) < S1_SEGMENT * np.median(
+        [np.count_nonzero(m) for m in masks[-4:-1]])
     if _room_below_mm(low, spacing_mm) < S1_CLEARANCE_MM:
         return False, nan, nan          # a disc beneath could be out of view
     reach = max(2, round(2.4 / spacing_mm))
@@ -182,13 +183,13 @@ def rudimentary_disc_below(masks: list[np.ndarray], disc: np.ndarray, spacing_mm
     areas, lengths = [], []
     for i in range(max(0, len(masks) - 5), len(masks) - 2):
         pieces = [c for c in comps if (c & grown[i]).any() and (c & grown[i + 1]).any()]
-        areas.append(sum(int(c.sum()) for c in pieces))
+        areas.append(sum(int(np.count_nonzero(c)) for c in pieces))
         lengths.append(ap_length(pieces, i))
     if not areas or np.median(areas) <= 0 or np.median(lengths) <= 0:
         return False, nan, nan
     pieces = [c for c in comps if (c & grown[-1]).any() and not (c & grown[-2]).any()
               and argwhere(c)[:, 0].mean() > cents[-1][0]]
-    area = sum(int(c.sum()) for c in pieces) / float(np.median(areas))
+    area = sum(int(np.count_nonzero(c)) for c in pieces) / float(np.median(areas))
     length = ap_length(pieces, len(masks) - 1) / float(np.median(lengths))
     rudimentary = small_body and area < RUDIMENTARY_DISC and length < RUDIMENTARY_LENGTH
     remnant = area < SMALL_DISC_AREA and length < SMALL_DISC_LENGTH
@@ -227,9 +228,9 @@ def sacrum_room_mm(masks: list[np.ndarray], disc: np.ndarray, spacing_mm: float,
 def _disc_further_down(disc: np.ndarray, first: np.ndarray, row: int) -> bool:
     """A disc component (not the one under the lowest body) lying wholly below ``row``, at
     least a third the size of that one."""
-    size = max(int(first.sum()), 1)
+    size = max(int(np.count_nonzero(first)), 1)
     for comp in _disc_components(disc & ~dilate(first, iterations=3)):
-        if argwhere(comp)[:, 0].min() > row and comp.sum() >= size / 3:
+        if argwhere(comp)[:, 0].min() > row and np.count_nonzero(comp) >= size / 3:
             return True
     return False
 

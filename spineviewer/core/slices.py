@@ -66,7 +66,7 @@ class TrackedBody:
     solidities: dict[int, float] = field(default_factory=dict)  # core.qc's, per position
 
     def areas(self) -> dict[int, int]:
-        return {p: int(m.sum()) for p, m in sorted(self.track.items())}
+        return {p: int(np.count_nonzero(m)) for p, m in sorted(self.track.items())}
 
 
 @dataclass
@@ -120,7 +120,7 @@ class BoxedIoU:
 
 def column_score(lab: Labelling) -> float:
     """Total area of the whole (not border-cut) bodies, the sacrum counting as a median body."""
-    areas = [float(b.mask.sum()) for b in lab.bodies if "partial_body" not in b.flags]
+    areas = [float(np.count_nonzero(b.mask)) for b in lab.bodies if "partial_body" not in b.flags]
     if not areas:
         return 0.0
     return float(sum(areas) + (np.median(areas) if lab.sacrum_mask is not None else 0.0))
@@ -173,7 +173,7 @@ def midplane_position(track: dict[int, np.ndarray]) -> int:
     or no downward parabola, the largest section decides.
     """
     pos = np.array(sorted(track))
-    areas = np.array([float(track[p].sum()) for p in pos])
+    areas = np.array([float(np.count_nonzero(track[p])) for p in pos])
     keep = areas >= MIDPLANE_MIN_AREA * areas.max()
     centre = float(pos[int(np.argmax(areas))])
     if keep.sum() >= 3:
@@ -224,7 +224,7 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
     if mode == "per-vertebra":
         # name on the slice that shows the column best: the few slices with the most body
         # and sacrum pixels are labelled and scored (labelling every slice costs 0.1-0.3 s)
-        px = {p: int(np.isin(c, [k for k in (kb, ks) if k is not None]).sum())
+        px = {p: int(np.count_nonzero(np.isin(c, [k for k in (kb, ks) if k is not None])))
               for p, c in cmaps.items()}
         for p in sorted(px, key=lambda q: (-px[q], abs(q - centre)))[:REFERENCE_CANDIDATES]:
             labelled(p)
