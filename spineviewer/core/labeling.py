@@ -294,23 +294,26 @@ def _settle_sacrum(masks: list[np.ndarray], sacrum: np.ndarray
     return masks, sacrum, notes
 
 
-def body_instances(class_map: np.ndarray, class_names: Sequence[str],
-                   spacing_mm: float = 0.6) -> list[np.ndarray]:
+def split_instances(class_map: np.ndarray, class_names: Sequence[str],
+                    spacing_mm: float = 0.6) -> tuple[list[np.ndarray], list[str]]:
     """The body instances of a class map, top to bottom, as `label_vertebrae` splits them
-    (touching bodies, bodies joined around a disc's end) - without naming them or settling
-    the sacrum: cheap enough to follow bodies over every slice of a series."""
+    (touching bodies, bodies joined around a disc's end), and the warnings of the splits -
+    without naming them or settling the sacrum: cheap enough to run on every slice of a
+    series, and `label_vertebrae` takes the result (``instances``) instead of redoing it."""
     kb = _index(class_names, "body")
     if kb is None:
-        return []
-    masks, _ = _instances(class_map == kb, spacing_mm)
+        return [], []
+    masks, warnings = _instances(class_map == kb, spacing_mm)
     kd = _index(class_names, "disc")
     if kd is not None:
-        masks, _ = split_at_discs(masks, class_map == kd, spacing_mm)
-    return masks
+        masks, notes = split_at_discs(masks, class_map == kd, spacing_mm)
+        warnings.extend(notes)
+    return masks, warnings
 
 
 def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
-                    spacing_mm: float = 0.6, in_view: np.ndarray | None = None) -> Labelling:
+                    spacing_mm: float = 0.6, in_view: np.ndarray | None = None,
+                    instances: tuple[list[np.ndarray], list[str]] | None = None) -> Labelling:
     """Split, order and name the vertebral bodies of a post-processed class map.
 
     Parameters
@@ -323,6 +326,7 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
         Isotropic pixel spacing of ``class_map``.
     in_view : (H, W) bool, optional
         Grid pixels inside the source image (None: all of them).
+    instances : `split_instances` of ``class_map`` when the caller has it already.
 
     Returns
     -------
@@ -331,11 +335,10 @@ def label_vertebrae(class_map: np.ndarray, class_names: Sequence[str],
     kb = _index(class_names, "body")
     if kb is None:
         raise ValueError(f"class names {list(class_names)} have no 'body' class")
-    masks, warnings = _instances(class_map == kb, spacing_mm)
+    if instances is None:
+        instances = split_instances(class_map, class_names, spacing_mm)
+    masks, warnings = list(instances[0]), list(instances[1])
     kd = _index(class_names, "disc")
-    if kd is not None:
-        masks, notes = split_at_discs(masks, class_map == kd, spacing_mm)
-        warnings.extend(notes)
     sacrum = _find_sacrum(class_map, _index(class_names, "sacrum"), spacing_mm)
     flags: list[str] = []
     if sacrum is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,9 @@ class SeriesSegmentation:
     class_maps: np.ndarray  # (N, H, W) uint8
     class_names: list[str]
     margins: np.ndarray | None = None  # (N, H, W) float16; None with masks_override
+    #: ``slices.prepare_slice`` of each stack position, done while the network ran (the
+    #: label stage does the rest)
+    prepared: dict[int, Any] = field(default_factory=dict)
 
 
 def analyze_study(path: str | Path, *, series_uid: str | None = None,
@@ -307,8 +310,11 @@ def _segment_with_preliminary(centre_prep: PreparedSeries, volume, model, result
     rest_seg = segment_series(rest_prep, model, cancel=st.cancel)
     cmaps = np.insert(rest_seg.class_maps, c, centre_seg.class_maps[0], axis=0)
     margins = np.insert(rest_seg.margins, c, centre_seg.margins[0], axis=0)
+    prepared = {rest[i]: v for i, v in rest_seg.prepared.items()}
+    if 0 in centre_seg.prepared:
+        prepared[c] = centre_seg.prepared[0]
     return prep, SeriesSegmentation(class_maps=cmaps, class_names=rest_seg.class_names,
-                                    margins=margins)
+                                    margins=margins, prepared=prepared)
 
 
 def _new_result(path, index, choice, volume, model, centre: int, spacing_mm) -> StudyResult:
@@ -423,11 +429,20 @@ def segment_series(prep: PreparedSeries, model, masks_override: np.ndarray | Non
 
     _import_later_stages()
     names = list(model.card.get("classes", ["background", "body", "sacrum", "disc"]))
-    cmaps, margins = segment_volume(model, prep.x, class_names=names,
-                                    spacing_mm=transform_spacing(model), cancel=cancel,
-                                    prepare=prep.fill)
+    spacing = transform_spacing(model)
+    prepared: dict[int, Any] = {}
+
+    def label_inputs(k: int, class_map: np.ndarray) -> None:
+        # the label stage's per-slice work, while the network runs the next slices
+        from spineviewer.core.slices import prepare_slice
+
+        prepared[k] = prepare_slice(class_map, names, spacing)
+
+    cmaps, margins = segment_volume(model, prep.x, class_names=names, spacing_mm=spacing,
+                                    cancel=cancel, prepare=prep.fill, on_slice=label_inputs)
     prep.fill = None
-    return SeriesSegmentation(class_maps=cmaps, class_names=names, margins=margins)
+    return SeriesSegmentation(class_maps=cmaps, class_names=names, margins=margins,
+                              prepared=prepared)
 
 
 #: Modules the stages after segmentation import; `_import_later_stages` loads them while
@@ -466,7 +481,7 @@ def label_series_stage(prep: PreparedSeries, seg: SeriesSegmentation, spacing_mm
     labelling = label_series(seg.class_maps, seg.class_names, spacing_mm=spacing_mm,
                              centre=prep.centre, in_view=prep.transform.in_view(),
                              mode=slice_mode if len(seg.class_maps) > 1 else "centre",
-                             series_slices=series_slices)
+                             series_slices=series_slices, prepared=seg.prepared)
     check_all(labelling.bodies, seg.margins)
     return labelling
 

@@ -264,7 +264,8 @@ class SegmentationModel:
 
 def segment_volume(model: SegmentationModel, x: np.ndarray, *,
                    class_names: Sequence[str] | None = None, spacing_mm: float | None = None,
-                   cancel=None, prepare: Callable[[slice], None] | None = None
+                   cancel=None, prepare: Callable[[slice], None] | None = None,
+                   on_slice: Callable[[int, np.ndarray], None] | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every slice of a pre-processed series.
 
@@ -280,6 +281,9 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
     cancel : optional callable; checked between batches (raises ``errors.Cancelled``).
     prepare : optional ``prepare(sl)`` that fills ``x[sl]``: called by the worker that runs
         batch ``sl`` just before it runs it (preprocessing overlaps the network).
+    on_slice : optional ``on_slice(k, class_map)``, called in this thread with each slice's
+        post-processed class map (``class_maps[k]``) as soon as it is done: per-slice work of
+        the later stages then overlaps the network too.
 
     Returns
     -------
@@ -303,6 +307,8 @@ def segment_volume(model: SegmentationModel, x: np.ndarray, *,
             q = p[:, sel]
             q = np.sort(softmax(q, axis=0) if logits else q, axis=0)
             margins[sl.start + j][sel] = q[-1] - q[-2]
+            if on_slice is not None:
+                on_slice(sl.start + j, class_maps[sl.start + j])
     return class_maps, margins
 
 

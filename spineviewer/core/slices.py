@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spineviewer.core.column import drop_off_column
-from spineviewer.core.labeling import Labelling, body_instances, label_vertebrae
+from spineviewer.core.labeling import Labelling, label_vertebrae, split_instances
 from spineviewer.core.maskops import bounding_box
 
 log = logging.getLogger(__name__)
@@ -186,10 +186,29 @@ def midplane_position(track: dict[int, np.ndarray]) -> int:
     return int(pos[order[0]])
 
 
+@dataclass
+class PreparedSlice:
+    """One slice's labelling inputs (`prepare_slice`): its class map with the off-column
+    clusters removed, their warnings, and its body instances (`labeling.split_instances`)."""
+
+    class_map: np.ndarray
+    dropped: list[str]
+    instances: tuple[list[np.ndarray], list[str]]
+
+
+def prepare_slice(class_map: np.ndarray, class_names: Sequence[str], spacing_mm: float
+                  ) -> PreparedSlice:
+    """The per-slice part of `label_series`, for one slice: run as each slice's class map
+    comes from the network (``segment.segment_volume(on_slice=...)``), it overlaps the
+    network; `label_series` then takes it (``prepared``) and gives the same result."""
+    cmap, dropped = drop_off_column(class_map, class_names, spacing_mm)
+    return PreparedSlice(cmap, dropped, split_instances(cmap, class_names, spacing_mm))
+
+
 def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_mm: float,
                  centre: int, in_view: np.ndarray | None = None,
-                 mode: str = "per-vertebra", series_slices: int | None = None
-                 ) -> SeriesLabelling:
+                 mode: str = "per-vertebra", series_slices: int | None = None,
+                 prepared: dict[int, PreparedSlice] | None = None) -> SeriesLabelling:
     """Name the bodies and choose each one's measurement slice.
 
     Parameters
@@ -203,6 +222,7 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
     mode : ``per-vertebra`` or ``centre`` (only the centre slice is labelled and used).
     series_slices : slices in the series (default: those of ``class_maps``); below
         ``MIN_SLICES_TO_CHECK_NAMES`` every name is marked uncertain (``names_unchecked``).
+    prepared : `prepare_slice` of stack positions done already (the others are done here).
     """
     if mode not in SLICE_MODES:
         raise ValueError(f"slice mode must be one of {SLICE_MODES}, not {mode!r}")
@@ -212,13 +232,23 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
     dropped: dict[int, list[str]] = {}
     kb = list(class_names).index("body") if "body" in class_names else None
     ks = list(class_names).index("sacrum") if "sacrum" in class_names else None
+    ready = dict(prepared or {})
     for p in (range(n) if mode == "per-vertebra" else [centre]):
-        cmaps[p], dropped[p] = drop_off_column(class_maps[p], class_names, spacing_mm)
+        if p not in ready:
+            cmaps[p], dropped[p] = drop_off_column(class_maps[p], class_names, spacing_mm)
+        else:
+            cmaps[p], dropped[p] = ready[p].class_map, ready[p].dropped
+
+    def split(p: int) -> tuple[list[np.ndarray], list[str]]:
+        if p not in ready:
+            ready[p] = PreparedSlice(cmaps[p], dropped[p],
+                                     split_instances(cmaps[p], class_names, spacing_mm))
+        return ready[p].instances
 
     def labelled(p: int) -> Labelling:
         if labellings[p] is None:
             labellings[p] = label_vertebrae(cmaps[p], class_names, spacing_mm=spacing_mm,
-                                            in_view=in_view)
+                                            in_view=in_view, instances=split(p))
         return labellings[p]
 
     if mode == "per-vertebra":
@@ -232,16 +262,13 @@ def label_series(class_maps: np.ndarray, class_names: Sequence[str], *, spacing_
     else:
         ref = centre
     lab = labelled(ref)
-    cache: dict[int, list[np.ndarray]] = {}
 
     def instances(p: int) -> list[np.ndarray] | None:
         if p not in cmaps:
             return None
         if labellings[p] is not None:
             return [b.mask for b in labellings[p].bodies]
-        if p not in cache:
-            cache[p] = body_instances(cmaps[p], class_names, spacing_mm)
-        return cache[p]
+        return split(p)[0]
 
     bodies = []
     overlap = BoxedIoU()

@@ -358,6 +358,30 @@ def test_slices_that_count_the_levels_differently_flag_the_names():
     assert not any("label_uncertain" in b.flags for b in same.bodies)
 
 
+def test_slices_prepared_while_the_network_runs_label_the_same():
+    """``label_series`` given each slice's `prepare_slice` (done as the network hands the
+    slices on), all or some of them, gives the result it computes on its own."""
+    from spineviewer.core.slices import label_series, prepare_slice
+
+    cm, _ = _column(6, top=40)
+    stack = np.stack([cm, _s1_read_as_body(cm), cm])
+    stack[2][5:15, 5:25] = 1  # a stray blob off the column on one slice
+
+    def summary(lab):
+        return ([(b.level, b.position, sorted(b.track), list(b.flags)) for b in lab.bodies],
+                lab.reference, lab.flags, lab.warnings)
+
+    plain = label_series(stack, CLASSES, spacing_mm=0.6, centre=1)
+    for keys in ([0, 1, 2], [0, 2], [1]):
+        ready = {k: prepare_slice(stack[k], CLASSES, 0.6) for k in keys}
+        assert summary(label_series(stack, CLASSES, spacing_mm=0.6, centre=1,
+                                    prepared=ready)) == summary(plain), keys
+    got = label_series(stack, CLASSES, spacing_mm=0.6, centre=1,
+                       prepared={k: prepare_slice(stack[k], CLASSES, 0.6) for k in range(3)})
+    for a, b in zip(got.bodies, plain.bodies):
+        assert all(np.array_equal(a.track[p], b.track[p]) for p in a.track)
+
+
 def test_names_of_a_one_or_two_slice_series_are_marked_unchecked():
     """One mid-sagittal image gives the names nothing to be checked against: every body is
     put up for review, with the study flag and a warning; a series of three is not, nor is
