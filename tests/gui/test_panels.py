@@ -188,6 +188,15 @@ def test_results_panel_says_when_nothing_was_found(qtbot):
     assert "sacrum not visible" in panel.summary.text()
 
 
+def test_level_column_says_how_the_levels_are_counted(qtbot):
+    """The counting assumption behind every level name is one hover away in the table."""
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    tip = panel.table.horizontalHeaderItem(0).toolTip()
+    assert panel.table.horizontalHeaderItem(0).text() == "Level"
+    assert "counted up from the sacrum" in tip and "five lumbar vertebrae assumed" in tip
+
+
 def test_why_view_lists_corrections_rounded_not_as_raw_floats(qtbot):
     from spineviewer.core import review
 
