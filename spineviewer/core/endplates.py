@@ -344,7 +344,7 @@ def unconfirmed_edge_reason(edge: Mapping[str, float]) -> str:
     weak = [f"the {name} endplate ({100 * share:.0f}% of profiles)"
             for name, share in sorted(edge.items(), reverse=True) if share < _MIN_CONFIDENCE]
     where = "along " + (" and ".join(weak) if weak else "the middle third of an endplate")
-    return ("needs review: the image shows no clear cortical edge " + where + " where the "
-            "mask put it, so the heights rest on the mask alone - an endplate signal change "
+    return ("needs review: the refinement found no clear cortical edge near the mask's edge "
+            + where + ", so the heights rest on the mask alone - an endplate signal change "
             "(Modic change, sclerosis) or a degenerated disc left out of the body reads as "
             "height loss; compare the outline with the image")

@@ -96,7 +96,8 @@ def test_a_call_on_an_endplate_the_image_did_not_confirm_asks_for_review(wedge_s
         v.endplate_edge = {"superior": 0.12, "inferior": 0.9}
     remeasure(result)
     assert "needs_review" in l1.flags and (l1.fracture, l1.deformity, l1.genant_grade) == call
-    assert any("no clear cortical edge along the superior endplate (12% of profiles) where" in r
+    assert any("no clear cortical edge near the mask's edge along the superior endplate (12% of "
+               "profiles), so" in r
                for r in l1.reasons)
     assert "needs_review" not in l2.flags
     assert "Needs review (endplate not confirmed by the image): L1" in summary_lines(result)

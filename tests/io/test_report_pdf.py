@@ -42,8 +42,8 @@ def test_a_mild_deformity_says_review_once(study_result):
     l2.flags = ["mild_deformity", "needs_review"]
     l3 = study_result.vertebra("L3")
     l3.flags = ["endplate_from_mask", "needs_review"]
-    l3.reasons.append("needs review: the image shows no clear cortical edge along the "
-                      "superior endplate (10% of profiles) where the mask put it")
+    l3.reasons.append("needs review: the refinement found no clear cortical edge near the "
+                      "mask's edge along the superior endplate (10% of profiles)")
     lines = report_text.summary_lines(study_result)
     assert ("L2: mild deformity (height loss below 20%, below a grade 1 fracture). Review "
             "advised.") in lines
