@@ -185,6 +185,14 @@ def column_directions(centroids_rc: list[tuple[float, float]] | np.ndarray
     return out
 
 
+def body_directions(bodies) -> list[tuple[float, float] | None]:
+    """`column_directions` at each of ``bodies`` (top to bottom; each with a ``mask``), from
+    the centroids of their masks (``scipy.ndimage.center_of_mass``)."""
+    from scipy import ndimage
+
+    return column_directions([ndimage.center_of_mass(b.mask) for b in bodies])
+
+
 def _choose(scores: dict[str, float]) -> str:
     """Highest IoU; within ``_TIE_IOU`` of it, the first in ``_PREFERENCE`` wins."""
     top = max(scores.values())

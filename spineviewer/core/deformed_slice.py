@@ -56,7 +56,7 @@ def candidate_positions(track: dict[int, np.ndarray], position: int, in_view=Non
 
 
 def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
-                      margins=None, volume=None) -> None:
+                      margins=None, volume=None, hints: list | None = None) -> None:
     """Set ``most_deformed_slice`` and ``most_deformed_call`` of every measured vertebra.
 
     Parameters
@@ -67,10 +67,10 @@ def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
     margins : (N, H, W) softmax margins (None: that check is skipped).
     volume : the series (``dicom.volume.Volume``); given, each section's endplates are
         refined on its source slice as on the measurement slice (``core.endplates``).
+    hints : each body's column direction (``corners.body_directions``) when the caller has
+        them.
     """
-    from scipy import ndimage
-
-    from spineviewer.core.corners import column_directions
+    from spineviewer.core.corners import body_directions
     from spineviewer.core.endplates import refine_vertebra
     from spineviewer.core.genant import classify, load_reference_table
     from spineviewer.core.morphometry import measure
@@ -84,7 +84,8 @@ def most_deformed_all(result, bodies, prep, spacing_mm: float, measured: list,
     levels = [v.level for v, _ in measured]
     ms = [m for _, m in measured]
     in_view = prep.transform.in_view()
-    hints = column_directions([ndimage.center_of_mass(b.mask) for b in bodies])
+    if hints is None:
+        hints = body_directions(bodies)
     for v, body, hint in zip(result.vertebrae, bodies, hints):
         if id(v) not in index:
             continue

@@ -241,15 +241,18 @@ def _label_to_genant(result: StudyResult, prep: PreparedSeries, seg: SeriesSegme
     result.warnings.extend(labelling.warnings)
     _set_analysed_slice(result, volume, prep.slice_indices[labelling.reference])
     stage("corners")
+    from spineviewer.core.corners import body_directions
+
+    hints = body_directions(labelling.bodies)  # each body's SI axis, for both corner searches
     result.vertebrae = find_all_corners(labelling, prep, transform_spacing(model), volume,
                                         refine=refine,
-                                        source_spacing_mm=result.pixel_spacing_mm)
+                                        source_spacing_mm=result.pixel_spacing_mm, hints=hints)
     stage("morphometry")
     measured = measure_all(result)
     stage("genant")
     classify_all(result, measured)
     most_deformed_all(result, labelling.bodies, prep, transform_spacing(model), measured,
-                      seg.margins, volume=volume if refine else None)
+                      seg.margins, volume=volume if refine else None, hints=hints)
 
 
 #: Study-level flag and warning of an early result (``analyze_study(preliminary=...)``).
@@ -503,23 +506,22 @@ def _override_to_class_map(labels, transform, source_shape):
 
 def find_all_corners(labelling, prep: PreparedSeries, spacing_mm: float,
                      volume=None, *, refine: bool = True,
-                     source_spacing_mm: tuple[float, float] | None = None
-                     ) -> list[VertebraResult]:
+                     source_spacing_mm: tuple[float, float] | None = None,
+                     hints: list | None = None) -> list[VertebraResult]:
     """Corners stage: one `VertebraResult` per named body, on its measurement slice.
 
     Each body's mask (``body.mask``, model grid) and the pre-processed image of its slice
     (``prep.image(body.position)``) go to `corners_for_body`; coordinates come back in
     source pixels through ``prep.transform``. The column's direction at each body (from the
-    neighbours' mask centroids, ``corners.column_directions``) tells a steeply tilted body's
-    SI axis. With ``refine`` and a ``volume``, each body's endplates and corners are then
+    neighbours' mask centroids, ``corners.body_directions``; ``hints`` when the caller has
+    them) tells a steeply tilted body's SI axis. With ``refine`` and a ``volume``, each body's endplates and corners are then
     moved to the outer cortical margin shown by its source slice (``endplates``).
     """
-    from scipy import ndimage
-
-    from spineviewer.core.corners import column_directions
+    from spineviewer.core.corners import body_directions
     from spineviewer.core.endplates import refine_vertebra
 
-    hints = column_directions([ndimage.center_of_mass(b.mask) for b in labelling.bodies])
+    if hints is None:
+        hints = body_directions(labelling.bodies)
     spacing_src = source_spacing_mm if source_spacing_mm is not None else (
         tuple(float(x) for x in volume.pixel_spacing_mm) if volume is not None else None)
     vertebrae = []

@@ -16,11 +16,11 @@ from spineviewer.io.report_text import edit_text, study_flag_text, unsuitable_se
 
 #: (header, attribute or callable, tooltip)
 COLUMNS = [
-    ("Level", "level", "Vertebral level (T12, L1..L5), counted up from the sacrum with five "
-                       "lumbar vertebrae assumed: with transitional anatomy (four or six "
-                       "lumbar-type vertebrae) that no cue on the image shows, every name is "
-                       "off by one - confirm the count, Levels \u2191/\u2193 rename them all; "
-                       "pencil = corrected"),
+    ("Level", "level", ("Vertebral level (T12, L1..L5), counted up from the sacrum with five "
+                        "lumbar vertebrae assumed: with transitional anatomy (four or six "
+                        "lumbar-type vertebrae) that no cue on the image shows, every name is "
+                        "off by one - confirm the count, Levels \u2191/\u2193 rename them all; "
+                        "pencil = corrected")),
     ("AH", "AH_mm", "Anterior height, mm"),
     ("PH", "PH_mm", "Posterior height, mm"),
     ("MH", "MH_mm", "Middle height, mm"),
