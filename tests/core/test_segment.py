@@ -293,6 +293,25 @@ def test_prepare_fills_each_batch_just_before_the_network_runs_it():
     assert np.array_equal(maps, segment.segment_volume(_FakeNet(), src)[0])
 
 
+def test_on_slice_gets_each_class_map_in_order_and_its_error_stops_the_workers():
+    """``on_slice`` sees every post-processed class map in stack order, as stored; an error
+    in it reaches the caller and no network worker is left running."""
+    x = _stack(6)
+    seen = []
+    maps, _ = segment.segment_volume(_SlowRunners(), x,
+                                     on_slice=lambda k, m: seen.append((k, m.copy())))
+    assert [k for k, _ in seen] == list(range(6))
+    assert all(np.array_equal(m, maps[k]) for k, m in seen)
+
+    def boom(k, _m):
+        if k == 2:
+            raise ValueError("label inputs failed")
+
+    with pytest.raises(ValueError, match="label inputs failed"):
+        segment.segment_volume(_SlowRunners(), _stack(8), on_slice=boom)
+    assert not _network_threads()
+
+
 @pytest.mark.skipif(not list(segment.MODELS_DIR.glob("*.onnx")), reason="no shipped model")
 def test_the_cpu_runs_whole_slices_side_by_side_with_the_numbers_of_one_session():
     """The shipped (fully convolutional) model: two single-thread sessions give the maps
