@@ -33,8 +33,8 @@ from scipy import ndimage
 
 from spineviewer.core.morphometry import split_endplates, to_mm
 
-__all__ = ["EDGE_CONVENTION", "EndplateRefinement", "refine_endplates", "refine_vertebra",
-           "unconfirmed_edge_reason"]
+__all__ = ["EDGE_CONVENTION", "UNCONFIRMED_EDGE", "EndplateRefinement", "refine_endplates",
+           "refine_vertebra", "unconfirmed_edge_reason"]
 
 EDGE_CONVENTION = ("heights between the outer cortical margins of the endplates (disc side of "
                    "the dark endplate line), refined from the image along normals of each "
@@ -333,6 +333,11 @@ def refine_vertebra(vertebra, image: np.ndarray, spacing_mm: Sequence[float]) ->
     vertebra.flags.extend(f for f in flags if f not in vertebra.flags)
 
 
+#: The words of `unconfirmed_edge_reason` that name its cause (``io.report_text`` groups the
+#: review notes by them).
+UNCONFIRMED_EDGE = "no clear cortical edge"
+
+
 def unconfirmed_edge_reason(edge: Mapping[str, float]) -> str:
     """Why a fracture call on a body flagged ``endplate_from_mask`` needs a reader.
 
@@ -344,7 +349,7 @@ def unconfirmed_edge_reason(edge: Mapping[str, float]) -> str:
     weak = [f"the {name} endplate ({100 * share:.0f}% of profiles)"
             for name, share in sorted(edge.items(), reverse=True) if share < _MIN_CONFIDENCE]
     where = "along " + (" and ".join(weak) if weak else "the middle third of an endplate")
-    return ("needs review: the refinement found no clear cortical edge near the mask's edge "
+    return (f"needs review: the refinement found {UNCONFIRMED_EDGE} near the mask's edge "
             + where + ", so the heights rest on the mask alone - an endplate signal change "
             "(Modic change, sclerosis) or a degenerated disc left out of the body reads as "
             "height loss; compare the outline with the image")

@@ -242,8 +242,10 @@ def _drop_fragments(masks: list[np.ndarray], warnings: list[str]
     """Drop small non-border clusters (see ``FRAGMENT_FRACTION``); they would shift names."""
     if len(masks) < 3:
         return masks, warnings
-    ref = float(np.median([np.count_nonzero(m) for m in masks]))
-    keep = [m for m in masks if np.count_nonzero(m) >= FRAGMENT_FRACTION * ref or _touches_border(m)]
+    sizes = [np.count_nonzero(m) for m in masks]
+    ref = float(np.median(sizes))
+    keep = [m for m, size in zip(masks, sizes)
+            if size >= FRAGMENT_FRACTION * ref or _touches_border(m)]
     if len(keep) < len(masks):
         warnings.append(f"{len(masks) - len(keep)} small body-class fragment(s) ignored "
                         f"(< {FRAGMENT_FRACTION:.0%} of a median body)")

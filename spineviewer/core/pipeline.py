@@ -232,6 +232,7 @@ def _label_to_genant(result: StudyResult, prep: PreparedSeries, seg: SeriesSegme
                      stage: Callable[[str], None]) -> None:
     """The stages after segmentation, into ``result``: label, corners, morphometry, Genant
     (and each body's most deformed slice); ``stage(name)`` is called before each."""
+    from spineviewer.core.corners import body_directions
     from spineviewer.core.deformed_slice import most_deformed_all
 
     stage("label")
@@ -241,8 +242,6 @@ def _label_to_genant(result: StudyResult, prep: PreparedSeries, seg: SeriesSegme
     result.warnings.extend(labelling.warnings)
     _set_analysed_slice(result, volume, prep.slice_indices[labelling.reference])
     stage("corners")
-    from spineviewer.core.corners import body_directions
-
     hints = body_directions(labelling.bodies)  # each body's SI axis, for both corner searches
     result.vertebrae = find_all_corners(labelling, prep, transform_spacing(model), volume,
                                         refine=refine,
@@ -514,8 +513,9 @@ def find_all_corners(labelling, prep: PreparedSeries, spacing_mm: float,
     (``prep.image(body.position)``) go to `corners_for_body`; coordinates come back in
     source pixels through ``prep.transform``. The column's direction at each body (from the
     neighbours' mask centroids, ``corners.body_directions``; ``hints`` when the caller has
-    them) tells a steeply tilted body's SI axis. With ``refine`` and a ``volume``, each body's endplates and corners are then
-    moved to the outer cortical margin shown by its source slice (``endplates``).
+    them) tells a steeply tilted body's SI axis. With ``refine`` and a ``volume``, each
+    body's endplates and corners are then moved to the outer cortical margin shown by its
+    source slice (``endplates``).
     """
     from spineviewer.core.corners import body_directions
     from spineviewer.core.endplates import refine_vertebra

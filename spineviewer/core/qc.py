@@ -136,7 +136,8 @@ def body_checks(track: dict[int, np.ndarray], position: int, *,
 def check_all(bodies, margins: np.ndarray | None = None) -> None:
     """Run `body_checks` on every measurable tracked body (``slices.TrackedBody``) and flag
     it in place: ``qc_reasons`` set, ``segmentation_uncertain`` and ``needs_review`` added."""
-    areas = [float(np.count_nonzero(b.mask)) if "partial_body" not in b.flags else np.nan for b in bodies]
+    areas = [float(np.count_nonzero(b.mask)) if "partial_body" not in b.flags else np.nan
+             for b in bodies]
     for i, b in enumerate(bodies):
         b.qc_reasons = []
         if "partial_body" in b.flags:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spineviewer.core.maskops import argwhere, dilate, label
+from spineviewer.core.maskops import argwhere, bounding_box, dilate, label
 
 __all__ = ["body_depths", "looks_like_s1", "rudimentary_disc_below", "sacrum_room_mm",
            "transitional_cues"]
@@ -245,8 +245,8 @@ def gap_to_sacrum(masks: list[np.ndarray], sacrum: np.ndarray | None) -> float |
         return None
     heights = []
     for m in masks:
-        rows = np.nonzero(m.any(axis=1))[0]
-        heights.append(float(rows[-1] - rows[0] + 1))
+        r0, r1, _, _ = bounding_box(m)
+        heights.append(float(r1 - r0))
     disc = max(float(np.median([_gap_px(masks[i], masks[i + 1])
                                 for i in range(len(masks) - 1)])), 0.0)
     level = float(np.median(heights)) + disc

@@ -11,7 +11,7 @@ from typing import Any
 from spineviewer.core import calls, genant
 from spineviewer.core.dicom.checks import INPUT_FLAGS, MISSING_SLICE
 from spineviewer.core.dicom.select import UNSUITABLE_FLAG
-from spineviewer.core.endplates import EDGE_CONVENTION
+from spineviewer.core.endplates import EDGE_CONVENTION, UNCONFIRMED_EDGE
 from spineviewer.core.labeling import NAMING_CONVENTION
 from spineviewer.core.results import MEASUREMENT_FIELDS, StudyResult, VertebraResult
 
@@ -140,7 +140,7 @@ def review_cause(v: VertebraResult) -> str:
         return "outline uncertain"
     if "mild_deformity" in v.flags:
         return MILD_CAUSE
-    if "no clear cortical edge" in text:
+    if UNCONFIRMED_EDGE in text:
         return "endplate not confirmed by the image"
     if "endplate_fold" in v.flags:
         return "outline folds back along an endplate"
